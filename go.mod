@@ -1,0 +1,3 @@
+module github.com/mpaas-push/pushworker
+
+go 1.26.0

@@ -1,0 +1,329 @@
+package job
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// fieldNames lists every field a job may carry, with its exact spelling.
+// "StrategyContent" is the seed document's own spelling, accepted as an alias.
+var fieldNames = []string{
+	"jobId", "replyTo", "notAfter",
+	"taskName", "appId", "workspaceId", "deliveryType", "targetMsgkey", "expiredSeconds", "templateName",
+	"templateKeyValue", "extendedParams", "strategyContent", "StrategyContent", "smsTemplateParam",
+	"transparentMessagePayload", "thirdChannelCategory", "notifyLevel", "activityContentState",
+	"classification", "notifyType", "transparentMessageUrgency", "smsSignName", "smsTemplateCode",
+	"miChannelId", "activityEvent", "strategyType", "smsStrategy", "dismissalDate",
+}
+
+// Decode reads one job from its JSON message body, strictly: field names are exact
+// (case-sensitive), an unknown or repeated field is an error that names it, null means
+// absent, integers must be JSON integers, and map-typed parameters may be objects or
+// strings holding one.
+//
+// On an error about one field, Decode still returns the job with every field it could
+// read (so a rejected result can count the targets); on a message that is not a JSON
+// object it returns nil. Every error matches ErrInvalid.
+func Decode(data []byte) (*Job, error) {
+	if !utf8.Valid(data) {
+		return nil, invalid("", "job is not valid UTF-8")
+	}
+	members, err := parseMembers(data)
+	if err != nil {
+		return nil, invalid("", "job is not a JSON object: "+err.Error())
+	}
+	j := &Job{}
+	var first error
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		if err := j.set(m.key, m.value, seen); err != nil && first == nil {
+			first = err
+		}
+	}
+	return j, first
+}
+
+// UnmarshalJSON decodes strictly, as Decode does.
+func (j *Job) UnmarshalJSON(data []byte) error {
+	v, err := Decode(data)
+	if err != nil {
+		return err
+	}
+	*j = *v
+	return nil
+}
+
+func (j *Job) set(key string, raw json.RawMessage, seen map[string]bool) error {
+	name := key
+	if key == "StrategyContent" {
+		name = "strategyContent"
+	}
+	if seen[name] {
+		if name != key || seen["StrategyContent"] {
+			return invalid("strategyContent", `give "strategyContent" or "StrategyContent", not both`)
+		}
+		return invalid(key, "field given more than once")
+	}
+	seen[name] = true
+	if key == "StrategyContent" {
+		seen[key] = true
+	}
+	if isNull(raw) {
+		return nil
+	}
+	var err error
+	switch key {
+	case "jobId":
+		j.JobID, err = parseString(key, raw)
+	case "replyTo":
+		j.ReplyTo, err = parseString(key, raw)
+	case "notAfter":
+		var s string
+		if s, err = parseString(key, raw); err == nil {
+			t, perr := time.Parse(time.RFC3339, s)
+			if perr != nil {
+				return invalid(key, "must be an RFC 3339 time such as 2026-11-27T10:00:00Z")
+			}
+			j.NotAfter = &t
+		}
+	case "taskName":
+		j.TaskName, err = parseString(key, raw)
+	case "appId":
+		j.AppID, err = parseString(key, raw)
+	case "workspaceId":
+		j.WorkspaceID, err = parseString(key, raw)
+	case "templateName":
+		j.TemplateName, err = parseString(key, raw)
+	case "classification":
+		j.Classification, err = parseString(key, raw)
+	case "notifyType":
+		j.NotifyType, err = parseString(key, raw)
+	case "transparentMessageUrgency":
+		j.TransparentMessageUrgency, err = parseString(key, raw)
+	case "smsSignName":
+		j.SmsSignName, err = parseString(key, raw)
+	case "smsTemplateCode":
+		j.SmsTemplateCode, err = parseString(key, raw)
+	case "miChannelId":
+		j.MiChannelID, err = parseString(key, raw)
+	case "activityEvent":
+		j.ActivityEvent, err = parseString(key, raw)
+	case "deliveryType":
+		j.DeliveryType, err = parseInt(key, raw)
+	case "expiredSeconds":
+		j.ExpiredSeconds, err = parseInt(key, raw)
+	case "strategyType":
+		j.StrategyType, err = parseIntPtr(key, raw)
+	case "smsStrategy":
+		j.SmsStrategy, err = parseIntPtr(key, raw)
+	case "dismissalDate":
+		j.DismissalDate, err = parseIntPtr(key, raw)
+	case "targetMsgkey":
+		j.TargetMsgkey, err = parseTargets(key, raw)
+	case "templateKeyValue":
+		j.TemplateKeyValue, err = parseObject(key, raw)
+	case "extendedParams":
+		j.ExtendedParams, err = parseObject(key, raw)
+	case "strategyContent", "StrategyContent":
+		j.StrategyContent, err = parseObject(key, raw)
+	case "smsTemplateParam":
+		j.SmsTemplateParam, err = parseObject(key, raw)
+	case "transparentMessagePayload":
+		j.TransparentMessagePayload, err = parseObject(key, raw)
+	case "thirdChannelCategory":
+		j.ThirdChannelCategory, err = parseObject(key, raw)
+	case "notifyLevel":
+		j.NotifyLevel, err = parseObject(key, raw)
+	case "activityContentState":
+		j.ActivityContentState, err = parseObject(key, raw)
+	default:
+		return unknownField(key)
+	}
+	return err
+}
+
+func unknownField(key string) error {
+	for _, name := range fieldNames {
+		if strings.EqualFold(name, key) {
+			return invalid(key, fmt.Sprintf("unknown field (field names are case-sensitive: did you mean %q?)", name))
+		}
+	}
+	return invalid(key, "unknown field")
+}
+
+type member struct {
+	key   string
+	value json.RawMessage
+}
+
+// parseMembers reads a JSON object's members in the order written, keeping
+// repeated keys (callers decide what a repeat means). Anything after the object is
+// an error.
+func parseMembers(data []byte) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, syntaxError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("expected an object")
+	}
+	var members []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, syntaxError(err)
+		}
+		key, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("expected a field name")
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, syntaxError(err)
+		}
+		members = append(members, member{key: key, value: raw})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, syntaxError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("unexpected data after the object")
+	}
+	return members, nil
+}
+
+func syntaxError(err error) error {
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("unexpected end of input")
+	}
+	return err
+}
+
+func isNull(raw json.RawMessage) bool {
+	return string(bytes.TrimSpace(raw)) == "null"
+}
+
+func kindOf(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func parseString(field string, raw json.RawMessage) (string, error) {
+	var s string
+	if kindOf(raw) != "a string" || json.Unmarshal(raw, &s) != nil {
+		return "", invalid(field, "must be a string, not "+kindOf(raw))
+	}
+	return s, nil
+}
+
+func parseInt(field string, raw json.RawMessage) (int64, error) {
+	if kindOf(raw) != "a number" {
+		return 0, invalid(field, "must be an integer, not "+kindOf(raw))
+	}
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(raw)), 10, 64)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, invalid(field, "integer out of range")
+		}
+		return 0, invalid(field, "must be an integer (no fraction or exponent)")
+	}
+	return n, nil
+}
+
+func parseIntPtr(field string, raw json.RawMessage) (*int64, error) {
+	n, err := parseInt(field, raw)
+	if err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// unwrapString turns a string holding JSON into that JSON; other values pass as they are.
+func unwrapString(field string, raw json.RawMessage) (json.RawMessage, error) {
+	if kindOf(raw) != "a string" {
+		return raw, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, invalid(field, "must be an object or a string holding one")
+	}
+	if !json.Valid([]byte(s)) {
+		return nil, invalid(field, "string does not hold valid JSON")
+	}
+	return json.RawMessage(s), nil
+}
+
+// parseObject accepts a JSON object, or a string holding one, and keeps it compact,
+// with its keys in the order written.
+func parseObject(field string, raw json.RawMessage) (Object, error) {
+	inner, err := unwrapString(field, raw)
+	if err != nil {
+		return nil, err
+	}
+	if kindOf(inner) != "an object" {
+		return nil, invalid(field, "must be an object or a string holding one, not "+kindOf(inner))
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, inner); err != nil {
+		return nil, invalid(field, "not valid JSON: "+err.Error())
+	}
+	return Object(b.Bytes()), nil
+}
+
+// parseTargets reads the target→msgKey map in order. Keys must not repeat and
+// values must be strings.
+func parseTargets(field string, raw json.RawMessage) (Targets, error) {
+	inner, err := unwrapString(field, raw)
+	if err != nil {
+		return nil, err
+	}
+	if kindOf(inner) != "an object" {
+		return nil, invalid(field, "must be an object of target → msgKey, or a string holding one, not "+kindOf(inner))
+	}
+	members, err := parseMembers(inner)
+	if err != nil {
+		return nil, invalid(field, "not valid JSON: "+err.Error())
+	}
+	if len(members) == 0 {
+		return nil, nil // an empty map is no targets, the same as an absent one
+	}
+	targets := make(Targets, 0, len(members))
+	seen := make(map[string]struct{}, len(members))
+	for _, m := range members {
+		if _, dup := seen[m.key]; dup {
+			return targets, invalid(field, fmt.Sprintf("target %q given more than once", m.key))
+		}
+		seen[m.key] = struct{}{}
+		var v string
+		if kindOf(m.value) != "a string" || json.Unmarshal(m.value, &v) != nil {
+			return targets, invalid(field, fmt.Sprintf("msgKey of target %q must be a string, not %s", m.key, kindOf(m.value)))
+		}
+		targets = append(targets, Target{Target: m.key, MsgKey: v})
+	}
+	return targets, nil
+}

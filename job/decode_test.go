@@ -1,0 +1,211 @@
+package job
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const exampleJob = `{"jobId":"order-8812-paid","replyTo":"push.results.orders",
+ "taskName":"order paid","appId":"ONEX570DA89211721","workspaceId":"test",
+ "deliveryType":3,"targetMsgkey":{"user1024":"1578807462788"},"expiredSeconds":300,
+ "templateName":"测试模板","templateKeyValue":{"money":"200","name":"张三"}}`
+
+func TestDecodeInterfaceExample(t *testing.T) {
+	j, err := Decode([]byte(exampleJob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Job{
+		JobID: "order-8812-paid", ReplyTo: "push.results.orders",
+		TaskName: "order paid", AppID: "ONEX570DA89211721", WorkspaceID: "test",
+		DeliveryType: 3, TargetMsgkey: Targets{{"user1024", "1578807462788"}}, ExpiredSeconds: 300,
+		TemplateName: "测试模板", TemplateKeyValue: Object(`{"money":"200","name":"张三"}`),
+	}
+	if !reflect.DeepEqual(j, want) {
+		t.Fatalf("decoded\n%+v\nwant\n%+v", j, want)
+	}
+	if err := j.Validate(Rules{}); err != nil {
+		t.Fatalf("the interface's example must be valid: %v", err)
+	}
+}
+
+const minimalJob = `{"taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"targetMsgkey":{"u":"1"},"expiredSeconds":300,"templateName":"n"}`
+
+// withMembers is the example job with more members appended.
+func withMembers(extra string) string {
+	return strings.TrimSuffix(exampleJob, "}") + "," + extra + "}"
+}
+
+func TestDecodeErrors(t *testing.T) {
+	cases := []struct {
+		name, body, field, contains string
+	}{
+		{"not json", `{"appId":`, "", "not a JSON object"},
+		{"array", `[1,2]`, "", "expected an object"},
+		{"trailing data", exampleJob + `{}`, "", "after the object"},
+		{"invalid utf-8", "{\"taskName\":\"\xff\xfe\"}", "", "UTF-8"},
+		{"case variant", withMembers(`"APPID":"x"`), "APPID", `did you mean "appId"`},
+		{"case variant 2", withMembers(`"TargetMsgKey":{"a":"b"}`), "TargetMsgKey", `did you mean "targetMsgkey"`},
+		{"unknown field", withMembers(`"priority":1`), "priority", "unknown field"},
+		{"repeated field", withMembers(`"appId":"again"`), "appId", "more than once"},
+		{"both strategy spellings", withMembers(`"strategyContent":{},"StrategyContent":{}`), "strategyContent", "not both"},
+		{"both strategy spellings reversed", withMembers(`"StrategyContent":{},"strategyContent":{}`), "strategyContent", "not both"},
+		{"number as string", withMembers(`"strategyType":"1"`), "strategyType", "must be an integer, not a string"},
+		{"string as number", withMembers(`"smsSignName":5`), "smsSignName", "must be a string, not a number"},
+		{"float", withMembers(`"smsStrategy":1.5`), "smsStrategy", "no fraction"},
+		{"exponent", withMembers(`"dismissalDate":1e9`), "dismissalDate", "no fraction"},
+		{"huge number", withMembers(`"dismissalDate":99999999999999999999999`), "dismissalDate", "out of range"},
+		{"huge negative", withMembers(`"strategyType":-99999999999999999999`), "strategyType", "out of range"},
+		{"bool as int", withMembers(`"smsStrategy":true`), "smsStrategy", "not a boolean"},
+		{"object as string field", withMembers(`"notifyType":{"a":1}`), "notifyType", "not an object"},
+		{"map as array", withMembers(`"extendedParams":["a"]`), "extendedParams", "not an array"},
+		{"map as number", withMembers(`"notifyLevel":2`), "notifyLevel", "not a number"},
+		{"string holding non-json", withMembers(`"extendedParams":"name=张三"`), "extendedParams", "does not hold valid JSON"},
+		{"string holding array", withMembers(`"thirdChannelCategory":"[1]"`), "thirdChannelCategory", "not an array"},
+		{"bad notAfter", withMembers(`"notAfter":"tomorrow"`), "notAfter", "RFC 3339"},
+		{"notAfter number", withMembers(`"notAfter":1700000000`), "notAfter", "must be a string"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Decode([]byte(c.body))
+			assertFieldError(t, err, c.field, c.contains)
+		})
+	}
+}
+
+func TestDecodeTargetErrors(t *testing.T) {
+	cases := []struct{ name, targets, contains string }{
+		{"duplicate target", `{"u1":"a","u1":"b"}`, `target "u1" given more than once`},
+		{"number msgKey", `{"u1":1578807462788}`, `msgKey of target "u1" must be a string`},
+		{"array", `["u1"]`, "not an array"},
+		{"string holding duplicate", `"{\"u1\":\"a\",\"u1\":\"b\"}"`, "more than once"},
+		{"string holding garbage", `"{u1:a}"`, "does not hold valid JSON"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := strings.Replace(exampleJob, `{"user1024":"1578807462788"}`, c.targets, 1)
+			_, err := Decode([]byte(body))
+			assertFieldError(t, err, "targetMsgkey", c.contains)
+		})
+	}
+}
+
+func TestDecodeKeepsPartialJobOnFieldError(t *testing.T) {
+	j, err := Decode([]byte(withMembers(`"APPID":"x"`)))
+	if err == nil || j == nil {
+		t.Fatalf("want an error and the partial job, got %v, %v", j, err)
+	}
+	if len(j.TargetMsgkey) != 1 || j.JobID != "order-8812-paid" {
+		t.Fatalf("partial job lost fields: %+v", j)
+	}
+}
+
+func TestDecodeNullMeansAbsent(t *testing.T) {
+	j, err := Decode([]byte(withMembers(`"strategyType":null,"extendedParams":null,"notAfter":null,"smsSignName":null`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.StrategyType != nil || j.ExtendedParams != nil || j.NotAfter != nil || j.SmsSignName != "" {
+		t.Fatalf("null must mean absent: %+v", j)
+	}
+}
+
+func TestDecodeObjectAndStringFormsAgree(t *testing.T) {
+	obj := `{"hms":{"title":"标题","n":1},"fcm":{"k":"v"}}`
+	quoted, _ := json.Marshal(obj)
+	fields := []string{"templateKeyValue", "extendedParams", "smsTemplateParam", "transparentMessagePayload",
+		"thirdChannelCategory", "notifyLevel", "activityContentState", "strategyContent", "StrategyContent"}
+	for _, f := range fields {
+		t.Run(f, func(t *testing.T) {
+			body := minimalJob
+			a, err := Decode([]byte(withMembersOf(body, `"`+f+`":`+obj)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Decode([]byte(withMembersOf(body, `"`+f+`":`+string(quoted))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("object and string forms differ:\n%+v\n%+v", a, b)
+			}
+			// The key order is kept as written: hms before fcm.
+			raw, _ := json.Marshal(a)
+			if !strings.Contains(string(raw), `{"hms":{"title":"标题","n":1},"fcm":{"k":"v"}}`) {
+				t.Fatalf("object not kept compact and in order: %s", raw)
+			}
+		})
+	}
+}
+
+func withMembersOf(body, extra string) string {
+	return strings.TrimSuffix(strings.TrimSpace(body), "}") + "," + extra + "}"
+}
+
+func TestTargetOrderKept(t *testing.T) {
+	body := strings.Replace(exampleJob, `{"user1024":"1578807462788"}`,
+		`"{\"z\":\"1\",\"张三\":\"2\",\"a\":\"3\",\"m\":\"4\"}"`, 1)
+	j, err := Decode([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Targets{{"z", "1"}, {"张三", "2"}, {"a", "3"}, {"m", "4"}}
+	if !reflect.DeepEqual(j.TargetMsgkey, want) {
+		t.Fatalf("order lost: %v", j.TargetMsgkey)
+	}
+	out, _ := json.Marshal(j.TargetMsgkey)
+	if string(out) != `{"z":"1","张三":"2","a":"3","m":"4"}` {
+		t.Fatalf("marshal changed order: %s", out)
+	}
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	j, err := Decode([]byte(withMembers(`"strategyType":0,"smsStrategy":0,"dismissalDate":1700000000,"notAfter":"2026-11-27T10:00:00.5+08:00","StrategyContent":"{\"fixedTime\":1}"`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"strategyType":0`) || !strings.Contains(string(b), `"strategyContent":{"fixedTime":1}`) {
+		t.Fatalf("explicit 0 or strategyContent lost: %s", b)
+	}
+	var back Job
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !back.NotAfter.Equal(*j.NotAfter) {
+		t.Fatalf("notAfter changed: %v vs %v", back.NotAfter, j.NotAfter)
+	}
+	back.NotAfter, j.NotAfter = nil, nil
+	if !reflect.DeepEqual(&back, j) {
+		t.Fatalf("round trip changed the job:\n%+v\n%+v", back, *j)
+	}
+}
+
+func assertFieldError(t *testing.T, err error, field, contains string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("want an error naming %q, got none", field)
+	}
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("error %v does not match ErrInvalid", err)
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		t.Fatalf("error %v is not a *FieldError", err)
+	}
+	if fe.Field != field {
+		t.Fatalf("error %q names field %q, want %q", err, fe.Field, field)
+	}
+	if !strings.Contains(err.Error(), contains) {
+		t.Fatalf("error %q does not say %q", err, contains)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Fatalf("error %q is not one line", err)
+	}
+}

@@ -1,0 +1,71 @@
+package job
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// FuzzDecodeValidate feeds arbitrary bytes through Decode and Validate. No input may
+// panic; every error is an ErrInvalid of one line; and a job that decodes must encode
+// and decode back to the same job, with the same verdict from Validate.
+func FuzzDecodeValidate(f *testing.F) {
+	for _, seed := range []string{
+		exampleJob, minimalJob,
+		withMembers(`"APPID":"x"`),
+		withMembers(`"strategyType":2,"StrategyContent":"{\"startTime\":1,\"endTime\":2,\"circleType\":1,\"circleValue\":[1,7],\"time\":\"13:45:11\"}"`),
+		withMembers(`"smsStrategy":1,"smsSignName":"s","smsTemplateCode":"c","smsTemplateParam":"{\"code\":123456}"`),
+		withMembers(`"transparentMessagePayload":{"hms":{"a":1}},"transparentMessageUrgency":"HIGH","notifyLevel":{"oppo":"2"}`),
+		withMembers(`"notAfter":"2026-11-27T10:00:00Z","dismissalDate":1893456000,"activityEvent":"end"`),
+		`{"targetMsgkey":"{\"a\":\"1\",\"a\":\"2\"}"}`,
+		`{"deliveryType":99999999999999999999}`,
+		`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`,
+		"{\"taskName\":\"\xff\"}",
+		`null`, `""`, `{}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	rules := Rules{Now: now}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		j, err := Decode(data)
+		if err != nil {
+			checkInvalid(t, err)
+			return
+		}
+		verdict := j.Validate(rules)
+		if verdict != nil {
+			checkInvalid(t, verdict)
+		}
+		encoded, err := json.Marshal(j)
+		if err != nil {
+			t.Fatalf("a decoded job does not encode: %v", err)
+		}
+		back, err := Decode(encoded)
+		if err != nil {
+			t.Fatalf("an encoded job does not decode: %v\n%s", err, encoded)
+		}
+		if (j.NotAfter == nil) != (back.NotAfter == nil) || (j.NotAfter != nil && !j.NotAfter.Equal(*back.NotAfter)) {
+			t.Fatalf("notAfter changed in a round trip")
+		}
+		a, b := *j, *back
+		a.NotAfter, b.NotAfter = nil, nil
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("round trip changed the job:\n%+v\n%+v", a, b)
+		}
+		if again := back.Validate(rules); (again == nil) != (verdict == nil) || (again != nil && again.Error() != verdict.Error()) {
+			t.Fatalf("verdict changed in a round trip: %v vs %v", verdict, again)
+		}
+	})
+}
+
+func checkInvalid(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("error %v does not match ErrInvalid", err)
+	}
+	if strings.ContainsAny(err.Error(), "\n\r") {
+		t.Fatalf("error is not one line: %q", err)
+	}
+}

@@ -1,0 +1,138 @@
+package job
+
+import (
+	"time"
+)
+
+// Status of a whole job.
+type Status string
+
+// The statuses of a result (interface.md §3).
+const (
+	StatusSucceeded Status = "succeeded" // nothing failed
+	StatusPartial   Status = "partial"   // some targets failed, some were sent or were duplicates
+	StatusFailed    Status = "failed"    // every target failed
+	StatusRejected  Status = "rejected"  // the job itself is invalid; nothing was sent
+)
+
+// Chunk statuses.
+const (
+	ChunkSent   = "sent"
+	ChunkFailed = "failed"
+)
+
+// Result is the one final answer to a job, published on the job's replyTo.
+//
+// Build it with NewResult, AddChunk and AddSkipped, then Finish: Finish keeps
+// Targets = Sent + Duplicates + Failed and computes Status.
+type Result struct {
+	JobID       string        `json:"jobId"`
+	Status      Status        `json:"status"`
+	Error       string        `json:"error"`
+	AppID       string        `json:"appId"`
+	WorkspaceID string        `json:"workspaceId"`
+	TaskName    string        `json:"taskName"`
+	Targets     int           `json:"targets"`
+	Sent        int           `json:"sent"`
+	Duplicates  int           `json:"duplicates"`
+	Failed      int           `json:"failed"`
+	Chunks      []ChunkResult `json:"chunks"`
+	Skipped     Targets       `json:"skipped"`
+	Deliveries  int           `json:"deliveries"`
+	StartedAt   Time          `json:"startedAt"`
+	FinishedAt  Time          `json:"finishedAt"`
+}
+
+// ChunkResult is one mPaaS call that ended a job's chunk.
+type ChunkResult struct {
+	TargetMsgkey  Targets `json:"targetMsgkey"`
+	Status        string  `json:"status"` // ChunkSent or ChunkFailed
+	Attempts      int     `json:"attempts"`
+	RequestID     string  `json:"requestId"`
+	ResultCode    string  `json:"resultCode"`
+	ResultMessage string  `json:"resultMessage"`
+	PushSuccess   bool    `json:"pushSuccess"`
+	Data          string  `json:"data"` // the PushResult's Data: a scheduled push's task id
+	Error         string  `json:"error"`
+}
+
+// NewResult starts the result of job j (which must have its JobID set).
+func NewResult(j *Job, deliveries int, startedAt time.Time) *Result {
+	return &Result{
+		JobID:       j.JobID,
+		AppID:       j.AppID,
+		WorkspaceID: j.WorkspaceID,
+		TaskName:    j.TaskName,
+		Deliveries:  deliveries,
+		StartedAt:   Time{startedAt},
+	}
+}
+
+// AddChunk records a call that ended: its targets count as sent or failed.
+func (r *Result) AddChunk(c ChunkResult) {
+	r.Chunks = append(r.Chunks, c)
+	if c.Status == ChunkSent {
+		r.Sent += len(c.TargetMsgkey)
+	} else {
+		r.Failed += len(c.TargetMsgkey)
+	}
+}
+
+// AddSkipped records a target that another job sent or is sending: a duplicate.
+func (r *Result) AddSkipped(t Target) {
+	r.Skipped = append(r.Skipped, t)
+	r.Duplicates++
+}
+
+// Finish sets FinishedAt, Targets and Status.
+func (r *Result) Finish(at time.Time) *Result {
+	r.FinishedAt = Time{at}
+	if r.Status != StatusRejected {
+		r.Targets = r.Sent + r.Duplicates + r.Failed
+		r.Status = StatusOf(r.Sent, r.Duplicates, r.Failed)
+	}
+	if r.Chunks == nil {
+		r.Chunks = []ChunkResult{}
+	}
+	return r
+}
+
+// StatusOf is the status rule of interface.md §3 for a job that was not rejected.
+func StatusOf(sent, duplicates, failed int) Status {
+	switch {
+	case failed == 0:
+		return StatusSucceeded
+	case sent+duplicates == 0:
+		return StatusFailed
+	default:
+		return StatusPartial
+	}
+}
+
+// Rejected is the result of an invalid job: nothing was sent, every parsed target
+// counts as failed, and Error names the field and the rule. j may be nil when the
+// message could not be read at all.
+func Rejected(jobID string, j *Job, err error, deliveries int, at time.Time) *Result {
+	r := &Result{JobID: jobID, Status: StatusRejected, Error: err.Error(), Deliveries: deliveries, StartedAt: Time{at}}
+	if j != nil {
+		r.AppID, r.WorkspaceID, r.TaskName = j.AppID, j.WorkspaceID, j.TaskName
+		r.Targets = len(j.TargetMsgkey)
+		r.Failed = r.Targets
+	}
+	return r.Finish(at)
+}
+
+// Time is a UTC time that marshals as RFC 3339 with milliseconds.
+type Time struct{ time.Time }
+
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON writes the time in UTC with milliseconds.
+func (t Time) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + t.UTC().Format(timeLayout) + `"`), nil
+}
+
+// UnmarshalJSON reads an RFC 3339 time.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	return t.Time.UnmarshalJSON(b)
+}
