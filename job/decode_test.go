@@ -209,3 +209,21 @@ func assertFieldError(t *testing.T, err error, field, contains string) {
 		t.Fatalf("error %q is not one line", err)
 	}
 }
+
+func TestEncodeKeepsObjectsAsWritten(t *testing.T) {
+	j, err := Decode([]byte(withMembers(`"extendedParams":{"url":"https://x/?a=1&b=<2>"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := j.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"extendedParams":{"url":"https://x/?a=1&b=<2>"}`) {
+		t.Fatalf("Encode escaped the object: %s", b)
+	}
+	back, err := Decode(b)
+	if err != nil || string(back.ExtendedParams) != string(j.ExtendedParams) {
+		t.Fatalf("Encode does not round-trip: %v %s", err, back.ExtendedParams)
+	}
+}

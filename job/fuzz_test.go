@@ -1,7 +1,6 @@
 package job
 
 import (
-	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -38,7 +37,7 @@ func FuzzDecodeValidate(f *testing.F) {
 		if verdict != nil {
 			checkInvalid(t, verdict)
 		}
-		encoded, err := json.Marshal(j)
+		encoded, err := j.Encode()
 		if err != nil {
 			t.Fatalf("a decoded job does not encode: %v", err)
 		}

@@ -57,6 +57,18 @@ type Job struct {
 	DismissalDate *int64 `json:"dismissalDate,omitempty"`
 }
 
+// Encode is the job's JSON message body. Unlike json.Marshal it does not escape
+// '<', '>' and '&' inside object parameters, so they reach mPaaS as written.
+func (j *Job) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(j); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
 // ResultSubject is where the job's result goes: ReplyTo, or push.results.<jobId>.
 func (j *Job) ResultSubject() string {
 	if j.ReplyTo != "" {
