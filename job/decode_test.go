@@ -227,3 +227,10 @@ func TestEncodeKeepsObjectsAsWritten(t *testing.T) {
 		t.Fatalf("Encode does not round-trip: %v %s", err, back.ExtendedParams)
 	}
 }
+
+func TestFieldNamesWithControlCharactersAreQuoted(t *testing.T) {
+	_, err := Decode([]byte(withMembers(`"a\r\nb":1`)))
+	if err == nil || strings.ContainsAny(err.Error(), "\r\n") || !strings.Contains(err.Error(), `"a\r\nb": unknown field`) {
+		t.Fatalf("want a quoted field name on one line, got %q", err)
+	}
+}
