@@ -1,0 +1,379 @@
+// Package mpaassim is a stand-in for the mPaaS PushTemplate endpoint: it verifies
+// the request signature, checks the parameters as the API document says, answers in
+// mPaaS's shapes, injects faults on demand and records every delivered (app,
+// workspace, target, msgKey). The project's tests, dev mode and benchmarks run
+// against it, and cmd/mpaas-sim serves it on its own.
+package mpaassim
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimestampWindow = 15 * time.Minute
+	DefaultTimeoutHold     = 30 * time.Second
+	recentCalls            = 1000
+)
+
+// Config of a Server.
+type Config struct {
+	Keys              map[string]string // AccessKey id → secret
+	Templates         map[string]string // template name → text with #variable# placeholders
+	AcceptAnyTemplate bool              // every template exists and needs no variables
+	TimestampWindow   time.Duration     // how far a request's Timestamp may be from now; also how long a nonce is remembered
+	Faults            Faults
+	Now               func() time.Time
+}
+
+// Faults are injected on demand. Rates are probabilities per call, in [0, 1].
+type Faults struct {
+	Latency          time.Duration `json:"latency"`
+	Jitter           time.Duration `json:"jitter"`           // added: uniform in [0, Jitter]
+	Rate5xx          float64       `json:"rate5xx"`          // 503 ServiceUnavailable or 500 InternalError
+	RateThrottle     float64       `json:"rateThrottle"`     // 400 Throttling.User
+	Rate8011         float64       `json:"rate8011"`         // 200 with 8011 FLOW_CONTROL_ERROR
+	RateTimeout      float64       `json:"rateTimeout"`      // the push is recorded, then no answer for TimeoutHold
+	TimeoutHold      time.Duration `json:"timeoutHold"`      // 0: DefaultTimeoutHold
+	QuotaPerSecond   int           `json:"quotaPerSecond"`   // calls per wall-clock second past which 400 Throttling.User; 0: none
+	RefuseSignatures bool          `json:"refuseSignatures"` // every call fails with SignatureDoesNotMatch, as with a rotated key
+}
+
+// Server is the emulator. Its zero value is not usable: call New.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+
+	mu         sync.Mutex
+	faults     Faults
+	nonces     map[string]time.Time
+	nonceQueue []nonceEntry
+	second     int64 // current wall-clock second for the quota
+	inSecond   int
+	stats      counters
+	delivered  map[pairKey]int
+	arrivals   []int64 // unix nanos of every PushTemplate call, for rate fidelity
+	recent     []Call
+}
+
+type nonceEntry struct {
+	nonce string
+	at    time.Time
+}
+
+type pairKey struct{ app, workspace, target, msgKey string }
+
+type counters struct {
+	calls    int64
+	accepted int64
+	byCode   map[string]int64
+}
+
+// Call is one PushTemplate request as the emulator received it.
+type Call struct {
+	At         time.Time         `json:"at"`
+	Params     map[string]string `json:"params"` // form parameters (the body), by their wire names
+	RequestID  string            `json:"requestId"`
+	HTTPStatus int               `json:"httpStatus"`
+	Code       string            `json:"code"`
+}
+
+// New makes a Server.
+func New(cfg Config) *Server {
+	if cfg.TimestampWindow <= 0 {
+		cfg.TimestampWindow = DefaultTimestampWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, faults: cfg.Faults}
+	s.resetLocked()
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("/", s.serveAPI)
+	s.mux.HandleFunc("GET /sim/stats", s.serveStats)
+	s.mux.HandleFunc("GET /sim/faults", s.serveGetFaults)
+	s.mux.HandleFunc("PUT /sim/faults", s.servePutFaults)
+	s.mux.HandleFunc("POST /sim/reset", s.serveReset)
+	s.mux.HandleFunc("GET /sim/calls", s.serveCalls)
+	s.mux.HandleFunc("GET /sim/deliveries", s.serveDeliveries)
+	return s
+}
+
+// ServeHTTP serves the API at / and the emulator's own endpoints under /sim/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// SetFaults replaces the faults in force.
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	s.faults = f
+	s.mu.Unlock()
+}
+
+// Reset forgets every call, delivery and nonce.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	s.resetLocked()
+	s.mu.Unlock()
+}
+
+func (s *Server) resetLocked() {
+	s.nonces = map[string]time.Time{}
+	s.nonceQueue = nil
+	s.stats = counters{byCode: map[string]int64{}}
+	s.delivered = map[pairKey]int{}
+	s.arrivals = nil
+	s.recent = nil
+}
+
+// apiError is a gateway error: a non-2xx answer with a JSON Code.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	now := s.cfg.Now()
+	requestID := newRequestID()
+	form, aerr := s.authenticate(r, now)
+	s.mu.Lock()
+	s.stats.calls++
+	s.arrivals = append(s.arrivals, now.UnixNano())
+	faults := s.faults
+	if aerr == nil {
+		aerr = s.quotaLocked(now, faults)
+	}
+	s.mu.Unlock()
+
+	if aerr == nil {
+		aerr = randomGatewayFault(faults)
+	}
+	if aerr == nil {
+		aerr = missingParam(form)
+	}
+	if !sleep(r.Context(), faults.Latency+jitter(faults.Jitter)) {
+		return
+	}
+	if aerr != nil {
+		s.finish(w, Call{At: now, Params: form, RequestID: requestID, HTTPStatus: aerr.status, Code: aerr.code}, gatewayBody(requestID, aerr))
+		return
+	}
+	p, berr := s.checkParams(form, now)
+	if berr == nil && mrand.Float64() < faults.Rate8011 {
+		berr = &bizError{code: "8011", message: "FLOW_CONTROL_ERROR"}
+	}
+	if berr != nil {
+		s.finish(w, Call{At: now, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
+		return
+	}
+	data := ""
+	if p.scheduled {
+		data = newTaskID()
+	}
+	s.record(p)
+	call := Call{At: now, Params: form, RequestID: requestID, HTTPStatus: 200, Code: "OK"}
+	if mrand.Float64() < faults.RateTimeout {
+		hold := faults.TimeoutHold
+		if hold <= 0 {
+			hold = DefaultTimeoutHold
+		}
+		call.Code = "TIMEOUT_AFTER_RECORD"
+		if !sleep(r.Context(), hold) {
+			s.note(call)
+			return
+		}
+	}
+	s.finish(w, call, okBody(requestID, data))
+}
+
+func (s *Server) finish(w http.ResponseWriter, c Call, body answer) {
+	s.note(c)
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.Header().Set("x-acs-request-id", c.RequestID)
+	w.WriteHeader(c.HTTPStatus)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func (s *Server) note(c Call) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats.byCode[c.Code]++
+	if c.Code == "OK" || c.Code == "TIMEOUT_AFTER_RECORD" {
+		s.stats.accepted++
+	}
+	if len(s.recent) >= recentCalls {
+		copy(s.recent, s.recent[1:])
+		s.recent = s.recent[:len(s.recent)-1]
+	}
+	s.recent = append(s.recent, c)
+}
+
+func (s *Server) record(p *pushParams) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range p.targets {
+		s.delivered[pairKey{p.app, p.workspace, t.Target, t.MsgKey}]++
+	}
+}
+
+// quotaLocked applies the per-second quota; it counts every authenticated call.
+func (s *Server) quotaLocked(now time.Time, f Faults) *apiError {
+	if f.QuotaPerSecond <= 0 {
+		return nil
+	}
+	sec := now.Unix()
+	if sec != s.second {
+		s.second, s.inSecond = sec, 0
+	}
+	s.inSecond++
+	if s.inSecond > f.QuotaPerSecond {
+		return &apiError{400, "Throttling.User", "Request was denied due to user flow control."}
+	}
+	return nil
+}
+
+func randomGatewayFault(f Faults) *apiError {
+	if f.RefuseSignatures {
+		return &apiError{400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation."}
+	}
+	if f.RateThrottle > 0 && mrand.Float64() < f.RateThrottle {
+		return &apiError{400, "Throttling.User", "Request was denied due to user flow control."}
+	}
+	if f.Rate5xx > 0 && mrand.Float64() < f.Rate5xx {
+		if mrand.IntN(2) == 0 {
+			return &apiError{503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."}
+		}
+		return &apiError{500, "InternalError", "The request processing has failed due to some unknown error."}
+	}
+	return nil
+}
+
+// authenticate checks Action, the signature, the timestamp and the nonce, and
+// returns the form (body) parameters.
+func (s *Server) authenticate(r *http.Request, now time.Time) (form map[string]string, err *apiError) {
+	form = map[string]string{}
+	if perr := r.ParseForm(); perr != nil {
+		return form, &apiError{400, "InvalidParameter", "The request body could not be parsed."}
+	}
+	params := map[string]string{}
+	for k, v := range r.URL.Query() {
+		params[k] = v[0]
+	}
+	for k, v := range r.PostForm {
+		form[k] = v[0]
+		if _, inQuery := params[k]; !inQuery {
+			params[k] = v[0]
+		}
+	}
+	if params["Action"] != "PushTemplate" {
+		return form, &apiError{404, "InvalidApi.NotFound", fmt.Sprintf("Specified api %q is not found.", params["Action"])}
+	}
+	for _, k := range []string{"AccessKeyId", "Signature", "SignatureNonce", "Timestamp", "SignatureMethod", "SignatureVersion"} {
+		if params[k] == "" {
+			return form, &apiError{400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: " + k + " is missing."}
+		}
+	}
+	if params["SignatureMethod"] != "HMAC-SHA1" || params["SignatureVersion"] != "1.0" {
+		return form, &apiError{400, "IncompleteSignature", "Only SignatureMethod HMAC-SHA1 with SignatureVersion 1.0 is supported."}
+	}
+	secret, ok := s.cfg.Keys[params["AccessKeyId"]]
+	if !ok {
+		return form, &apiError{404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."}
+	}
+	ts, terr := time.Parse("2006-01-02T15:04:05Z", params["Timestamp"])
+	if terr != nil {
+		return form, &apiError{400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted."}
+	}
+	if d := now.Sub(ts); d > s.cfg.TimestampWindow || d < -s.cfg.TimestampWindow {
+		return form, &apiError{400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."}
+	}
+	if !signatureMatches(params["Signature"], sign(r.Method, params, secret)) {
+		return form, &apiError{400, "SignatureDoesNotMatch", "Specified signature is not matched with our calculation."}
+	}
+	if !s.useNonce(params["SignatureNonce"], now) {
+		return form, &apiError{400, "SignatureNonceUsed", "Specified signature nonce was used already."}
+	}
+	return form, nil
+}
+
+// useNonce remembers a nonce for the timestamp window; a repeat inside it is refused.
+func (s *Server) useNonce(nonce string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cut := now.Add(-s.cfg.TimestampWindow)
+	n := 0
+	for n < len(s.nonceQueue) && s.nonceQueue[n].at.Before(cut) {
+		delete(s.nonces, s.nonceQueue[n].nonce)
+		n++
+	}
+	s.nonceQueue = s.nonceQueue[n:]
+	if _, used := s.nonces[nonce]; used {
+		return false
+	}
+	s.nonces[nonce] = now
+	s.nonceQueue = append(s.nonceQueue, nonceEntry{nonce, now})
+	return true
+}
+
+var templateVar = regexp.MustCompile(`#([^#\s]+)#`)
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return time.Duration(mrand.Int64N(int64(max) + 1))
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return fmt.Sprintf("%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
+}
+
+func newTaskID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// answer is a JSON body in one of mPaaS's shapes.
+type answer map[string]any
+
+func okBody(requestID, data string) answer {
+	return answer{"RequestId": requestID, "ResultCode": "OK", "ResultMessage": "",
+		"PushResult": map[string]any{"Success": true, "ResultMsg": "", "Data": data}}
+}
+
+func bizBody(requestID string, e *bizError) answer {
+	return answer{"RequestId": requestID, "ResultCode": e.code, "ResultMessage": e.message,
+		"PushResult": map[string]any{"Success": false, "ResultMsg": e.message, "Data": ""}}
+}
+
+func gatewayBody(requestID string, e *apiError) answer {
+	return answer{"RequestId": requestID, "HostId": "mpaas.cn-hangzhou.aliyuncs.com", "Code": e.code, "Message": e.message,
+		"Recommend": "https://api.aliyun.com/troubleshoot?q=" + e.code}
+}

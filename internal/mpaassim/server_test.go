@@ -1,0 +1,226 @@
+package mpaassim
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The worked example of Alibaba Cloud's RPC signature documentation (ECS
+// DescribeRegions, AccessKey testid / testsecret).
+func TestSignatureMatchesThePublishedExample(t *testing.T) {
+	params := map[string]string{
+		"TimeStamp": "2016-02-23T12:46:24Z", "Format": "XML", "AccessKeyId": "testid", "Action": "DescribeRegions",
+		"SignatureMethod": "HMAC-SHA1", "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+		"Version": "2014-05-26", "SignatureVersion": "1.0",
+	}
+	wantSTS := "GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions%26Format%3DXML%26SignatureMethod%3DHMAC-SHA1" +
+		"%26SignatureNonce%3D3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf%26SignatureVersion%3D1.0" +
+		"%26TimeStamp%3D2016-02-23T12%253A46%253A24Z%26Version%3D2014-05-26"
+	if got := stringToSign("GET", params); got != wantSTS {
+		t.Fatalf("StringToSign\n got %s\nwant %s", got, wantSTS)
+	}
+	if got := sign("GET", params, "testsecret"); got != "CT9X0VtwR86fNWSnsc6v8YGOjuE=" {
+		t.Fatalf("signature %s, want CT9X0VtwR86fNWSnsc6v8YGOjuE=", got)
+	}
+}
+
+func TestPercentEncode(t *testing.T) {
+	for in, want := range map[string]string{
+		"a b": "a%20b", "a+b": "a%2Bb", "*": "%2A", "~-_.": "~-_.", "张": "%E5%BC%A0", "{\"k\":1}": "%7B%22k%22%3A1%7D",
+	} {
+		if got := percentEncode(in); got != want {
+			t.Errorf("percentEncode(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// request is a PushTemplate call built by hand, without the SDK.
+type request struct {
+	query, form url.Values
+}
+
+func newRequest(at time.Time, nonce string) request {
+	q := url.Values{}
+	for k, v := range map[string]string{
+		"Action": "PushTemplate", "Version": "2020-10-28", "Format": "JSON", "AccessKeyId": "ak",
+		"SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "SignatureNonce": nonce, "SignatureType": "",
+		"Timestamp": at.UTC().Format("2006-01-02T15:04:05Z"), "RegionId": "cn-hangzhou",
+	} {
+		q.Set(k, v)
+	}
+	f := url.Values{}
+	for k, v := range map[string]string{
+		"AppId": "app", "WorkspaceId": "ws", "TaskName": "t 任务", "DeliveryType": "3", "ExpiredSeconds": "300",
+		"TemplateName": "hello", "TargetMsgkey": `{"u1":"k1","u2":"k2"}`, "TemplateKeyValue": `{"name":"张三"}`,
+	} {
+		f.Set(k, v)
+	}
+	return request{q, f}
+}
+
+func (r request) signed(secret string) request {
+	all := map[string]string{}
+	for k := range r.query {
+		all[k] = r.query.Get(k)
+	}
+	for k := range r.form {
+		all[k] = r.form.Get(k)
+	}
+	q := url.Values{}
+	for k, v := range r.query {
+		q[k] = v
+	}
+	q.Set("Signature", sign("POST", all, secret))
+	return request{q, r.form}
+}
+
+func (r request) send(t *testing.T, srv *httptest.Server) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(srv.URL+"/?"+r.query.Encode(), "application/x-www-form-urlencoded", strings.NewReader(r.form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("answer is not JSON: %s", body)
+	}
+	return resp.StatusCode, out
+}
+
+func newTestServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
+	t.Helper()
+	if cfg.Keys == nil {
+		cfg.Keys = map[string]string{"ak": "sk"}
+	}
+	sim := New(cfg)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return sim, srv
+}
+
+func TestHandBuiltRequests(t *testing.T) {
+	now := time.Now()
+	sim, srv := newTestServer(t, Config{Templates: map[string]string{"hello": "你好 #name#"}})
+	cases := []struct {
+		name   string
+		req    request
+		status int
+		code   string
+	}{
+		{"signed right", newRequest(now, "n1").signed("sk"), 200, "OK"},
+		{"nonce reused", newRequest(now, "n1").signed("sk"), 400, "SignatureNonceUsed"},
+		{"wrong secret", newRequest(now, "n2").signed("other"), 400, "SignatureDoesNotMatch"},
+		{"clock 20 min behind", newRequest(now.Add(-20*time.Minute), "n3").signed("sk"), 400, "InvalidTimeStamp.Expired"},
+		{"unsigned", newRequest(now, "n4"), 400, "IncompleteSignature"},
+		{"unknown key", func() request { r := newRequest(now, "n5"); r.query.Set("AccessKeyId", "nobody"); return r.signed("sk") }(), 404, "InvalidAccessKeyId.NotFound"},
+		{"other action", func() request { r := newRequest(now, "n6"); r.query.Set("Action", "PushSimple"); return r.signed("sk") }(), 404, "InvalidApi.NotFound"},
+		{"missing AppId", func() request { r := newRequest(now, "n7"); r.form.Del("AppId"); return r.signed("sk") }(), 400, "MissingAppId"},
+		{"unknown template", func() request { r := newRequest(now, "n8"); r.form.Set("TemplateName", "nope"); return r.signed("sk") }(), 200, "3022"},
+		{"template value missing", func() request { r := newRequest(now, "n9"); r.form.Del("TemplateKeyValue"); return r.signed("sk") }(), 200, "3023"},
+		{"11 targets", func() request {
+			r := newRequest(now, "n10")
+			r.form.Set("TargetMsgkey", `{"1":"a","2":"a","3":"a","4":"a","5":"a","6":"a","7":"a","8":"a","9":"a","10":"a","11":"a"}`)
+			return r.signed("sk")
+		}(), 200, "3029"},
+		{"bad deliveryType", func() request { r := newRequest(now, "n11"); r.form.Set("DeliveryType", "4"); return r.signed("sk") }(), 200, "3028"},
+		{"sms without sign name", func() request { r := newRequest(now, "n12"); r.form.Set("SmsStrategy", "1"); return r.signed("sk") }(), 200, "3028"},
+	}
+	for _, c := range cases {
+		status, body := c.req.send(t, srv)
+		code, _ := body["ResultCode"].(string)
+		if status != 200 {
+			code, _ = body["Code"].(string)
+		}
+		if status != c.status || code != c.code {
+			t.Errorf("%s: got %d %s, want %d %s (%v)", c.name, status, code, c.status, c.code, body)
+		}
+		if body["RequestId"] == "" || body["RequestId"] == nil {
+			t.Errorf("%s: no RequestId", c.name)
+		}
+	}
+	if n := sim.Delivered("app", "ws", "u1", "k1"); n != 1 {
+		t.Fatalf("u1 delivered %d times, want 1 (only the first call was accepted)", n)
+	}
+	st := sim.Stats()
+	if st.Calls != int64(len(cases)) || st.Accepted != 1 || st.Pairs != 2 || st.DuplicatePairs != 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+}
+
+func TestFaultsAndAdminEndpoints(t *testing.T) {
+	_, srv := newTestServer(t, Config{AcceptAnyTemplate: true})
+	putStatus := func(body string) int {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/sim/faults", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	put := func(body string) {
+		if status := putStatus(body); status != http.StatusNoContent {
+			t.Fatalf("PUT /sim/faults %s: %d", body, status)
+		}
+	}
+	now := time.Now()
+	put(`{"rate5xx":1}`)
+	if status, _ := newRequest(now, "f1").signed("sk").send(t, srv); status != 500 && status != 503 {
+		t.Fatalf("rate5xx 1: status %d", status)
+	}
+	put(`{"rateThrottle":1}`)
+	if status, body := newRequest(now, "f2").signed("sk").send(t, srv); status != 400 || body["Code"] != "Throttling.User" {
+		t.Fatalf("rateThrottle 1: %d %v", status, body)
+	}
+	put(`{"rate8011":1}`)
+	if _, body := newRequest(now, "f3").signed("sk").send(t, srv); body["ResultCode"] != "8011" {
+		t.Fatalf("rate8011 1: %v", body)
+	}
+	put(`{"quotaPerSecond":2}`)
+	codes := []string{}
+	for i := range 3 {
+		_, body := newRequest(time.Now(), "q"+string(rune('a'+i))).signed("sk").send(t, srv)
+		code, _ := body["ResultCode"].(string)
+		if code == "" {
+			code, _ = body["Code"].(string)
+		}
+		codes = append(codes, code)
+	}
+	// Three calls may straddle a second boundary; at least one of the first two
+	// seconds' worth is OK, and a third call inside one second is throttled.
+	if codes[0] != "OK" {
+		t.Fatalf("quota: %v", codes)
+	}
+	put(`{"latency":"30ms"}`)
+	start := time.Now()
+	newRequest(time.Now(), "l1").signed("sk").send(t, srv)
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Fatalf("latency 30ms: answered in %v", d)
+	}
+	if status := putStatus(`{"latency":"soon"}`); status != http.StatusBadRequest {
+		t.Fatalf("a bad duration must be refused, got %d", status)
+	}
+	if status := putStatus(`{"latncy":"1s"}`); status != http.StatusBadRequest {
+		t.Fatalf("an unknown fault must be refused, got %d", status)
+	}
+}
+
+func TestRateOf(t *testing.T) {
+	s := int64(time.Second)
+	arrivals := []int64{0, s / 10, s / 2, s - 1, s, 3 * s}
+	max, mean := rateOf(arrivals)
+	if max != 4 {
+		t.Fatalf("busiest window %d, want 4", max)
+	}
+	if mean < 1.66 || mean > 1.67 {
+		t.Fatalf("mean %f, want 5/3", mean)
+	}
+}

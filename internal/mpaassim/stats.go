@@ -1,0 +1,171 @@
+package mpaassim
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Stats is what the emulator saw.
+type Stats struct {
+	Calls    int64            `json:"calls"`    // PushTemplate requests that arrived
+	Accepted int64            `json:"accepted"` // of them, pushes recorded
+	ByCode   map[string]int64 `json:"byCode"`   // answers by code: OK, 3022, Throttling.User, …
+
+	Pairs          int `json:"pairs"`          // distinct (app, workspace, target, msgKey) delivered
+	Deliveries     int `json:"deliveries"`     // deliveries of pairs, repeats included
+	DuplicatePairs int `json:"duplicatePairs"` // pairs delivered more than once
+
+	// Rate fidelity: the most calls that arrived in any one-second window (sliding),
+	// and the mean rate from the first call to the last.
+	MaxCallsInOneSecond int     `json:"maxCallsInOneSecond"`
+	MeanCallsPerSecond  float64 `json:"meanCallsPerSecond"`
+}
+
+// Stats counts everything since the start or the last Reset.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Calls: s.stats.calls, Accepted: s.stats.accepted, ByCode: make(map[string]int64, len(s.stats.byCode))}
+	for k, v := range s.stats.byCode {
+		st.ByCode[k] = v
+	}
+	for _, n := range s.delivered {
+		st.Pairs++
+		st.Deliveries += n
+		if n > 1 {
+			st.DuplicatePairs++
+		}
+	}
+	st.MaxCallsInOneSecond, st.MeanCallsPerSecond = rateOf(s.arrivals)
+	return st
+}
+
+// rateOf finds the busiest one-second window of the arrival times and the mean rate.
+func rateOf(arrivals []int64) (maxWindow int, mean float64) {
+	if len(arrivals) == 0 {
+		return 0, 0
+	}
+	a := append([]int64(nil), arrivals...)
+	sort.Slice(a, func(i, j int) bool { return a[i] < a[j] })
+	lo := 0
+	for hi := range a {
+		for a[hi]-a[lo] >= int64(time.Second) {
+			lo++
+		}
+		maxWindow = max(maxWindow, hi-lo+1)
+	}
+	if span := time.Duration(a[len(a)-1] - a[0]); span > 0 {
+		mean = float64(len(a)-1) / span.Seconds()
+	}
+	return maxWindow, mean
+}
+
+// Delivered is how many times one pair was delivered.
+func (s *Server) Delivered(app, workspace, target, msgKey string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.delivered[pairKey{app, workspace, target, msgKey}]
+}
+
+// Delivery is one pair and how many times it was delivered.
+type Delivery struct {
+	AppID       string `json:"appId"`
+	WorkspaceID string `json:"workspaceId"`
+	Target      string `json:"target"`
+	MsgKey      string `json:"msgKey"`
+	Count       int    `json:"count"`
+}
+
+// Deliveries lists the pairs delivered at least min times.
+func (s *Server) Deliveries(min int) []Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Delivery
+	for k, n := range s.delivered {
+		if n >= min {
+			out = append(out, Delivery{k.app, k.workspace, k.target, k.msgKey, n})
+		}
+	}
+	return out
+}
+
+// Calls are the most recent requests (up to 1,000), oldest first.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.recent...)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) serveStats(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.Stats()) }
+
+func (s *Server) serveCalls(w http.ResponseWriter, _ *http.Request) { writeJSON(w, s.Calls()) }
+
+func (s *Server) serveDeliveries(w http.ResponseWriter, r *http.Request) {
+	min, _ := strconv.Atoi(r.URL.Query().Get("min"))
+	writeJSON(w, s.Deliveries(max(min, 1)))
+}
+
+func (s *Server) serveReset(w http.ResponseWriter, _ *http.Request) {
+	s.Reset()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// faultsWire is Faults with durations as strings ("50ms"), for the HTTP endpoint.
+type faultsWire struct {
+	Latency          string  `json:"latency"`
+	Jitter           string  `json:"jitter"`
+	Rate5xx          float64 `json:"rate5xx"`
+	RateThrottle     float64 `json:"rateThrottle"`
+	Rate8011         float64 `json:"rate8011"`
+	RateTimeout      float64 `json:"rateTimeout"`
+	TimeoutHold      string  `json:"timeoutHold"`
+	QuotaPerSecond   int     `json:"quotaPerSecond"`
+	RefuseSignatures bool    `json:"refuseSignatures"`
+}
+
+func (s *Server) serveGetFaults(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	f := s.faults
+	s.mu.Unlock()
+	writeJSON(w, faultsWire{
+		Latency: f.Latency.String(), Jitter: f.Jitter.String(), Rate5xx: f.Rate5xx, RateThrottle: f.RateThrottle,
+		Rate8011: f.Rate8011, RateTimeout: f.RateTimeout, TimeoutHold: f.TimeoutHold.String(),
+		QuotaPerSecond: f.QuotaPerSecond, RefuseSignatures: f.RefuseSignatures,
+	})
+}
+
+func (s *Server) servePutFaults(w http.ResponseWriter, r *http.Request) {
+	var in faultsWire
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		http.Error(w, "faults: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	f := Faults{Rate5xx: in.Rate5xx, RateThrottle: in.RateThrottle, Rate8011: in.Rate8011, RateTimeout: in.RateTimeout,
+		QuotaPerSecond: in.QuotaPerSecond, RefuseSignatures: in.RefuseSignatures}
+	for _, d := range []struct {
+		name, text string
+		dst        *time.Duration
+	}{{"latency", in.Latency, &f.Latency}, {"jitter", in.Jitter, &f.Jitter}, {"timeoutHold", in.TimeoutHold, &f.TimeoutHold}} {
+		if d.text == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.text)
+		if err != nil {
+			http.Error(w, "faults: "+d.name+": "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		*d.dst = v
+	}
+	s.SetFaults(f)
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,98 @@
+package push
+
+import (
+	"strconv"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// APIVersion is the mPaaS API version of the Go SDK's PushTemplate.
+const APIVersion = "2020-10-28"
+
+// templateRequest is PushTemplate with all 25 parameters of the API document. The
+// SDK's typed mpaas.PushTemplateRequest lacks eight of them, and embedding it would
+// silently drop every inherited field, so this embeds RpcRequest directly. Every
+// field is a string: the SDK sends a non-empty string as a form field of the POST
+// body under its name and leaves an empty one out, which is how absent parameters
+// stay absent while an explicit 0 is sent.
+type templateRequest struct {
+	*requests.RpcRequest
+	TaskName                  string `position:"Body" name:"TaskName"`
+	AppId                     string `position:"Body" name:"AppId"`
+	WorkspaceId               string `position:"Body" name:"WorkspaceId"`
+	DeliveryType              string `position:"Body" name:"DeliveryType"`
+	TargetMsgkey              string `position:"Body" name:"TargetMsgkey"`
+	ExpiredSeconds            string `position:"Body" name:"ExpiredSeconds"`
+	TemplateName              string `position:"Body" name:"TemplateName"`
+	TemplateKeyValue          string `position:"Body" name:"TemplateKeyValue"`
+	ExtendedParams            string `position:"Body" name:"ExtendedParams"`
+	StrategyContent           string `position:"Body" name:"StrategyContent"`
+	SmsTemplateParam          string `position:"Body" name:"SmsTemplateParam"`
+	TransparentMessagePayload string `position:"Body" name:"TransparentMessagePayload"`
+	ThirdChannelCategory      string `position:"Body" name:"ThirdChannelCategory"`
+	NotifyLevel               string `position:"Body" name:"NotifyLevel"`
+	ActivityContentState      string `position:"Body" name:"ActivityContentState"`
+	Classification            string `position:"Body" name:"Classification"`
+	NotifyType                string `position:"Body" name:"NotifyType"`
+	TransparentMessageUrgency string `position:"Body" name:"TransparentMessageUrgency"`
+	SmsSignName               string `position:"Body" name:"SmsSignName"`
+	SmsTemplateCode           string `position:"Body" name:"SmsTemplateCode"`
+	MiChannelId               string `position:"Body" name:"MiChannelId"`
+	ActivityEvent             string `position:"Body" name:"ActivityEvent"`
+	StrategyType              string `position:"Body" name:"StrategyType"`
+	SmsStrategy               string `position:"Body" name:"SmsStrategy"`
+	DismissalDate             string `position:"Body" name:"DismissalDate"`
+}
+
+// newTemplateRequest builds a fresh request (the SDK writes into a request, so one
+// is never reused) for the targets of one call of job j.
+func newTemplateRequest(j *job.Job, targets job.Targets) (*templateRequest, error) {
+	tm, err := targets.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	r := &templateRequest{
+		RpcRequest: &requests.RpcRequest{},
+
+		TaskName:       j.TaskName,
+		AppId:          j.AppID,
+		WorkspaceId:    j.WorkspaceID,
+		DeliveryType:   strconv.FormatInt(j.DeliveryType, 10),
+		TargetMsgkey:   string(tm),
+		ExpiredSeconds: strconv.FormatInt(j.ExpiredSeconds, 10),
+		TemplateName:   j.TemplateName,
+
+		TemplateKeyValue:          j.TemplateKeyValue.String(),
+		ExtendedParams:            j.ExtendedParams.String(),
+		StrategyContent:           j.StrategyContent.String(),
+		SmsTemplateParam:          j.SmsTemplateParam.String(),
+		TransparentMessagePayload: j.TransparentMessagePayload.String(),
+		ThirdChannelCategory:      j.ThirdChannelCategory.String(),
+		NotifyLevel:               j.NotifyLevel.String(),
+		ActivityContentState:      j.ActivityContentState.String(),
+
+		Classification:            j.Classification,
+		NotifyType:                j.NotifyType,
+		TransparentMessageUrgency: j.TransparentMessageUrgency,
+		SmsSignName:               j.SmsSignName,
+		SmsTemplateCode:           j.SmsTemplateCode,
+		MiChannelId:               j.MiChannelID,
+		ActivityEvent:             j.ActivityEvent,
+
+		StrategyType:  optionalInt(j.StrategyType),
+		SmsStrategy:   optionalInt(j.SmsStrategy),
+		DismissalDate: optionalInt(j.DismissalDate),
+	}
+	r.InitWithApiInfo("mPaaS", APIVersion, "PushTemplate", "", "")
+	r.Method = requests.POST
+	return r, nil
+}
+
+func optionalInt(v *int64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatInt(*v, 10)
+}
