@@ -18,7 +18,9 @@ func TestServesPushesAndStops(t *testing.T) {
 	pr, pw := io.Pipe()
 	env := map[string]string{"MPAAS_AK_ENV": "id", "MPAAS_SK_ENV": "secret"}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, pw, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, pw, io.Discard)
+	}()
 
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {

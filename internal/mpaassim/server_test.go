@@ -120,7 +120,11 @@ func TestHandBuiltRequests(t *testing.T) {
 		{"wrong secret", newRequest(now, "n2").signed("other"), 400, "SignatureDoesNotMatch"},
 		{"clock 20 min behind", newRequest(now.Add(-20*time.Minute), "n3").signed("sk"), 400, "InvalidTimeStamp.Expired"},
 		{"unsigned", newRequest(now, "n4"), 400, "IncompleteSignature"},
-		{"unknown key", func() request { r := newRequest(now, "n5"); r.query.Set("AccessKeyId", "nobody"); return r.signed("sk") }(), 404, "InvalidAccessKeyId.NotFound"},
+		{"unknown key", func() request {
+			r := newRequest(now, "n5")
+			r.query.Set("AccessKeyId", "nobody")
+			return r.signed("sk")
+		}(), 404, "InvalidAccessKeyId.NotFound"},
 		{"other action", func() request { r := newRequest(now, "n6"); r.query.Set("Action", "PushSimple"); return r.signed("sk") }(), 404, "InvalidApi.NotFound"},
 		{"missing AppId", func() request { r := newRequest(now, "n7"); r.form.Del("AppId"); return r.signed("sk") }(), 400, "MissingAppId"},
 		{"unknown template", func() request { r := newRequest(now, "n8"); r.form.Set("TemplateName", "nope"); return r.signed("sk") }(), 200, "3022"},
