@@ -1,0 +1,189 @@
+package dedupe_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/testenv"
+)
+
+func keys(n int, tag string) []dedupe.Key {
+	out := make([]dedupe.Key, n)
+	for i := range out {
+		out[i] = dedupe.Key{AppID: "app", WorkspaceID: "ws", Target: fmt.Sprintf("%s-u%d", tag, i), MsgKey: "m"}
+	}
+	return out
+}
+
+func stores(t *testing.T) map[string]dedupe.Store {
+	rdb := testenv.Redis(t)
+	r := dedupe.NewRedis(rdb, dedupe.RedisConfig{Prefix: testenv.Prefix(t, rdb), LeaseTTL: 2 * time.Second})
+	if err := r.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]dedupe.Store{"redis": r, "memory": dedupe.NewMemory(0, 2*time.Second)}
+}
+
+func states(cs []dedupe.Claim) []dedupe.State {
+	out := make([]dedupe.State, len(cs))
+	for i, c := range cs {
+		out[i] = c.State
+	}
+	return out
+}
+
+func TestStoreContract(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			k := keys(3, name)
+
+			c, err := s.Claim(ctx, "job-a", "tok1", k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(states(c)) != fmt.Sprint([]dedupe.State{dedupe.Claimed, dedupe.Claimed, dedupe.Claimed}) {
+				t.Fatalf("first claim: %v", states(c))
+			}
+			// Another job sees the leases.
+			c, _ = s.Claim(ctx, "job-b", "tok9", k[:1])
+			if c[0].State != dedupe.LeasedByOther || c[0].Owner != "job-a" {
+				t.Fatalf("other job during the lease: %+v", c[0])
+			}
+			// job-a's call sent k[0]; k[1] failed and is released; k[2] stays leased.
+			mark := dedupe.Mark{RequestID: "REQ-1", Attempts: 2, Data: "task-9"}
+			if err := s.MarkSent(ctx, "job-a", "tok1", k[:1], mark); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Release(ctx, "job-a", "tok1", k[1:2]); err != nil {
+				t.Fatal(err)
+			}
+			// A release with a stale token does nothing.
+			if err := s.Release(ctx, "job-a", "old-token", k[2:]); err != nil {
+				t.Fatal(err)
+			}
+
+			c, _ = s.Claim(ctx, "job-b", "tok9", k)
+			if c[0].State != dedupe.SentByOther || c[0].Owner != "job-a" {
+				t.Fatalf("sent pair for another job: %+v", c[0])
+			}
+			if c[1].State != dedupe.Claimed {
+				t.Fatalf("released pair: %+v", c[1])
+			}
+			if c[2].State != dedupe.LeasedByOther {
+				t.Fatalf("a stale-token release must not free the lease: %+v", c[2])
+			}
+
+			// A redelivery of job-a (new token): its sent pair is reported with the
+			// mark, and its old lease is taken over.
+			c, _ = s.Claim(ctx, "job-a", "tok2", []dedupe.Key{k[0], k[2]})
+			if c[0].State != dedupe.SentBySelf || c[0].Mark != mark {
+				t.Fatalf("sent by self: %+v", c[0])
+			}
+			if c[1].State != dedupe.Claimed {
+				t.Fatalf("takeover of the same job's lease: %+v", c[1])
+			}
+			// The old delivery's token no longer releases it.
+			_ = s.Release(ctx, "job-a", "tok1", k[2:])
+			c, _ = s.Claim(ctx, "job-c", "t", k[2:])
+			if c[0].State != dedupe.LeasedByOther {
+				t.Fatalf("after takeover the old token must not release: %+v", c[0])
+			}
+			// A mark never replaces an earlier mark.
+			_ = s.MarkSent(ctx, "job-z", "t", k[:1], dedupe.Mark{RequestID: "REQ-2"})
+			c, _ = s.Claim(ctx, "job-a", "tok3", k[:1])
+			if c[0].State != dedupe.SentBySelf || c[0].Mark.RequestID != "REQ-1" {
+				t.Fatalf("first mark must stay: %+v", c[0])
+			}
+		})
+	}
+}
+
+func TestLeaseExpires(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			k := keys(1, "exp-"+name)
+			_, _ = s.Claim(ctx, "job-a", "t", k)
+			time.Sleep(2100 * time.Millisecond) // the stores' lease is 2 s
+			c, _ := s.Claim(ctx, "job-b", "t", k)
+			if c[0].State != dedupe.Claimed {
+				t.Fatalf("a crashed worker's lease must expire: %+v", c[0])
+			}
+		})
+	}
+}
+
+// Many deliveries racing for the same pairs: each pair is claimed exactly once.
+func TestConcurrentClaimsAreExclusive(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			k := keys(10, "race-"+name)
+			var mu sync.Mutex
+			won := map[string]int{}
+			var wg sync.WaitGroup
+			for w := range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := s.Claim(context.Background(), fmt.Sprintf("job-%d", w), "t", k)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					for i, cl := range c {
+						if cl.State == dedupe.Claimed {
+							won[k[i].Target]++
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			for _, key := range k {
+				if won[key.Target] != 1 {
+					t.Fatalf("%s claimed %d times", key.Target, won[key.Target])
+				}
+			}
+		})
+	}
+}
+
+func TestScriptsReloadAfterNoScript(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	s := dedupe.NewRedis(rdb, dedupe.RedisConfig{})
+	ctx := context.Background()
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Claim(ctx, "job", "t", keys(5, "noscript"))
+	if err != nil || len(c) != 5 || c[0].State != dedupe.Claimed {
+		t.Fatalf("claim after SCRIPT FLUSH: %v %v", c, err)
+	}
+}
+
+func TestRedisDownIsUnavailable(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer rdb.Close()
+	s := dedupe.NewRedis(rdb, dedupe.RedisConfig{})
+	srv.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := s.Claim(ctx, "job", "t", keys(2, "down")); !errors.Is(err, dedupe.ErrUnavailable) {
+		t.Fatalf("want ErrUnavailable, got %v", err)
+	}
+}

@@ -1,0 +1,90 @@
+package dedupe
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Memory is a Store in this process's memory, for dev mode: one worker, and
+// nothing survives a restart.
+type Memory struct {
+	mu       sync.Mutex
+	entries  map[Key]memEntry
+	sentTTL  time.Duration
+	leaseTTL time.Duration
+	now      func() time.Time
+}
+
+type memEntry struct {
+	value   string
+	expires time.Time
+}
+
+// NewMemory makes an in-memory store.
+func NewMemory(sentTTL, leaseTTL time.Duration) *Memory {
+	if sentTTL <= 0 {
+		sentTTL = DefaultSentTTL
+	}
+	if leaseTTL <= 0 {
+		leaseTTL = DefaultLeaseTTL
+	}
+	return &Memory{entries: map[Key]memEntry{}, sentTTL: sentTTL, leaseTTL: leaseTTL, now: time.Now}
+}
+
+func (m *Memory) get(k Key) (string, bool) {
+	e, ok := m.entries[k]
+	if !ok || m.now().After(e.expires) {
+		delete(m.entries, k)
+		return "", false
+	}
+	return e.value, true
+}
+
+// Claim is the claim script's logic.
+func (m *Memory) Claim(_ context.Context, jobID, token string, keys []Key) ([]Claim, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	claims := make([]Claim, len(keys))
+	lease := memEntry{leaseValue(jobID, token), m.now().Add(m.leaseTTL)}
+	for i, k := range keys {
+		v, ok := m.get(k)
+		if !ok {
+			m.entries[k] = lease
+			continue
+		}
+		c := withSelf(parseClaim(v), jobID)
+		if c.State == LeasedByOther && c.Owner == jobID {
+			m.entries[k] = lease // an earlier delivery of this job: take it over
+			c = Claim{State: Claimed}
+		}
+		claims[i] = c
+	}
+	return claims, nil
+}
+
+// MarkSent is the mark script's logic.
+func (m *Memory) MarkSent(_ context.Context, jobID, _ string, keys []Key, mark Mark) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		if v, ok := m.get(k); ok && v[0] == 'S' {
+			continue
+		}
+		m.entries[k] = memEntry{sentValue(jobID, mark), m.now().Add(m.sentTTL)}
+	}
+	return nil
+}
+
+// Release is the release script's logic.
+func (m *Memory) Release(_ context.Context, jobID, token string, keys []Key) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	lease := leaseValue(jobID, token)
+	for _, k := range keys {
+		if v, ok := m.get(k); ok && v == lease {
+			delete(m.entries, k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package dedupe
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Each script touches one key, so a pipeline of them works on Redis Cluster too
+// (a multi-key script would fail there with CROSSSLOT).
+var (
+	// KEYS[1] pair; ARGV job id, token, lease ms. Answers C (claimed), T (taken
+	// over from an earlier delivery of the same job) or the value another job left.
+	claimScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+local lease = 'L|' .. ARGV[1] .. '|' .. ARGV[2]
+if not v then
+  redis.call('SET', KEYS[1], lease, 'PX', ARGV[3])
+  return 'C'
+end
+local owner = string.match(v, '^[LS]|([^|]*)')
+if owner == ARGV[1] then
+  if string.sub(v, 1, 1) == 'S' then return v end
+  redis.call('SET', KEYS[1], lease, 'PX', ARGV[3])
+  return 'T'
+end
+return v`)
+
+	// KEYS[1] pair; ARGV sent value, ttl ms. A pair already marked sent keeps its first mark.
+	markScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 2) == 'S|' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`)
+
+	// KEYS[1] pair; ARGV lease value. Deletes the key only if this delivery holds it.
+	releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+)
+
+// RedisConfig of a Redis store.
+type RedisConfig struct {
+	Prefix   string        // key prefix; default "pushworker:dedupe:"
+	SentTTL  time.Duration // how long a sent mark is kept; default 72 h
+	LeaseTTL time.Duration // how long a claim holds without a mark; default 5 min
+}
+
+// Redis is a Store on plain Redis, Sentinel or Cluster (go-redis's universal client).
+type Redis struct {
+	rdb redis.UniversalClient
+	cfg RedisConfig
+}
+
+// NewRedis makes a store. Call Load before use to load the scripts.
+func NewRedis(rdb redis.UniversalClient, cfg RedisConfig) *Redis {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "pushworker:dedupe:"
+	}
+	if cfg.SentTTL <= 0 {
+		cfg.SentTTL = DefaultSentTTL
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	return &Redis{rdb: rdb, cfg: cfg}
+}
+
+// Load loads the scripts into Redis's script cache (on every node of a cluster).
+func (r *Redis) Load(ctx context.Context) error {
+	for _, s := range []*redis.Script{claimScript, markScript, releaseScript} {
+		if err := r.loadOne(ctx, s); err != nil {
+			return fmt.Errorf("%w: loading scripts: %w", ErrUnavailable, err)
+		}
+	}
+	return nil
+}
+
+func (r *Redis) loadOne(ctx context.Context, s *redis.Script) error {
+	if c, ok := r.rdb.(*redis.ClusterClient); ok {
+		return c.ForEachShard(ctx, func(ctx context.Context, shard *redis.Client) error {
+			return s.Load(ctx, shard).Err()
+		})
+	}
+	return s.Load(ctx, r.rdb).Err()
+}
+
+// Claim claims keys in one pipelined round trip.
+func (r *Redis) Claim(ctx context.Context, jobID, token string, keys []Key) ([]Claim, error) {
+	lease := r.cfg.LeaseTTL.Milliseconds()
+	cmds, err := r.pipeline(ctx, claimScript, keys, func(redis.Pipeliner, Key) []any { return []any{jobID, token, lease} })
+	if err != nil {
+		return nil, err
+	}
+	claims := make([]Claim, len(keys))
+	for i, c := range cmds {
+		v, err := c.Text()
+		if err != nil {
+			return nil, fmt.Errorf("%w: claim answer: %w", ErrUnavailable, err)
+		}
+		claims[i] = withSelf(parseClaim(v), jobID)
+	}
+	return claims, nil
+}
+
+// MarkSent marks keys sent in one pipelined round trip.
+func (r *Redis) MarkSent(ctx context.Context, jobID, _ string, keys []Key, m Mark) error {
+	v, ttl := sentValue(jobID, m), r.cfg.SentTTL.Milliseconds()
+	_, err := r.pipeline(ctx, markScript, keys, func(redis.Pipeliner, Key) []any { return []any{v, ttl} })
+	return err
+}
+
+// Release drops this delivery's leases on keys in one pipelined round trip.
+func (r *Redis) Release(ctx context.Context, jobID, token string, keys []Key) error {
+	v := leaseValue(jobID, token)
+	_, err := r.pipeline(ctx, releaseScript, keys, func(redis.Pipeliner, Key) []any { return []any{v} })
+	return err
+}
+
+// pipeline runs script once per key in one round trip. Scripts in a pipeline are
+// sent as EVALSHA and do not reload themselves: after NOSCRIPT (Redis restarted
+// or flushed its script cache) it loads them and runs the pipeline once more.
+func (r *Redis) pipeline(ctx context.Context, s *redis.Script, keys []Key, args func(redis.Pipeliner, Key) []any) ([]*redis.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := r.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(keys))
+		for i, k := range keys {
+			cmds[i] = s.EvalSha(ctx, pipe, []string{hashKey(r.cfg.Prefix, k)}, args(pipe, k)...)
+		}
+		_, err := pipe.Exec(ctx)
+		if err == nil {
+			return cmds, nil
+		}
+		if attempt == 0 && isNoScript(err) {
+			if lerr := r.Load(ctx); lerr != nil {
+				return nil, lerr
+			}
+			continue
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
