@@ -1,6 +1,8 @@
 package job
 
 import (
+	"bytes"
+	"encoding/json"
 	"time"
 )
 
@@ -95,6 +97,17 @@ func (r *Result) Finish(at time.Time) *Result {
 		r.Chunks = []ChunkResult{}
 	}
 	return r
+}
+
+// Encode is the result's JSON message body, without HTML escaping.
+func (r *Result) Encode() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // StatusOf is the status rule of interface.md §3 for a job that was not rejected.

@@ -87,13 +87,15 @@ func (j *Job) checkEnvelope(Rules) error {
 	if j.JobID != "" && !ValidJobID(j.JobID) {
 		return invalid("jobId", "must be 1–128 characters: dot-separated tokens of letters, digits, '-', '_' or ':'")
 	}
-	if j.ReplyTo != "" && !validReplyTo(j.ReplyTo) {
+	if j.ReplyTo != "" && !ValidReplyTo(j.ReplyTo) {
 		return invalid("replyTo", "must be a subject under push.results.> (no wildcards, spaces or empty tokens)")
 	}
 	return nil
 }
 
-func validReplyTo(s string) bool {
+// ValidReplyTo reports whether s can be a job's replyTo: a subject under
+// push.results.> with no wildcard, space or empty token.
+func ValidReplyTo(s string) bool {
 	rest, ok := strings.CutPrefix(s, ResultSubjectPrefix)
 	if !ok || len(s) > 255 {
 		return false

@@ -1,10 +1,11 @@
 // Package dedupe makes sure no (appId, workspaceId, target, msgKey) is pushed twice.
 //
-// Each pair has one key. A job claims it with a lease that names the job and this
-// delivery (a token), then turns it into a "sent" mark (job id, mPaaS request id)
-// when mPaaS accepted the push, or releases it when the push failed. A lease held
-// under the same job id belongs to an earlier delivery of that job that JetStream
-// gave up on, and is taken over.
+// Each pair has one key. A job claims it with a lease that names the job, the
+// message that carried it and this delivery (a token), then turns it into a "sent"
+// mark (job id, mPaaS request id) when mPaaS accepted the push, or releases it when
+// the push failed. A lease held under the same job and message belongs to an
+// earlier delivery that JetStream gave up on, and is taken over; a lease under the
+// same job id from another message (the job published twice) is not.
 package dedupe
 
 import (
@@ -60,14 +61,20 @@ type Mark struct {
 // not the job's fault.
 var ErrUnavailable = errors.New("dedupe store unavailable")
 
+// Holder is who claims: a job, the message that carried it (its stream sequence)
+// and one delivery of that message. None of them holds a '|'.
+type Holder struct {
+	JobID, Message, Token string
+}
+
 // Store is what the worker needs of a dedupe store.
 type Store interface {
-	// Claim claims every key for (jobID, token), in one round trip.
-	Claim(ctx context.Context, jobID, token string, keys []Key) ([]Claim, error)
-	// MarkSent records that keys were sent by jobID's call described by m.
-	MarkSent(ctx context.Context, jobID, token string, keys []Key, m Mark) error
-	// Release gives up the leases that (jobID, token) holds on keys.
-	Release(ctx context.Context, jobID, token string, keys []Key) error
+	// Claim claims every key for h, in one round trip.
+	Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error)
+	// MarkSent records that keys were sent by h's call described by m.
+	MarkSent(ctx context.Context, h Holder, keys []Key, m Mark) error
+	// Release gives up the leases that h holds on keys.
+	Release(ctx context.Context, h Holder, keys []Key) error
 }
 
 // hashKey names a pair's key: a hash keeps keys short whatever the targets hold,
@@ -82,15 +89,15 @@ func hashKey(prefix string, k Key) string {
 	return prefix + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// The values stored under a key. Job ids, tokens and request ids hold no '|'.
-func leaseValue(jobID, token string) string { return "L|" + jobID + "|" + token }
+// The values stored under a key. Job ids, messages, tokens and request ids hold no '|'.
+func leaseValue(h Holder) string { return "L|" + h.JobID + "|" + h.Message + "|" + h.Token }
 
 func sentValue(jobID string, m Mark) string {
 	return "S|" + jobID + "|" + m.RequestID + "|" + strconv.Itoa(m.Attempts) + "|" + m.Data
 }
 
 // parseClaim reads what the claim script answered: "C" claimed, "T" taken over,
-// or the value another job left.
+// or the value another holder left.
 func parseClaim(v string) Claim {
 	if v == "C" || v == "T" {
 		return Claim{State: Claimed}

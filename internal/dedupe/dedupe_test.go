@@ -22,6 +22,11 @@ func keys(n int, tag string) []dedupe.Key {
 	return out
 }
 
+// h is a holder of message "m1" of the job.
+func h(jobID, token string) dedupe.Holder {
+	return dedupe.Holder{JobID: jobID, Message: "m1", Token: token}
+}
+
 func stores(t *testing.T) map[string]dedupe.Store {
 	rdb := testenv.Redis(t)
 	r := dedupe.NewRedis(rdb, dedupe.RedisConfig{Prefix: testenv.Prefix(t, rdb), LeaseTTL: 2 * time.Second})
@@ -45,7 +50,7 @@ func TestStoreContract(t *testing.T) {
 			ctx := context.Background()
 			k := keys(3, name)
 
-			c, err := s.Claim(ctx, "job-a", "tok1", k)
+			c, err := s.Claim(ctx, h("job-a", "tok1"), k)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,24 +58,24 @@ func TestStoreContract(t *testing.T) {
 				t.Fatalf("first claim: %v", states(c))
 			}
 			// Another job sees the leases.
-			c, _ = s.Claim(ctx, "job-b", "tok9", k[:1])
+			c, _ = s.Claim(ctx, h("job-b", "tok9"), k[:1])
 			if c[0].State != dedupe.LeasedByOther || c[0].Owner != "job-a" {
 				t.Fatalf("other job during the lease: %+v", c[0])
 			}
 			// job-a's call sent k[0]; k[1] failed and is released; k[2] stays leased.
 			mark := dedupe.Mark{RequestID: "REQ-1", Attempts: 2, Data: "task-9"}
-			if err := s.MarkSent(ctx, "job-a", "tok1", k[:1], mark); err != nil {
+			if err := s.MarkSent(ctx, h("job-a", "tok1"), k[:1], mark); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Release(ctx, "job-a", "tok1", k[1:2]); err != nil {
+			if err := s.Release(ctx, h("job-a", "tok1"), k[1:2]); err != nil {
 				t.Fatal(err)
 			}
 			// A release with a stale token does nothing.
-			if err := s.Release(ctx, "job-a", "old-token", k[2:]); err != nil {
+			if err := s.Release(ctx, h("job-a", "old-token"), k[2:]); err != nil {
 				t.Fatal(err)
 			}
 
-			c, _ = s.Claim(ctx, "job-b", "tok9", k)
+			c, _ = s.Claim(ctx, h("job-b", "tok9"), k)
 			if c[0].State != dedupe.SentByOther || c[0].Owner != "job-a" {
 				t.Fatalf("sent pair for another job: %+v", c[0])
 			}
@@ -83,7 +88,7 @@ func TestStoreContract(t *testing.T) {
 
 			// A redelivery of job-a (new token): its sent pair is reported with the
 			// mark, and its old lease is taken over.
-			c, _ = s.Claim(ctx, "job-a", "tok2", []dedupe.Key{k[0], k[2]})
+			c, _ = s.Claim(ctx, h("job-a", "tok2"), []dedupe.Key{k[0], k[2]})
 			if c[0].State != dedupe.SentBySelf || c[0].Mark != mark {
 				t.Fatalf("sent by self: %+v", c[0])
 			}
@@ -91,14 +96,14 @@ func TestStoreContract(t *testing.T) {
 				t.Fatalf("takeover of the same job's lease: %+v", c[1])
 			}
 			// The old delivery's token no longer releases it.
-			_ = s.Release(ctx, "job-a", "tok1", k[2:])
-			c, _ = s.Claim(ctx, "job-c", "t", k[2:])
+			_ = s.Release(ctx, h("job-a", "tok1"), k[2:])
+			c, _ = s.Claim(ctx, h("job-c", "t"), k[2:])
 			if c[0].State != dedupe.LeasedByOther {
 				t.Fatalf("after takeover the old token must not release: %+v", c[0])
 			}
 			// A mark never replaces an earlier mark.
-			_ = s.MarkSent(ctx, "job-z", "t", k[:1], dedupe.Mark{RequestID: "REQ-2"})
-			c, _ = s.Claim(ctx, "job-a", "tok3", k[:1])
+			_ = s.MarkSent(ctx, h("job-z", "t"), k[:1], dedupe.Mark{RequestID: "REQ-2"})
+			c, _ = s.Claim(ctx, h("job-a", "tok3"), k[:1])
 			if c[0].State != dedupe.SentBySelf || c[0].Mark.RequestID != "REQ-1" {
 				t.Fatalf("first mark must stay: %+v", c[0])
 			}
@@ -111,9 +116,9 @@ func TestLeaseExpires(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			k := keys(1, "exp-"+name)
-			_, _ = s.Claim(ctx, "job-a", "t", k)
+			_, _ = s.Claim(ctx, h("job-a", "t"), k)
 			time.Sleep(2100 * time.Millisecond) // the stores' lease is 2 s
-			c, _ := s.Claim(ctx, "job-b", "t", k)
+			c, _ := s.Claim(ctx, h("job-b", "t"), k)
 			if c[0].State != dedupe.Claimed {
 				t.Fatalf("a crashed worker's lease must expire: %+v", c[0])
 			}
@@ -133,7 +138,7 @@ func TestConcurrentClaimsAreExclusive(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					c, err := s.Claim(context.Background(), fmt.Sprintf("job-%d", w), "t", k)
+					c, err := s.Claim(context.Background(), h(fmt.Sprintf("job-%d", w), "t"), k)
 					if err != nil {
 						t.Error(err)
 						return
@@ -169,7 +174,7 @@ func TestScriptsReloadAfterNoScript(t *testing.T) {
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.Claim(ctx, "job", "t", keys(5, "noscript"))
+	c, err := s.Claim(ctx, h("job", "t"), keys(5, "noscript"))
 	if err != nil || len(c) != 5 || c[0].State != dedupe.Claimed {
 		t.Fatalf("claim after SCRIPT FLUSH: %v %v", c, err)
 	}
@@ -183,7 +188,38 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := s.Claim(ctx, "job", "t", keys(2, "down")); !errors.Is(err, dedupe.ErrUnavailable) {
+	if _, err := s.Claim(ctx, h("job", "t"), keys(2, "down")); !errors.Is(err, dedupe.ErrUnavailable) {
 		t.Fatalf("want ErrUnavailable, got %v", err)
+	}
+}
+
+// The same job published twice is two messages: a copy running at the same time
+// must not take over the other's lease, while a redelivery of one message does.
+func TestSameJobOtherMessageDoesNotTakeOver(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			k := keys(2, "copy-"+name)
+			first := dedupe.Holder{JobID: "job-a", Message: "seq-1", Token: "t1"}
+			if _, err := s.Claim(ctx, first, k); err != nil {
+				t.Fatal(err)
+			}
+			copyOf := dedupe.Holder{JobID: "job-a", Message: "seq-2", Token: "t2"}
+			c, _ := s.Claim(ctx, copyOf, k[:1])
+			if c[0].State != dedupe.LeasedByOther {
+				t.Fatalf("a copy of the job on another message took over the lease: %+v", c[0])
+			}
+			redelivery := dedupe.Holder{JobID: "job-a", Message: "seq-1", Token: "t3"}
+			c, _ = s.Claim(ctx, redelivery, k[:1])
+			if c[0].State != dedupe.Claimed {
+				t.Fatalf("a redelivery of the same message must take over: %+v", c[0])
+			}
+			// Once sent, every copy of the job sees it as its own.
+			_ = s.MarkSent(ctx, redelivery, k[:1], dedupe.Mark{RequestID: "R"})
+			c, _ = s.Claim(ctx, copyOf, k[:1])
+			if c[0].State != dedupe.SentBySelf {
+				t.Fatalf("a copy must see its job's sent mark: %+v", c[0])
+			}
+		})
 	}
 }

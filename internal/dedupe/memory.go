@@ -2,6 +2,7 @@ package dedupe
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 )
@@ -42,45 +43,41 @@ func (m *Memory) get(k Key) (string, bool) {
 }
 
 // Claim is the claim script's logic.
-func (m *Memory) Claim(_ context.Context, jobID, token string, keys []Key) ([]Claim, error) {
+func (m *Memory) Claim(_ context.Context, h Holder, keys []Key) ([]Claim, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	claims := make([]Claim, len(keys))
-	lease := memEntry{leaseValue(jobID, token), m.now().Add(m.leaseTTL)}
+	lease := memEntry{leaseValue(h), m.now().Add(m.leaseTTL)}
+	sameMessage := "L|" + h.JobID + "|" + h.Message + "|"
 	for i, k := range keys {
 		v, ok := m.get(k)
-		if !ok {
+		if !ok || strings.HasPrefix(v, sameMessage) { // free, or an earlier delivery of this message
 			m.entries[k] = lease
 			continue
 		}
-		c := withSelf(parseClaim(v), jobID)
-		if c.State == LeasedByOther && c.Owner == jobID {
-			m.entries[k] = lease // an earlier delivery of this job: take it over
-			c = Claim{State: Claimed}
-		}
-		claims[i] = c
+		claims[i] = withSelf(parseClaim(v), h.JobID)
 	}
 	return claims, nil
 }
 
 // MarkSent is the mark script's logic.
-func (m *Memory) MarkSent(_ context.Context, jobID, _ string, keys []Key, mark Mark) error {
+func (m *Memory) MarkSent(_ context.Context, h Holder, keys []Key, mark Mark) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, k := range keys {
 		if v, ok := m.get(k); ok && v[0] == 'S' {
 			continue
 		}
-		m.entries[k] = memEntry{sentValue(jobID, mark), m.now().Add(m.sentTTL)}
+		m.entries[k] = memEntry{sentValue(h.JobID, mark), m.now().Add(m.sentTTL)}
 	}
 	return nil
 }
 
 // Release is the release script's logic.
-func (m *Memory) Release(_ context.Context, jobID, token string, keys []Key) error {
+func (m *Memory) Release(_ context.Context, h Holder, keys []Key) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	lease := leaseValue(jobID, token)
+	lease := leaseValue(h)
 	for _, k := range keys {
 		if v, ok := m.get(k); ok && v == lease {
 			delete(m.entries, k)

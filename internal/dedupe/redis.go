@@ -12,19 +12,19 @@ import (
 // Each script touches one key, so a pipeline of them works on Redis Cluster too
 // (a multi-key script would fail there with CROSSSLOT).
 var (
-	// KEYS[1] pair; ARGV job id, token, lease ms. Answers C (claimed), T (taken
-	// over from an earlier delivery of the same job) or the value another job left.
+	// KEYS[1] pair; ARGV job id, message, token, lease ms. Answers C (claimed), T
+	// (taken over from an earlier delivery of the same message) or the value
+	// another holder left.
 	claimScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-local lease = 'L|' .. ARGV[1] .. '|' .. ARGV[2]
+local lease = 'L|' .. ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3]
 if not v then
-  redis.call('SET', KEYS[1], lease, 'PX', ARGV[3])
+  redis.call('SET', KEYS[1], lease, 'PX', ARGV[4])
   return 'C'
 end
-local owner = string.match(v, '^[LS]|([^|]*)')
-if owner == ARGV[1] then
-  if string.sub(v, 1, 1) == 'S' then return v end
-  redis.call('SET', KEYS[1], lease, 'PX', ARGV[3])
+local kind, job, msg = string.match(v, '^([LS])|([^|]*)|([^|]*)')
+if kind == 'L' and job == ARGV[1] and msg == ARGV[2] then
+  redis.call('SET', KEYS[1], lease, 'PX', ARGV[4])
   return 'T'
 end
 return v`)
@@ -89,9 +89,9 @@ func (r *Redis) loadOne(ctx context.Context, s *redis.Script) error {
 }
 
 // Claim claims keys in one pipelined round trip.
-func (r *Redis) Claim(ctx context.Context, jobID, token string, keys []Key) ([]Claim, error) {
+func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error) {
 	lease := r.cfg.LeaseTTL.Milliseconds()
-	cmds, err := r.pipeline(ctx, claimScript, keys, func(redis.Pipeliner, Key) []any { return []any{jobID, token, lease} })
+	cmds, err := r.pipeline(ctx, claimScript, keys, func(redis.Pipeliner, Key) []any { return []any{h.JobID, h.Message, h.Token, lease} })
 	if err != nil {
 		return nil, err
 	}
@@ -101,21 +101,21 @@ func (r *Redis) Claim(ctx context.Context, jobID, token string, keys []Key) ([]C
 		if err != nil {
 			return nil, fmt.Errorf("%w: claim answer: %w", ErrUnavailable, err)
 		}
-		claims[i] = withSelf(parseClaim(v), jobID)
+		claims[i] = withSelf(parseClaim(v), h.JobID)
 	}
 	return claims, nil
 }
 
 // MarkSent marks keys sent in one pipelined round trip.
-func (r *Redis) MarkSent(ctx context.Context, jobID, _ string, keys []Key, m Mark) error {
-	v, ttl := sentValue(jobID, m), r.cfg.SentTTL.Milliseconds()
+func (r *Redis) MarkSent(ctx context.Context, h Holder, keys []Key, m Mark) error {
+	v, ttl := sentValue(h.JobID, m), r.cfg.SentTTL.Milliseconds()
 	_, err := r.pipeline(ctx, markScript, keys, func(redis.Pipeliner, Key) []any { return []any{v, ttl} })
 	return err
 }
 
 // Release drops this delivery's leases on keys in one pipelined round trip.
-func (r *Redis) Release(ctx context.Context, jobID, token string, keys []Key) error {
-	v := leaseValue(jobID, token)
+func (r *Redis) Release(ctx context.Context, h Holder, keys []Key) error {
+	v := leaseValue(h)
 	_, err := r.pipeline(ctx, releaseScript, keys, func(redis.Pipeliner, Key) []any { return []any{v} })
 	return err
 }
