@@ -129,6 +129,11 @@ func (w *Worker) Gate() *worker.Gate { return w.gate }
 // in flight, and returns.
 func (w *Worker) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.monitor(ctx)
+	}()
 	limiterCtx, stopLimiter := context.WithCancel(context.WithoutCancel(ctx))
 	if w.disp != nil {
 		wg.Add(1)
@@ -140,4 +145,35 @@ func (w *Worker) Run(ctx context.Context) {
 	w.cons.Run(ctx)
 	stopLimiter() // only once no job needs a slot any more
 	wg.Wait()
+}
+
+// MonitorEvery is how often the worker checks Redis and NATS while idle, so that
+// readiness tells the truth before a job finds out.
+const MonitorEvery = 2 * time.Second
+
+func (w *Worker) monitor(ctx context.Context) {
+	t := time.NewTicker(MonitorEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if w.opts.Redis != nil {
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := w.opts.Redis.Ping(pctx).Err()
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				w.gate.Set(worker.CauseRedis, err)
+			} else if err == nil {
+				w.gate.Clear(worker.CauseRedis)
+			}
+		}
+		if w.opts.NATS.IsConnected() {
+			w.gate.Clear(consumer.CauseNATS)
+		} else {
+			w.gate.Set(consumer.CauseNATS, fmt.Errorf("NATS connection %s", w.opts.NATS.Status()))
+		}
+	}
 }

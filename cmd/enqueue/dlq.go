@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/internal/consumer"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// deadLetter is one message of the dead-letter stream.
+type deadLetter struct {
+	Seq        uint64 `json:"seq"`
+	JobID      string `json:"jobId"`
+	Reason     string `json:"reason"` // rejected, failed or stopped
+	Error      string `json:"error"`
+	Subject    string `json:"subject"` // where the job came from
+	Deliveries int    `json:"deliveries"`
+	Targets    int    `json:"targets"` // targets in the dead letter (0 when it is not a job)
+	At         string `json:"at"`
+	body       []byte
+}
+
+// deadLetters reads the whole dead-letter stream.
+func (e *env) deadLetters() ([]deadLetter, error) {
+	stream, err := e.js.Stream(e.ctx, e.topo.DLQStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s (has a worker started against this server?): %w", e.topo.DLQStream, err)
+	}
+	total := stream.CachedInfo().State.Msgs
+	if total == 0 {
+		return nil, nil
+	}
+	c, err := stream.OrderedConsumer(e.ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	var out []deadLetter
+	for uint64(len(out)) < total {
+		batch, err := c.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			out = append(out, readDeadLetter(m))
+		}
+		if n == 0 {
+			break // the rest expired meanwhile
+		}
+	}
+	return out, nil
+}
+
+func readDeadLetter(m jetstream.Msg) deadLetter {
+	h := m.Headers()
+	d := deadLetter{JobID: h.Get(consumer.HeaderJobID), Reason: h.Get(consumer.HeaderReason), Error: h.Get(consumer.HeaderError),
+		Subject: h.Get(consumer.HeaderSubject), body: m.Data()}
+	d.Deliveries, _ = strconv.Atoi(h.Get(consumer.HeaderDeliveries))
+	if meta, err := m.Metadata(); err == nil {
+		d.Seq = meta.Sequence.Stream
+		d.At = meta.Timestamp.UTC().Format(time.RFC3339)
+	}
+	if j, err := job.Decode(d.body); err == nil {
+		d.Targets = len(j.TargetMsgkey)
+	}
+	return d
+}
+
+func (e *env) dlqList(asJSON bool) error {
+	dls, err := e.deadLetters()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if dls == nil {
+			dls = []deadLetter{}
+		}
+		out, _ := json.MarshalIndent(dls, "", "  ")
+		fmt.Fprintf(e.stdout, "%s\n", out)
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tJOB\tREASON\tTARGETS\tDELIVERIES\tAT\tERROR")
+	for _, d := range dls {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", d.Seq, d.JobID, d.Reason, d.Targets, d.Deliveries, d.At, d.Error)
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stdout, "%d dead letter(s)\n", len(dls))
+	return nil
+}
+
+// dlqReplay publishes the failed targets of dead letters again under derived
+// job ids, then removes those dead letters. Rejected jobs are not replayed: they
+// would be rejected again.
+func (e *env) dlqReplay(all bool, ids []string) error {
+	if !all && len(ids) == 0 {
+		return fmt.Errorf("name the job ids to replay, or --all")
+	}
+	wanted := map[string]bool{}
+	for _, id := range ids {
+		wanted[id] = true
+	}
+	dls, err := e.deadLetters()
+	if err != nil {
+		return err
+	}
+	stream, err := e.js.Stream(e.ctx, e.topo.DLQStream)
+	if err != nil {
+		return err
+	}
+	replayed, skipped := 0, 0
+	for _, d := range dls {
+		if !all && !wanted[d.JobID] {
+			continue
+		}
+		if d.Reason == "rejected" {
+			fmt.Fprintf(e.stderr, "skipped %s: it was rejected (%s); fix it and publish it again\n", d.JobID, d.Error)
+			skipped++
+			continue
+		}
+		j, err := job.Decode(d.body)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "skipped %s: %v\n", d.JobID, err)
+			skipped++
+			continue
+		}
+		j.JobID = replayID(d.JobID, d.Seq)
+		body, err := j.Encode()
+		if err != nil {
+			return err
+		}
+		subject := d.Subject
+		if !strings.HasPrefix(subject, e.topo.Root+".jobs.") {
+			subject = e.topo.Root + ".jobs.replay"
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}})
+		if err == nil {
+			err = stream.DeleteMsg(ctx, d.Seq)
+		}
+		cancel()
+		if err != nil {
+			return fmt.Errorf("replaying %s: %w", d.JobID, err)
+		}
+		fmt.Fprintf(e.stdout, "replayed %s as %s: %d targets to %s\n", d.JobID, j.JobID, len(j.TargetMsgkey), subject)
+		replayed++
+	}
+	fmt.Fprintf(e.stdout, "%d replayed, %d skipped\n", replayed, skipped)
+	if replayed == 0 && len(ids) > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+// replayID derives a replay's job id from the old one and the dead letter's
+// sequence: the same dead letter always gives the same id, so a replay run twice
+// is dropped by the job stream's duplicate window.
+func replayID(old string, seq uint64) string {
+	id := old + ".replay" + strconv.FormatUint(seq, 10)
+	if job.ValidJobID(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(old))
+	return "replay-" + hex.EncodeToString(sum[:8]) + ".replay" + strconv.FormatUint(seq, 10)
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// publish validates and publishes the jobs of files; with wait it prints each
+// job's result and fails unless every job succeeded.
+func (e *env) publish(subject string, files []string, wait bool, timeout time.Duration) error {
+	if !strings.HasPrefix(subject, e.topo.Root+".jobs.") || strings.ContainsAny(subject, "*> ") {
+		return fmt.Errorf("--subject %q: want push.jobs.NAME (default lane) or push.jobs.bulk.NAME… (bulk lane)", subject)
+	}
+	jobs, bad := e.readJobs(files)
+	if len(jobs) == 0 {
+		return fmt.Errorf("no valid job to publish (%d rejected)", bad)
+	}
+	var results jetstream.Consumer
+	if wait {
+		// Listen before publishing, so that no result is missed.
+		var err error
+		results, err = e.js.OrderedConsumer(e.ctx, e.topo.ResultsStream, jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverNewPolicy})
+		if err != nil {
+			return fmt.Errorf("reading %s (has a worker run against this server yet?): %w", e.topo.ResultsStream, err)
+		}
+	}
+	var waiting []*job.Job
+	for _, j := range jobs {
+		body, err := j.Encode()
+		if err != nil {
+			return err
+		}
+		m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}}
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		ack, err := e.js.PublishMsg(ctx, m)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("publishing job %s to %s: %w", j.JobID, subject, err)
+		}
+		if !ack.Duplicate {
+			fmt.Fprintf(e.stderr, "published %s to %s, %d targets\n", j.JobID, subject, len(j.TargetMsgkey))
+			waiting = append(waiting, j)
+			continue
+		}
+		fmt.Fprintf(e.stderr, "not published again: the job stream already had %s (same job id within its duplicate window)\n", j.JobID)
+		if wait && !e.printEarlierResult(j) {
+			bad++
+		}
+	}
+	if !wait {
+		if bad > 0 {
+			return exitError{1}
+		}
+		return nil
+	}
+	return e.waitResults(results, waiting, timeout, bad)
+}
+
+// printResult prints a result and reports whether the job did not succeed.
+func (e *env) printResult(r *job.Result) (failed bool) {
+	out, _ := json.MarshalIndent(r, "", "  ")
+	fmt.Fprintf(e.stdout, "%s\n", out)
+	return r.Status != job.StatusSucceeded
+}
+
+// storedResult is the result the result stream keeps for j, when it is the last
+// one on j's result subject.
+func (e *env) storedResult(j *job.Job) (*job.Result, bool) {
+	subject := j.ReplyTo
+	if subject == "" {
+		subject = e.topo.ResultPrefix() + j.JobID
+	}
+	stream, err := e.js.Stream(e.ctx, e.topo.ResultsStream)
+	if err != nil {
+		return nil, false
+	}
+	m, err := stream.GetLastMsgForSubject(e.ctx, subject)
+	if err != nil {
+		return nil, false
+	}
+	var r job.Result
+	if json.Unmarshal(m.Data, &r) != nil || r.JobID != j.JobID {
+		return nil, false
+	}
+	return &r, true
+}
+
+// printEarlierResult prints the result a duplicate job already has.
+func (e *env) printEarlierResult(j *job.Job) bool {
+	if r, ok := e.storedResult(j); ok {
+		return !e.printResult(r)
+	}
+	fmt.Fprintf(e.stderr, "no earlier result of %s found: give the job a new jobId to send it again\n", j.JobID)
+	return false
+}
+
+func (e *env) waitResults(results jetstream.Consumer, jobs []*job.Job, timeout time.Duration, bad int) error {
+	want := map[string]bool{}
+	for _, j := range jobs {
+		want[j.JobID] = true
+	}
+	deadline := time.Now().Add(timeout)
+	failed := bad > 0
+	for len(want) > 0 {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("no result within %s for %d job(s): is a worker running?", timeout, len(want))
+		}
+		m, err := results.Next(jetstream.FetchMaxWait(min(left, 5*time.Second)))
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return e.ctx.Err()
+			}
+			// A job id reused inside the result stream's duplicate window gets no new
+			// stored result: show the one the stream keeps for it.
+			for _, j := range jobs {
+				if want[j.JobID] {
+					if r, ok := e.storedResult(j); ok {
+						delete(want, j.JobID)
+						failed = e.printResult(r) || failed
+					}
+				}
+			}
+			continue
+		}
+		var r job.Result
+		if err := json.Unmarshal(m.Data(), &r); err != nil || !want[r.JobID] {
+			continue
+		}
+		delete(want, r.JobID)
+		failed = e.printResult(&r) || failed
+	}
+	if failed {
+		return exitError{1}
+	}
+	return nil
+}
+
+// readJobs reads, decodes and validates every job; bad ones are reported with
+// their file and line and left out.
+func (e *env) readJobs(files []string) (jobs []*job.Job, bad int) {
+	for _, name := range files {
+		var data []byte
+		var err error
+		if name == "-" {
+			data, err = io.ReadAll(e.stdin)
+		} else {
+			data, err = os.ReadFile(name)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "%s: %v\n", name, err)
+			bad++
+			continue
+		}
+		for _, rec := range records(data) {
+			j, err := job.Decode(rec.body)
+			if err == nil {
+				err = j.Validate(job.Rules{})
+			}
+			if err != nil {
+				fmt.Fprintf(e.stderr, "%s:%d: %v\n", name, rec.line, err)
+				bad++
+				continue
+			}
+			if j.JobID == "" {
+				j.JobID = "enq-" + randomID()
+			}
+			jobs = append(jobs, j)
+		}
+	}
+	return jobs, bad
+}
+
+type record struct {
+	line int
+	body []byte
+}
+
+// records is the whole input when it is one JSON value, else its non-blank lines.
+func records(data []byte) []record {
+	trimmed := bytes.TrimSpace(data)
+	if json.Valid(trimmed) {
+		return []record{{1, trimmed}}
+	}
+	var out []record
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for n := 1; sc.Scan(); n++ {
+		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+			out = append(out, record{n, append([]byte(nil), line...)})
+		}
+	}
+	return out
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+)
+
+// laneStatus is one lane's consumer.
+type laneStatus struct {
+	Lane        string `json:"lane"`
+	Consumer    string `json:"consumer"`
+	Waiting     uint64 `json:"waiting"`     // jobs not yet delivered
+	InFlight    int    `json:"inFlight"`    // delivered, not yet acknowledged
+	Redelivered int    `json:"redelivered"` // of those, delivered more than once
+}
+
+type status struct {
+	Lanes       []laneStatus `json:"lanes"`
+	DeadLetters uint64       `json:"deadLetters"`
+	Results     uint64       `json:"results"`
+}
+
+func (e *env) status(asJSON bool) error {
+	var st status
+	for _, l := range []struct{ lane, name string }{{"default", e.topo.Durable}, {"bulk", e.topo.BulkDurable}} {
+		c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.name)
+		if err != nil {
+			return fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.name, e.topo.JobsStream, err)
+		}
+		info, err := c.Info(e.ctx)
+		if err != nil {
+			return err
+		}
+		st.Lanes = append(st.Lanes, laneStatus{Lane: l.lane, Consumer: l.name, Waiting: info.NumPending,
+			InFlight: info.NumAckPending, Redelivered: info.NumRedelivered})
+	}
+	for _, s := range []struct {
+		name string
+		dst  *uint64
+	}{{e.topo.DLQStream, &st.DeadLetters}, {e.topo.ResultsStream, &st.Results}} {
+		stream, err := e.js.Stream(e.ctx, s.name)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", s.name, err)
+		}
+		*s.dst = stream.CachedInfo().State.Msgs
+	}
+	if asJSON {
+		out, _ := json.MarshalIndent(st, "", "  ")
+		fmt.Fprintf(e.stdout, "%s\n", out)
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LANE\tCONSUMER\tWAITING\tIN FLIGHT\tREDELIVERED")
+	for _, l := range st.Lanes {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", l.Lane, l.Consumer, l.Waiting, l.InFlight, l.Redelivered)
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stdout, "\ndead letters: %d (enqueue dlq list)\nresults kept: %d\n", st.DeadLetters, st.Results)
+	return nil
+}

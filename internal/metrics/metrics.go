@@ -1,0 +1,114 @@
+// Package metrics exposes what the worker does as Prometheus metrics. It holds no
+// configuration value, target or template value: only counts, states and times.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mpaas-push/pushworker/internal/push"
+)
+
+// Metrics of one worker process.
+type Metrics struct {
+	Registry    *prometheus.Registry
+	jobs        *prometheus.CounterVec
+	chunks      *prometheus.CounterVec
+	calls       *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
+	limiterWait prometheus.Histogram
+	callSeconds prometheus.Histogram
+	inFlight    prometheus.Gauge
+	redelivered *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
+	paused      *prometheus.GaugeVec
+}
+
+// New registers every metric on a registry of its own.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) prometheus.Collector { r.MustRegister(c); return c }
+	m := &Metrics{Registry: r}
+	m.jobs = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_jobs_total",
+		Help: "Jobs that ended, by lane and status (succeeded, partial, failed, rejected)."}, []string{"lane", "status"})).(*prometheus.CounterVec)
+	m.chunks = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_chunks_total",
+		Help: "Chunks (calls of at most 10 targets) that ended, by lane and status (sent, failed)."}, []string{"lane", "status"})).(*prometheus.CounterVec)
+	m.calls = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_mpaas_calls_total",
+		Help: "PushTemplate calls, by lane, class (success, transient, job_fault, config_fault) and mPaaS code."}, []string{"lane", "class", "code"})).(*prometheus.CounterVec)
+	m.duplicates = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_dedupe_hits_total",
+		Help: "Targets skipped because another job sent or is sending the same pair."}, []string{"lane"})).(*prometheus.CounterVec)
+	m.limiterWait = f(prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushworker_limiter_wait_seconds",
+		Help: "Time a call waited for a slot of the shared rate limit.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})).(prometheus.Histogram)
+	m.callSeconds = f(prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushworker_mpaas_call_seconds",
+		Help: "Latency of PushTemplate calls.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)})).(prometheus.Histogram)
+	m.inFlight = f(prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushworker_calls_in_flight",
+		Help: "Calls holding one of the worker's call slots (claimed, waiting for the limiter or calling)."})).(prometheus.Gauge)
+	m.redelivered = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_redeliveries_total",
+		Help: "Jobs received on their second or later delivery."}, []string{"lane"})).(*prometheus.CounterVec)
+	m.deadLetters = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_dead_letters_total",
+		Help: "Dead letters written, by lane and reason (rejected, failed, stopped)."}, []string{"lane", "reason"})).(*prometheus.CounterVec)
+	m.paused = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_paused",
+		Help: "1 while the worker waits for this cause (redis, nats, mpaas-credentials, mpaas-unreachable)."}, []string{"cause"})).(*prometheus.GaugeVec)
+	for _, c := range []string{"redis", "nats", "mpaas-credentials", "mpaas-unreachable"} {
+		m.paused.WithLabelValues(c).Set(0)
+	}
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// Call counts a PushTemplate call.
+func (m *Metrics) Call(lane string, out push.Outcome) {
+	code := out.ResultCode
+	if code == "" {
+		code = "none"
+		if out.HTTPStatus != 0 {
+			code = "http_" + strconv.Itoa(out.HTTPStatus)
+		}
+	}
+	m.calls.WithLabelValues(lane, out.Class.String(), code).Inc()
+	m.callSeconds.Observe(out.Latency.Seconds())
+}
+
+// Chunk counts a chunk that ended.
+func (m *Metrics) Chunk(lane, status string) { m.chunks.WithLabelValues(lane, status).Inc() }
+
+// Duplicates counts dedupe hits.
+func (m *Metrics) Duplicates(lane string, n int) {
+	if n > 0 {
+		m.duplicates.WithLabelValues(lane).Add(float64(n))
+	}
+}
+
+// LimiterWait observes a wait for a slot.
+func (m *Metrics) LimiterWait(d time.Duration) { m.limiterWait.Observe(d.Seconds()) }
+
+// InFlight moves the calls-in-flight gauge.
+func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }
+
+// Job counts a job that ended.
+func (m *Metrics) Job(lane, status string) { m.jobs.WithLabelValues(lane, status).Inc() }
+
+// Redelivered counts a redelivery.
+func (m *Metrics) Redelivered(lane string) { m.redelivered.WithLabelValues(lane).Inc() }
+
+// DeadLetter counts a dead letter.
+func (m *Metrics) DeadLetter(lane, reason string) { m.deadLetters.WithLabelValues(lane, reason).Inc() }
+
+// Paused sets the pause state of a cause.
+func (m *Metrics) Paused(cause string, paused bool) {
+	v := 0.0
+	if paused {
+		v = 1
+	}
+	m.paused.WithLabelValues(cause).Set(v)
+}
