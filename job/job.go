@@ -59,11 +59,14 @@ type Job struct {
 
 // Encode is the job's JSON message body. Unlike json.Marshal it does not escape
 // '<', '>' and '&' inside object parameters, so they reach mPaaS as written.
-func (j *Job) Encode() ([]byte, error) {
+func (j *Job) Encode() ([]byte, error) { return encode(j) }
+
+// encode marshals v without HTML escaping.
+func encode(v any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(j); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil

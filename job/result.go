@@ -1,8 +1,6 @@
 package job
 
 import (
-	"bytes"
-	"encoding/json"
 	"time"
 )
 
@@ -100,15 +98,7 @@ func (r *Result) Finish(at time.Time) *Result {
 }
 
 // Encode is the result's JSON message body, without HTML escaping.
-func (r *Result) Encode() ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}
+func (r *Result) Encode() ([]byte, error) { return encode(r) }
 
 // StatusOf is the status rule of interface.md §3 for a job that was not rejected.
 func StatusOf(sent, duplicates, failed int) Status {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"strconv"
 	"sync"
 	"time"
@@ -172,7 +173,7 @@ func (c *Consumer) fetchLoop(ctx, work context.Context, ln lane, jobs *sync.Wait
 			if failures >= 3 {
 				c.gate.Set(CauseNATS, err)
 			}
-			sleep(ctx, time.Duration(min(failures, 10))*500*time.Millisecond)
+			ctxsleep.Sleep(ctx, time.Duration(min(failures, 10))*500*time.Millisecond)
 			continue
 		}
 		if failures > 0 {
@@ -336,7 +337,7 @@ func (c *Consumer) publish(ctx context.Context, m *nats.Msg) error {
 			return fmt.Errorf("publishing to %s: %w", m.Subject, err)
 		}
 		c.gate.Set(CauseNATS, err)
-		if !sleep(ctx, delay) {
+		if !ctxsleep.Sleep(ctx, delay) {
 			return fmt.Errorf("publishing to %s: %w", m.Subject, err)
 		}
 		delay = min(2*delay, 5*time.Second)
@@ -388,15 +389,4 @@ func newToken() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

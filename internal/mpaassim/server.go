@@ -6,11 +6,11 @@
 package mpaassim
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	mrand "math/rand/v2"
 	"net/http"
 	"regexp"
@@ -160,7 +160,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if aerr == nil {
 		aerr = missingParam(form)
 	}
-	if !sleep(r.Context(), faults.Latency+jitter(faults.Jitter)) {
+	if !ctxsleep.Sleep(r.Context(), faults.Latency+jitter(faults.Jitter)) {
 		return
 	}
 	if aerr != nil {
@@ -187,7 +187,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			hold = DefaultTimeoutHold
 		}
 		call.Code = "TIMEOUT_AFTER_RECORD"
-		if !sleep(r.Context(), hold) {
+		if !ctxsleep.Sleep(r.Context(), hold) {
 			s.note(call)
 			return
 		}
@@ -325,20 +325,6 @@ func (s *Server) useNonce(nonce string, now time.Time) bool {
 }
 
 var templateVar = regexp.MustCompile(`#([^#\s]+)#`)
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 func jitter(max time.Duration) time.Duration {
 	if max <= 0 {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"math/rand/v2"
 	"time"
 
@@ -111,7 +112,7 @@ func (r *Redis) Run(ctx context.Context) {
 			continue
 		}
 		if res.Allowed == 0 {
-			if !sleep(ctx, res.RetryAfter+r.jitter()) {
+			if !ctxsleep.Sleep(ctx, res.RetryAfter+r.jitter()) {
 				return
 			}
 			continue
@@ -123,7 +124,7 @@ func (r *Redis) Run(ctx context.Context) {
 		// Those slots are spent: for whoever still waits, the next ones are not
 		// free before they are due.
 		if len(queue) > 0 || len(r.reqs) > 0 {
-			if !sleep(ctx, time.Duration(res.Allowed)*r.interval()) {
+			if !ctxsleep.Sleep(ctx, time.Duration(res.Allowed)*r.interval()) {
 				return
 			}
 		}
@@ -159,20 +160,6 @@ func (r *Redis) drain(queue []*waiter) []*waiter {
 // jitter spreads the wake-ups of many processes over a tenth of a slot.
 func (r *Redis) jitter() time.Duration {
 	return time.Duration(rand.Int64N(int64(r.interval()/10) + 1))
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // Memory is a limiter for one process (dev mode).

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -59,7 +60,7 @@ func (p *Processor) send(ctx context.Context, j *job.Job, d Delivery, c *chunk, 
 			if probe == nil {
 				probe = p.probeBackoff()
 			}
-			if !sleep(ctx, probe.NextBackOff()) || !p.refresh(ctx, j, d, c) {
+			if !ctxsleep.Sleep(ctx, probe.NextBackOff()) || !p.refresh(ctx, j, d, c) {
 				p.handBack(j, d, c)
 				return
 			}
@@ -80,7 +81,7 @@ func (p *Processor) send(ctx context.Context, j *job.Job, d Delivery, c *chunk, 
 					zap.Int("attempts", attempts), zap.String("code", out.ResultCode), zap.Bool("last_delivery", d.Last))
 				return
 			}
-			if !sleep(ctx, retry.NextBackOff()) {
+			if !ctxsleep.Sleep(ctx, retry.NextBackOff()) {
 				p.handBack(j, d, c)
 				return
 			}
@@ -175,7 +176,7 @@ func (p *Processor) untilOK(ctx context.Context, cause string, f func() error) e
 		if probe == nil {
 			probe = p.probeBackoff()
 		}
-		if !sleep(ctx, probe.NextBackOff()) {
+		if !ctxsleep.Sleep(ctx, probe.NextBackOff()) {
 			return ctx.Err()
 		}
 	}
@@ -191,15 +192,4 @@ func (p *Processor) probeBackoff() *backoff.ExponentialBackOff {
 	return backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(250*time.Millisecond), backoff.WithMaxInterval(p.cfg.ProbeMax),
 		backoff.WithMultiplier(2), backoff.WithRandomizationFactor(0.2), backoff.WithMaxElapsedTime(0))
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
