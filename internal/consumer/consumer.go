@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"github.com/mpaas-push/pushworker/internal/worker"
 	"github.com/mpaas-push/pushworker/job"
 )

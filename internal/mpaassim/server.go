@@ -10,12 +10,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	mrand "math/rand/v2"
 	"net/http"
 	"regexp"
 	"sync"
 	"time"
+
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 )
 
 // Defaults of Config.

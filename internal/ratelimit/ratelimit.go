@@ -7,13 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"math/rand/v2"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
+
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 )
 
 // ErrUnavailable wraps errors of the limiter's store (Redis down): not the job's fault.

@@ -3,12 +3,12 @@ package worker
 import (
 	"context"
 	"errors"
-	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
