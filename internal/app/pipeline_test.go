@@ -375,3 +375,30 @@ func TestOnTheMachinesNATS(t *testing.T) {
 		t.Fatalf("bulk result: %+v", r)
 	}
 }
+
+// mPaaS refusing the credentials is the worker's problem: it holds the job without
+// spending its deliveries, says so, and finishes once the key works again.
+func TestRefusedCredentialsPauseTheWorker(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, setup{faults: mpaassim.Faults{RefuseSignatures: true}})
+	rw := h.startWorker()
+	j := newJob("creds", "creds", 20)
+	h.publishJob("push.jobs.orders", j)
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Contains(rw.w.Gate().Causes(), worker.CauseCredentials) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never reported the refused credentials")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(4 * time.Second) // past AckWait (3 s): the job must be held, not redelivered
+	h.sim.SetFaults(mpaassim.Faults{})
+	r := h.result(20 * time.Second)
+	if r.Sent != 20 || r.Deliveries != 1 || r.Failed != 0 {
+		t.Fatalf("after the key works again: %+v", r)
+	}
+	h.deliveredOnce(j)
+	if causes := rw.w.Gate().Causes(); len(causes) != 0 {
+		t.Fatalf("still paused: %v", causes)
+	}
+}
