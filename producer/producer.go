@@ -1,0 +1,142 @@
+// Package producer publishes push jobs from a Go service: each job is validated
+// first, published on its lane with Nats-Msg-Id = job id (so a retried publish is
+// dropped by the job stream instead of queued twice), and optionally waited for.
+//
+//	p, _ := producer.New(nc)
+//	res, err := p.PublishAndWait(ctx, producer.Events("orders"), j)
+package producer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// Lane is where a job goes: the events lane (one user, now) or the bulk lane
+// (campaigns). Events never queue behind bulk jobs.
+type Lane struct{ subject string }
+
+// Events is the default lane: push.jobs.<name>. name is one subject token.
+func Events(name string) Lane { return Lane{"push.jobs." + name} }
+
+// Bulk is the bulk lane: push.jobs.bulk.<name>.
+func Bulk(name string) Lane { return Lane{"push.jobs.bulk." + name} }
+
+// Subject is the lane's subject.
+func (l Lane) Subject() string { return l.subject }
+
+func (l Lane) check() error {
+	rest, ok := strings.CutPrefix(l.subject, "push.jobs.")
+	if !ok || rest == "" || strings.ContainsAny(rest, " *>\t\r\n") || strings.Contains(rest, "..") ||
+		strings.HasSuffix(rest, ".") || (!strings.HasPrefix(rest, "bulk.") && strings.Contains(rest, ".")) {
+		return fmt.Errorf("lane %q: want Events(name) or Bulk(name) with a name of one token", l.subject)
+	}
+	return nil
+}
+
+// ErrNoResult is returned by PublishAndWait when ctx ends before the result comes.
+var ErrNoResult = errors.New("no result before the context ended")
+
+// Producer publishes jobs. It is safe for concurrent use.
+type Producer struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	rules job.Rules
+}
+
+// Option configures a Producer.
+type Option func(*Producer)
+
+// WithRules validates jobs with these rules (for a worker with a different
+// per-job target cap or time zone).
+func WithRules(r job.Rules) Option { return func(p *Producer) { p.rules = r } }
+
+// New makes a Producer on a NATS connection.
+func New(nc *nats.Conn, opts ...Option) (*Producer, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{nc: nc, js: js}
+	for _, o := range opts {
+		o(p)
+	}
+	return p, nil
+}
+
+// Publish validates j, gives it a job id when it has none, and publishes it on
+// lane. It returns once the job stream has stored the job. A full job queue is an
+// error here: try again later with the same job (same id).
+func (p *Producer) Publish(ctx context.Context, lane Lane, j *job.Job) error {
+	m, err := p.message(lane, j)
+	if err != nil {
+		return err
+	}
+	if _, err := p.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("publishing job %s to %s: %w", j.JobID, lane.subject, err)
+	}
+	return nil
+}
+
+// PublishAndWait publishes j and waits for its result until ctx ends.
+func (p *Producer) PublishAndWait(ctx context.Context, lane Lane, j *job.Job) (*job.Result, error) {
+	m, err := p.message(lane, j)
+	if err != nil {
+		return nil, err
+	}
+	// Listen before publishing, so that the result cannot come first.
+	sub, err := p.nc.SubscribeSync(j.ResultSubject())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if _, err := p.js.PublishMsg(ctx, m); err != nil {
+		return nil, fmt.Errorf("publishing job %s to %s: %w", j.JobID, lane.subject, err)
+	}
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("job %s: %w", j.JobID, ErrNoResult)
+			}
+			return nil, err
+		}
+		var r job.Result
+		if json.Unmarshal(msg.Data, &r) == nil && r.JobID == j.JobID {
+			return &r, nil
+		}
+	}
+}
+
+func (p *Producer) message(lane Lane, j *job.Job) (*nats.Msg, error) {
+	if err := lane.check(); err != nil {
+		return nil, err
+	}
+	if j.JobID == "" {
+		j.JobID = NewJobID()
+	}
+	if err := j.Validate(p.rules); err != nil {
+		return nil, err
+	}
+	body, err := j.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return &nats.Msg{Subject: lane.subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}}, nil
+}
+
+// NewJobID is a random job id.
+func NewJobID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "job-" + hex.EncodeToString(b[:])
+}
