@@ -1,6 +1,7 @@
 // Command enqueue publishes push jobs to JetStream and inspects the queue:
 //
 //	enqueue [publish] [--subject S] [--wait] FILE...   publish jobs (a JSON object, or JSON Lines)
+//	enqueue load --campaign ID [settings] FILE          load a campaign (CSV or JSON Lines) onto the bulk lane
 //	enqueue status                                     jobs waiting and in flight per lane, dead letters, results
 //	enqueue dlq list                                   the dead letters
 //	enqueue dlq replay [--all | JOB-ID...]             publish the failed targets again
@@ -25,6 +26,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/connect"
 	"github.com/mpaas-push/pushworker/internal/consumer"
+	"github.com/mpaas-push/pushworker/job"
 )
 
 // devNATSURL is the dev-mode worker's embedded server (cmd/worker's DevNATSPort).
@@ -39,6 +41,16 @@ const usage = `Usage:
       Publish jobs: each FILE (- for standard input) holds one JSON job or JSON Lines.
       Jobs are validated first; a job without jobId gets one. Nats-Msg-Id = jobId.
       --wait prints each job's result and exits 1 unless every job succeeded.
+  enqueue load --campaign ID [--settings campaign.json] [--app-id …] [--workspace-id …]
+               [--template …] [--delivery-type N] [--expired-seconds N] [--task-name …]
+               [--group-size 1000] [--window 100000] [--rejects FILE] [--strict] [--dry-run]
+               [--wait] [--timeout 2m] FILE
+      Load a campaign onto the bulk lane (push.jobs.bulk.ID). A CSV file has a header row:
+      "target", optionally "msgKey" (derived from the campaign and the target when absent),
+      and one column per template variable; rows with the same template values become jobs
+      of up to --group-size targets. A .jsonl file holds whole jobs. Job ids derive from the
+      campaign, so a rerun enqueues nothing new. Bad rows go to --rejects with their line.
+      --wait follows the campaign's results and prints the totals.
   enqueue status [--json]
       Jobs waiting and in flight per lane, redeliveries, dead letters, results.
   enqueue dlq list [--json]
@@ -83,7 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	cmd := "publish"
 	if len(args) > 0 {
 		switch args[0] {
-		case "publish", "status", "dlq":
+		case "publish", "status", "dlq", "load":
 			cmd, args = args[0], args[1:]
 		case "-h", "--help", "help":
 			fmt.Fprint(stdout, usage)
@@ -107,7 +119,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		timeout = fs.Duration("timeout", 2*time.Minute, "publish --wait: how long to wait for the results")
 		asJSON  = fs.Bool("json", false, "status, dlq list: print JSON")
 		all     = fs.Bool("all", false, "dlq replay: replay every dead letter that can be replayed")
+		lf      loadFlags
 	)
+	fs.StringVar(&lf.campaign, "campaign", "", "load: campaign id (starts every job id)")
+	fs.StringVar(&lf.settings, "settings", "", "load: campaign settings, a JSON job without targets")
+	fs.StringVar(&lf.format, "format", "", "load: csv or jsonl (default: from the file name; csv for -)")
+	fs.StringVar(&lf.rejects, "rejects", "", "load: write bad rows (line, reason) to this CSV file")
+	fs.StringVar(&lf.appID, "app-id", "", "load: appId")
+	fs.StringVar(&lf.workspaceID, "workspace-id", "", "load: workspaceId")
+	fs.StringVar(&lf.template, "template", "", "load: templateName")
+	fs.StringVar(&lf.taskName, "task-name", "", "load: taskName (default: the campaign id)")
+	fs.Int64Var(&lf.deliveryType, "delivery-type", 0, "load: deliveryType")
+	fs.Int64Var(&lf.expiredSeconds, "expired-seconds", 0, "load: expiredSeconds")
+	fs.IntVar(&lf.groupSize, "group-size", 1000, "load: targets per job")
+	fs.IntVar(&lf.window, "window", 100000, "load: rows held in open groups at most (bounds memory)")
+	fs.IntVar(&lf.maxTargets, "max-targets", job.DefaultMaxTargets, "load: the workers' per-job target cap")
+	fs.BoolVar(&lf.strict, "strict", false, "load: stop at the first bad row")
+	fs.BoolVar(&lf.dryRun, "dry-run", false, "load: validate the whole file, publish nothing")
 	for _, st := range settings {
 		if st.Flag != "" {
 			fs.String(st.Flag, "", st.Help)
@@ -129,24 +157,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err := cfg.Parse("enqueue", connArgs, getenv, usage, stderr); err != nil {
 		return err
 	}
-	opts, err := connect.NATSOptions(cfg, getenv)
-	if err != nil {
-		return err
-	}
-	opts = append(opts, nats.MaxReconnects(5))
-	nc, err := connect.NATS(cfg.String("NATS_URL"), opts)
-	if err != nil {
-		if getenv("NATS_URL") == "" {
-			return fmt.Errorf("%w\n(NATS_URL is unset, so enqueue tried the dev-mode worker at %s: start it with 'go run ./cmd/worker', or set NATS_URL)", err, devNATSURL)
+	e := &env{ctx: ctx, topo: consumer.DefaultTopology(), stdin: stdin, stdout: stdout, stderr: stderr}
+	if !(cmd == "load" && lf.dryRun) { // a dry run validates the file alone
+		nc, err := dial(cfg, getenv)
+		if err != nil {
+			return err
 		}
-		return err
+		defer nc.Close()
+		if e.js, err = jetstream.New(nc); err != nil {
+			return err
+		}
+		e.nc = nc
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	e := &env{ctx: ctx, nc: nc, js: js, topo: consumer.DefaultTopology(), stdin: stdin, stdout: stdout, stderr: stderr}
 	switch {
 	case cmd == "status":
 		return e.status(*asJSON)
@@ -154,6 +176,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return e.dlqList(*asJSON)
 	case cmd == "dlq" && sub == "replay":
 		return e.dlqReplay(*all, fs.Args())
+	case cmd == "load":
+		if fs.NArg() != 1 || lf.campaign == "" {
+			fmt.Fprint(stderr, usage)
+			return exitError{2}
+		}
+		return e.load(&lf, fs.Arg(0), *wait, *timeout)
 	default:
 		if fs.NArg() == 0 {
 			fmt.Fprint(stderr, usage)
@@ -161,4 +189,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return e.publish(*subject, fs.Args(), *wait, *timeout)
 	}
+}
+
+// dial connects to NATS_URL, or explains how to start the dev worker.
+func dial(cfg *config.Set, getenv func(string) string) (*nats.Conn, error) {
+	opts, err := connect.NATSOptions(cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.MaxReconnects(5))
+	nc, err := connect.NATS(cfg.String("NATS_URL"), opts)
+	if err != nil && getenv("NATS_URL") == "" {
+		return nil, fmt.Errorf("%w\n(NATS_URL is unset, so enqueue tried the dev-mode worker at %s: start it with 'go run ./cmd/worker', or set NATS_URL)", err, devNATSURL)
+	}
+	return nc, err
 }

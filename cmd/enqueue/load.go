@@ -1,0 +1,296 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/mpaas-push/pushworker/internal/loader"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// loadFlags are the campaign settings and load options.
+type loadFlags struct {
+	campaign, settings, format, rejects    string
+	appID, workspaceID, template, taskName string
+	deliveryType, expiredSeconds           int64
+	groupSize, window, maxTargets          int
+	strict, dryRun                         bool
+}
+
+// campaignBase builds the campaign-wide job from the settings file and the flags
+// (a flag wins), and checks it with a probe target.
+func (lf *loadFlags) campaignBase() (*job.Job, error) {
+	base := &job.Job{}
+	if lf.settings != "" {
+		raw, err := os.ReadFile(lf.settings)
+		if err != nil {
+			return nil, err
+		}
+		if base, err = job.Decode(raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", lf.settings, err)
+		}
+		if len(base.TargetMsgkey) > 0 || base.JobID != "" {
+			return nil, fmt.Errorf("%s: campaign settings hold no targetMsgkey and no jobId (they come from the file and the campaign id)", lf.settings)
+		}
+	}
+	for _, s := range []struct {
+		dst *string
+		v   string
+	}{{&base.AppID, lf.appID}, {&base.WorkspaceID, lf.workspaceID}, {&base.TemplateName, lf.template}, {&base.TaskName, lf.taskName}} {
+		if s.v != "" {
+			*s.dst = s.v
+		}
+	}
+	if lf.deliveryType != 0 {
+		base.DeliveryType = lf.deliveryType
+	}
+	if lf.expiredSeconds != 0 {
+		base.ExpiredSeconds = lf.expiredSeconds
+	}
+	if base.TaskName == "" {
+		base.TaskName = lf.campaign
+	}
+	probe := *base
+	probe.JobID = lf.campaign + ".probe"
+	probe.TargetMsgkey = job.Targets{{Target: "probe", MsgKey: "probe"}}
+	if err := probe.Validate(job.Rules{MaxTargets: lf.maxTargets}); err != nil {
+		return nil, fmt.Errorf("campaign settings: %w", err)
+	}
+	return base, nil
+}
+
+// load runs `enqueue load`.
+func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration) error {
+	if !job.ValidJobID(lf.campaign) || strings.Contains(lf.campaign, ".") {
+		return fmt.Errorf("--campaign %q: one token of letters, digits, '-', '_' or ':' (it starts every job id)", lf.campaign)
+	}
+	if lf.groupSize < 1 || lf.groupSize > lf.maxTargets {
+		return fmt.Errorf("--group-size %d: from 1 to the per-job cap %d", lf.groupSize, lf.maxTargets)
+	}
+	base, err := lf.campaignBase()
+	if err != nil {
+		return err
+	}
+	if wait && base.ReplyTo != "" {
+		return fmt.Errorf("--wait follows push.results.%s.>: leave replyTo out of the campaign settings", lf.campaign)
+	}
+	in, size, err := open(file, e.stdin)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	format := lf.format
+	if format == "" {
+		format = "csv"
+		if strings.HasSuffix(file, ".jsonl") || strings.HasSuffix(file, ".ndjson") {
+			format = "jsonl"
+		}
+	}
+	o := loader.Options{
+		Campaign: loader.Campaign{ID: lf.campaign, Base: base, GroupSize: lf.groupSize, Window: lf.window},
+		Rules:    job.Rules{MaxTargets: lf.maxTargets},
+		Strict:   lf.strict,
+	}
+	if lf.rejects != "" {
+		f, err := os.Create(lf.rejects)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		o.Rejects = f
+	}
+	subject := e.topo.Root + ".jobs.bulk." + lf.campaign
+	var pub *loader.Publisher
+	if !lf.dryRun {
+		js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
+		if err != nil {
+			return err
+		}
+		if _, err := js.Stream(e.ctx, e.topo.JobsStream); err != nil {
+			return fmt.Errorf("stream %s (start a worker against this server first): %w", e.topo.JobsStream, err)
+		}
+		pub = loader.NewPublisher(e.ctx, js, subject, 0)
+		o.Sink = pub
+	}
+	counted := &countingReader{r: in}
+	show := e.progress(size, counted)
+	o.Progress = func(s loader.Summary) { show(s, false) }
+
+	var sum loader.Summary
+	if format == "jsonl" {
+		sum, err = loader.LoadJSONL(e.ctx, counted, o)
+	} else {
+		sum, err = loader.LoadCSV(e.ctx, counted, o)
+	}
+	if pub != nil {
+		if cerr := pub.Close(); err == nil {
+			err = cerr
+		}
+	}
+	sum.Elapsed = max(sum.Elapsed, time.Millisecond)
+	show(sum, true)
+	verb := "published to " + subject
+	if lf.dryRun {
+		verb = "validated (dry run, nothing published)"
+	}
+	fmt.Fprintf(e.stdout, "%d rows → %d jobs, %d targets %s in %s (%.0f targets/s, %.0f jobs/s); %d rows rejected",
+		sum.Rows, sum.Jobs, sum.Targets, verb, sum.Elapsed.Round(time.Millisecond),
+		float64(sum.Targets)/sum.Elapsed.Seconds(), float64(sum.Jobs)/sum.Elapsed.Seconds(), sum.Rejected)
+	if lf.rejects != "" && sum.Rejected > 0 {
+		fmt.Fprintf(e.stdout, " (see %s)", lf.rejects)
+	}
+	fmt.Fprintln(e.stdout)
+	if pub != nil {
+		fmt.Fprintf(e.stdout, "stored: %d new jobs, %d already enqueued by an earlier run; %d publishes retried (%d while the job queue was full)\n",
+			pub.Stored.Load(), pub.Duplicates.Load(), pub.Retries.Load(), pub.FullWaits.Load())
+	}
+	if err != nil {
+		return err
+	}
+	if wait && !lf.dryRun {
+		if err := e.followCampaign(lf.campaign, sum.Jobs, timeout); err != nil {
+			return err
+		}
+	}
+	if sum.Rejected > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+// campaignTotals are the results of a campaign's jobs.
+type campaignTotals struct {
+	Jobs, Targets, Sent, Duplicates, Failed int
+	FailedBy                                map[string]int // mPaaS code (or rejected, deadline passed) → targets
+}
+
+// followCampaign reads the campaign's results (from the start: a rerun counts the
+// first run's results) until every job has one, and prints the totals.
+func (e *env) followCampaign(campaign string, jobs int, timeout time.Duration) error {
+	c, err := e.js.OrderedConsumer(e.ctx, e.topo.ResultsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{e.topo.ResultPrefix() + campaign + ".>"}})
+	if err != nil {
+		return err
+	}
+	t := campaignTotals{FailedBy: map[string]int{}}
+	seen := map[string]bool{}
+	deadline := time.Now().Add(timeout)
+	for len(seen) < jobs {
+		if time.Now().After(deadline) {
+			e.printTotals(t)
+			return fmt.Errorf("%d of %d results within %s: are the workers running?", len(seen), jobs, timeout)
+		}
+		m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return e.ctx.Err()
+			}
+			continue
+		}
+		var r job.Result
+		if json.Unmarshal(m.Data(), &r) != nil || seen[r.JobID] {
+			continue
+		}
+		seen[r.JobID] = true
+		t.add(&r)
+	}
+	e.printTotals(t)
+	if t.Failed > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+func (t *campaignTotals) add(r *job.Result) {
+	t.Jobs++
+	t.Targets += r.Targets
+	t.Sent += r.Sent
+	t.Duplicates += r.Duplicates
+	t.Failed += r.Failed
+	if r.Status == job.StatusRejected {
+		t.FailedBy["rejected"] += r.Failed
+		return
+	}
+	for _, c := range r.Chunks {
+		if c.Status == job.ChunkFailed {
+			code := c.ResultCode
+			if code == "" {
+				code = c.Error
+			}
+			t.FailedBy[code] += len(c.TargetMsgkey)
+		}
+	}
+}
+
+func (e *env) printTotals(t campaignTotals) {
+	fmt.Fprintf(e.stdout, "campaign results: %d jobs, %d targets: %d sent, %d duplicates, %d failed\n",
+		t.Jobs, t.Targets, t.Sent, t.Duplicates, t.Failed)
+	codes := make([]string, 0, len(t.FailedBy))
+	for c := range t.FailedBy {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		fmt.Fprintf(e.stdout, "  failed with %s: %d\n", c, t.FailedBy[c])
+	}
+}
+
+// progress shows a bar on a terminal, and a line every 2 s otherwise.
+func (e *env) progress(size int64, counted *countingReader) func(loader.Summary, bool) {
+	if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && size > 0 {
+		bar := progressbar.NewOptions64(size, progressbar.OptionSetWriter(f), progressbar.OptionShowBytes(true),
+			progressbar.OptionSetDescription("loading"), progressbar.OptionShowCount(), progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+		return func(_ loader.Summary, done bool) {
+			_ = bar.Set64(counted.n)
+			if done {
+				_ = bar.Finish()
+			}
+		}
+	}
+	last := time.Now()
+	return func(s loader.Summary, done bool) {
+		if done || time.Since(last) < 2*time.Second {
+			return
+		}
+		last = time.Now()
+		fmt.Fprintf(e.stderr, "loading: %d rows, %d jobs, %d targets, %.0f targets/s\n", s.Rows, s.Jobs, s.Targets,
+			float64(s.Targets)/max(s.Elapsed.Seconds(), 0.001))
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func open(name string, stdin io.Reader) (io.ReadCloser, int64, error) {
+	if name == "-" {
+		return io.NopCloser(stdin), 0, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}

@@ -1,0 +1,196 @@
+package loader
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// Sink receives the jobs of a load: a Publisher, or nothing in a dry run.
+type Sink interface {
+	Publish(ctx context.Context, id string, body []byte) error
+}
+
+// Options of a load.
+type Options struct {
+	Campaign Campaign
+	Rules    job.Rules
+	Rejects  io.Writer // one "line,reason" row per bad row; nil: not written
+	Strict   bool      // stop at the first bad row
+	Sink     Sink      // nil: dry run, validate only
+	Progress func(Summary)
+}
+
+// Summary counts a load.
+type Summary struct {
+	Rows     int           `json:"rows"`
+	Rejected int           `json:"rejected"`
+	Jobs     int           `json:"jobs"`
+	Targets  int           `json:"targets"`
+	Elapsed  time.Duration `json:"-"`
+}
+
+// ErrStrict stops a strict load at its first bad row.
+var ErrStrict = errors.New("stopped at a bad row (--strict)")
+
+type run struct {
+	o       Options
+	s       Summary
+	ctx     context.Context
+	started time.Time
+	lastTag time.Time
+	rejects *bufio.Writer
+}
+
+func newRun(ctx context.Context, o Options) *run {
+	r := &run{o: o, ctx: ctx, started: time.Now()}
+	if o.Rejects != nil {
+		r.rejects = bufio.NewWriter(o.Rejects)
+		fmt.Fprintln(r.rejects, "line,reason")
+	}
+	return r
+}
+
+func (r *run) reject(line int, reason string) error {
+	r.s.Rejected++
+	if r.rejects != nil {
+		fmt.Fprintf(r.rejects, "%d,%s\n", line, strconv.Quote(reason))
+	}
+	if r.o.Strict {
+		return fmt.Errorf("line %d: %s: %w", line, reason, ErrStrict)
+	}
+	return nil
+}
+
+// emit validates and sends one job.
+func (r *run) emit(j *job.Job) error {
+	if err := j.Validate(r.o.Rules); err != nil {
+		// Every row of the job shares the failure: report the job once.
+		r.s.Rejected += len(j.TargetMsgkey)
+		if r.rejects != nil {
+			fmt.Fprintf(r.rejects, "0,%s\n", strconv.Quote(fmt.Sprintf("job %s (%d targets): %v", j.JobID, len(j.TargetMsgkey), err)))
+		}
+		if r.o.Strict {
+			return fmt.Errorf("job %s: %v: %w", j.JobID, err, ErrStrict)
+		}
+		return nil
+	}
+	r.s.Jobs++
+	r.s.Targets += len(j.TargetMsgkey)
+	if r.o.Sink != nil {
+		body, err := j.Encode()
+		if err != nil {
+			return err
+		}
+		if err := r.o.Sink.Publish(r.ctx, j.JobID, body); err != nil {
+			return err
+		}
+	}
+	r.progress()
+	return nil
+}
+
+func (r *run) progress() {
+	if r.o.Progress == nil || time.Since(r.lastTag) < 200*time.Millisecond {
+		return
+	}
+	r.lastTag = time.Now()
+	r.s.Elapsed = time.Since(r.started)
+	r.o.Progress(r.s)
+}
+
+func (r *run) finish(err error) (Summary, error) {
+	if r.rejects != nil {
+		if ferr := r.rejects.Flush(); err == nil {
+			err = ferr
+		}
+	}
+	r.s.Elapsed = time.Since(r.started)
+	return r.s, err
+}
+
+// LoadCSV loads a CSV campaign.
+func LoadCSV(ctx context.Context, in io.Reader, o Options) (Summary, error) {
+	r := newRun(ctx, o)
+	c, err := NewCSV(in)
+	if err != nil {
+		return r.finish(err)
+	}
+	g, err := NewGrouper(o.Campaign, c.Vars(), r.emit)
+	if err != nil {
+		return r.finish(err)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return r.finish(err)
+		}
+		row, err := c.Next()
+		if err == io.EOF {
+			break
+		}
+		var re *RowError
+		switch {
+		case errors.As(err, &re):
+			r.s.Rows++
+			if err := r.reject(re.Line, re.Reason); err != nil {
+				return r.finish(err)
+			}
+			continue
+		case err != nil:
+			return r.finish(err)
+		}
+		r.s.Rows++
+		if err := g.Add(row); err != nil {
+			var dup ErrDuplicateTarget
+			if !errors.As(err, &dup) {
+				return r.finish(err)
+			}
+			if err := r.reject(row.Line, err.Error()); err != nil {
+				return r.finish(err)
+			}
+		}
+	}
+	return r.finish(g.Close())
+}
+
+// LoadJSONL loads JSON Lines of whole jobs; a job without jobId gets
+// <campaign>.line<N>, so a rerun enqueues nothing new.
+func LoadJSONL(ctx context.Context, in io.Reader, o Options) (Summary, error) {
+	r := newRun(ctx, o)
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for line := 1; sc.Scan(); line++ {
+		if err := ctx.Err(); err != nil {
+			return r.finish(err)
+		}
+		text := bytes.TrimSpace(sc.Bytes())
+		if len(text) == 0 {
+			continue
+		}
+		r.s.Rows++
+		j, err := job.Decode(text)
+		if err == nil {
+			if j.JobID == "" {
+				j.JobID = o.Campaign.ID + ".line" + strconv.Itoa(line)
+			}
+			err = j.Validate(o.Rules)
+		}
+		if err != nil {
+			if err := r.reject(line, err.Error()); err != nil {
+				return r.finish(err)
+			}
+			continue
+		}
+		if err := r.emit(j); err != nil {
+			return r.finish(err)
+		}
+	}
+	return r.finish(sc.Err())
+}

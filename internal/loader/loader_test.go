@@ -1,0 +1,175 @@
+package loader
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mpaas-push/pushworker/job"
+)
+
+func base() *job.Job {
+	return &job.Job{TaskName: "spring", AppID: "A", WorkspaceID: "W", TemplateName: "T", DeliveryType: 3, ExpiredSeconds: 3600}
+}
+
+// collect is a Sink that keeps the jobs.
+type collect struct{ jobs []*job.Job }
+
+func (c *collect) Publish(_ context.Context, _ string, body []byte) error {
+	j, err := job.Decode(body)
+	if err != nil {
+		return err
+	}
+	c.jobs = append(c.jobs, j)
+	return nil
+}
+
+func load(t *testing.T, csv string, groupSize, window int) (*collect, Summary, string) {
+	t.Helper()
+	sink := &collect{}
+	var rejects bytes.Buffer
+	sum, err := LoadCSV(context.Background(), strings.NewReader(csv), Options{
+		Campaign: Campaign{ID: "spring", Base: base(), GroupSize: groupSize, Window: window},
+		Sink:     sink, Rejects: &rejects,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sink, sum, rejects.String()
+}
+
+func TestGroupingByTemplateValues(t *testing.T) {
+	csv := "target,name,money\n" +
+		"u1,张三,200\nu2,李四,100\nu3,张三,200\nu4,张三,200\nu5,李四,100\nu6,王五,1\n"
+	sink, sum, _ := load(t, csv, 2, 100)
+	if sum.Rows != 6 || sum.Jobs != 4 || sum.Targets != 6 || sum.Rejected != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	got := []string{}
+	for _, j := range sink.jobs {
+		var targets []string
+		for _, tg := range j.TargetMsgkey {
+			targets = append(targets, tg.Target)
+		}
+		got = append(got, fmt.Sprintf("%s=%s", strings.Join(targets, "+"), j.TemplateKeyValue))
+	}
+	// Full groups go out as they fill; the rest at the end, oldest open group first.
+	want := []string{
+		`u1+u3={"name":"张三","money":"200"}`,
+		`u2+u5={"name":"李四","money":"100"}`,
+		`u4={"name":"张三","money":"200"}`,
+		`u6={"name":"王五","money":"1"}`,
+	}
+	if strings.Join(got, " | ") != strings.Join(want, " | ") {
+		t.Fatalf("jobs:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestWindowFlushesTheOldestGroupEarly(t *testing.T) {
+	csv := "target,v\nu1,a\nu2,b\nu3,c\nu4,a\n"
+	sink, sum, _ := load(t, csv, 10, 2) // at most 2 rows held: a goes out when c arrives
+	if sum.Jobs != 4 {
+		t.Fatalf("want 4 jobs (a flushed early, then b, c, a again), got %d", sum.Jobs)
+	}
+	if sink.jobs[0].JobID == sink.jobs[3].JobID || sink.jobs[0].TargetMsgkey[0].Target != "u1" || sink.jobs[3].TargetMsgkey[0].Target != "u4" {
+		t.Fatalf("jobs %v %v", sink.jobs[0].JobID, sink.jobs[3].JobID)
+	}
+	if !strings.HasSuffix(sink.jobs[0].JobID, ".1") || !strings.HasSuffix(sink.jobs[3].JobID, ".2") {
+		t.Fatalf("the second job of group a must be numbered 2: %s %s", sink.jobs[0].JobID, sink.jobs[3].JobID)
+	}
+}
+
+func TestIDsAreDeterministic(t *testing.T) {
+	csv := "target,name\nu1,x\nu2,y\nu3,x\n"
+	a, _, _ := load(t, csv, 1000, 1000)
+	b, _, _ := load(t, csv, 1000, 1000)
+	for i := range a.jobs {
+		if a.jobs[i].JobID != b.jobs[i].JobID || a.jobs[i].TargetMsgkey[0].MsgKey != b.jobs[i].TargetMsgkey[0].MsgKey {
+			t.Fatal("the same file must give the same job ids and msgKeys")
+		}
+		if !job.ValidJobID(a.jobs[i].JobID) || !strings.HasPrefix(a.jobs[i].JobID, "spring.") {
+			t.Fatalf("job id %q", a.jobs[i].JobID)
+		}
+	}
+	if a.jobs[0].JobID == a.jobs[1].JobID {
+		t.Fatal("two groups share a job id")
+	}
+	if DeriveMsgKey("spring", "u1") == DeriveMsgKey("summer", "u1") || DeriveMsgKey("spring", "u1") == DeriveMsgKey("spring", "u2") {
+		t.Fatal("derived msgKeys must differ by campaign and target")
+	}
+	if JobID("c", groupKey([]string{"a,b"}), 1) == JobID("c", groupKey([]string{"a", "b"}), 1) {
+		t.Fatal(`("a,b") and ("a","b") must not share a group`)
+	}
+}
+
+func TestCSVQuirks(t *testing.T) {
+	csv := "\ufefftarget,msgKey,姓名,备注\r\n" +
+		"u1,k1,张三,\"with, comma\"\r\n" +
+		"u2,,\"李\"\"四\",\"line\r\nbreak\"\r\n" +
+		"\"u3\",k3,王五,plain\r\n"
+	sink, sum, rejects := load(t, csv, 1, 100)
+	if sum.Rows != 3 || sum.Jobs != 3 || sum.Rejected != 0 {
+		t.Fatalf("summary %+v, rejects %s", sum, rejects)
+	}
+	j1, j2 := sink.jobs[0], sink.jobs[1]
+	if j1.TargetMsgkey[0] != (job.Target{Target: "u1", MsgKey: "k1"}) || string(j1.TemplateKeyValue) != `{"姓名":"张三","备注":"with, comma"}` {
+		t.Fatalf("row 1: %v %s", j1.TargetMsgkey, j1.TemplateKeyValue)
+	}
+	var kv map[string]string
+	_ = json.Unmarshal(j2.TemplateKeyValue, &kv)
+	if kv["姓名"] != `李"四` || kv["备注"] != "line\nbreak" /* encoding/csv turns a quoted CRLF into \n */ || j2.TargetMsgkey[0].MsgKey != DeriveMsgKey("spring", "u2") {
+		t.Fatalf("row 2: %v %v", kv, j2.TargetMsgkey)
+	}
+}
+
+func TestBadRowsAreRejectedWithTheirLine(t *testing.T) {
+	csv := "target,name\n" +
+		"u1,a\n" +
+		",a\n" + // line 3: empty target
+		"u2,a,extra\n" + // line 4: too many fields
+		"u1,a\n" + // line 5: u1 again in the same group
+		"u3,\"unterminated\n" // line 6: bad quoting
+	_, sum, rejects := load(t, csv, 1000, 1000)
+	if sum.Rejected != 4 || sum.Targets != 1 {
+		t.Fatalf("summary %+v\n%s", sum, rejects)
+	}
+	for _, want := range []string{`3,"target is empty"`, `4,"wrong number of fields"`, `5,"target \"u1\" is already`, `6,`} {
+		if !strings.Contains(rejects, want) {
+			t.Fatalf("rejects lack %q:\n%s", want, rejects)
+		}
+	}
+	_, err := LoadCSV(context.Background(), strings.NewReader(csv), Options{
+		Campaign: Campaign{ID: "spring", Base: base(), GroupSize: 10, Window: 10}, Strict: true})
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("--strict must stop at line 3: %v", err)
+	}
+}
+
+func TestHeaderErrors(t *testing.T) {
+	for _, h := range []string{"name,money\n", "target,name,name\n", "target,,x\n", ""} {
+		if _, err := NewCSV(strings.NewReader(h)); err == nil {
+			t.Errorf("header %q must be refused", h)
+		}
+	}
+}
+
+func TestJSONLines(t *testing.T) {
+	lines := `{"taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"targetMsgkey":{"u":"k"},"expiredSeconds":60,"templateName":"n"}` + "\n\n" +
+		`{"jobId":"own-id","taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"targetMsgkey":{"v":"k"},"expiredSeconds":60,"templateName":"n"}` + "\n" +
+		`{"APPID":1}` + "\n"
+	sink := &collect{}
+	var rejects bytes.Buffer
+	sum, err := LoadJSONL(context.Background(), strings.NewReader(lines), Options{Campaign: Campaign{ID: "camp"}, Sink: sink, Rejects: &rejects})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Jobs != 2 || sum.Rejected != 1 || sink.jobs[0].JobID != "camp.line1" || sink.jobs[1].JobID != "own-id" {
+		t.Fatalf("summary %+v jobs %v", sum, sink.jobs)
+	}
+	if !strings.Contains(rejects.String(), `4,"APPID: unknown field`) {
+		t.Fatalf("rejects: %s", rejects.String())
+	}
+}

@@ -1,0 +1,178 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
+)
+
+// Publisher publishes jobs asynchronously with backpressure: at most MaxBytes of
+// jobs wait for their acks. A publish the stream refuses because it is full, or
+// that times out, is sent again with the same Nats-Msg-Id until it is stored, so
+// a retry never enqueues a job twice.
+type Publisher struct {
+	js      jetstream.JetStream
+	subject string
+	budget  chan struct{} // one token per KiB in flight
+	acks    chan pending
+	done    chan struct{}
+	err     error
+	errOnce sync.Once
+
+	Stored     atomic.Int64 // jobs newly stored
+	Duplicates atomic.Int64 // jobs the stream already had (a rerun)
+	Retries    atomic.Int64 // publishes sent again (full stream, timeouts)
+	FullWaits  atomic.Int64 // of those, because the job queue was full
+}
+
+type pending struct {
+	msg  *nats.Msg
+	fut  jetstream.PubAckFuture
+	cost int
+}
+
+// DefaultMaxBytes bounds the jobs in flight, and with it the loader's memory.
+const DefaultMaxBytes = 16 << 20
+
+// NewPublisher publishes to subject. js should come from jetstream.New with
+// WithPublishAsyncMaxPending set.
+func NewPublisher(ctx context.Context, js jetstream.JetStream, subject string, maxBytes int) *Publisher {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	p := &Publisher{js: js, subject: subject, budget: make(chan struct{}, maxBytes>>10),
+		acks: make(chan pending, 1<<16), done: make(chan struct{})}
+	go p.collect(ctx)
+	return p
+}
+
+// Publish sends one job; it blocks while too many bytes wait for acks.
+func (p *Publisher) Publish(ctx context.Context, id string, body []byte) error {
+	cost := max(1, len(body)>>10)
+	cost = min(cost, cap(p.budget))
+	for range cost {
+		select {
+		case p.budget <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return p.err
+		}
+	}
+	m := &nats.Msg{Subject: p.subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
+	fut, err := p.send(ctx, m)
+	if err != nil {
+		return err
+	}
+	select {
+	case p.acks <- pending{m, fut, cost}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.done:
+		return p.err
+	}
+}
+
+// send publishes, waiting while the client's own async window is stalled.
+func (p *Publisher) send(ctx context.Context, m *nats.Msg) (jetstream.PubAckFuture, error) {
+	for {
+		fut, err := p.js.PublishMsgAsync(m)
+		if err == nil {
+			return fut, nil
+		}
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return nil, fmt.Errorf("publishing %s: %w", m.Header.Get(jetstream.MsgIDHeader), err)
+		}
+		if !ctxsleep.Sleep(ctx, 20*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// collect waits for the acks in order, retrying refused publishes.
+func (p *Publisher) collect(ctx context.Context) {
+	defer close(p.done)
+	for pe := range p.acks {
+		if err := p.await(ctx, pe); err != nil {
+			p.fail(err)
+			for range p.acks { // drain so that Close returns
+			}
+			return
+		}
+		for range pe.cost {
+			<-p.budget
+		}
+	}
+}
+
+func (p *Publisher) await(ctx context.Context, pe pending) error {
+	delay := 50 * time.Millisecond
+	for {
+		select {
+		case ack := <-pe.fut.Ok():
+			if ack.Duplicate {
+				p.Duplicates.Add(1)
+			} else {
+				p.Stored.Add(1)
+			}
+			return nil
+		case err := <-pe.fut.Err():
+			if !retryable(err) {
+				return fmt.Errorf("publishing %s: %w", pe.msg.Header.Get(jetstream.MsgIDHeader), err)
+			}
+			p.Retries.Add(1)
+			if isFull(err) {
+				p.FullWaits.Add(1)
+			}
+			if !ctxsleep.Sleep(ctx, delay) {
+				return ctx.Err()
+			}
+			delay = min(2*delay, 2*time.Second)
+			fut, serr := p.send(ctx, pe.msg)
+			if serr != nil {
+				return serr
+			}
+			pe.fut = fut
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// errCodeStoreFailed is JetStream's "storing the message failed", which a full
+// stream with discard-new answers ("maximum bytes exceeded").
+const errCodeStoreFailed jetstream.ErrorCode = 10077
+
+// retryable: the job queue is full (the workers will drain it), or the ack did not
+// come in time (the same Nats-Msg-Id makes the retry safe).
+func retryable(err error) bool {
+	return isFull(err) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
+}
+
+func isFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed {
+		return true
+	}
+	return strings.Contains(err.Error(), "maximum bytes exceeded") || strings.Contains(err.Error(), "maximum messages exceeded")
+}
+
+func (p *Publisher) fail(err error) { p.errOnce.Do(func() { p.err = err }) }
+
+// Close waits until every job is stored (or refused for good).
+func (p *Publisher) Close() error {
+	close(p.acks)
+	<-p.done
+	return p.err
+}
