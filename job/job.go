@@ -57,10 +57,6 @@ type Job struct {
 	DismissalDate *int64 `json:"dismissalDate,omitempty"`
 }
 
-// Encode is the job's JSON message body. Unlike json.Marshal it does not escape
-// '<', '>' and '&' inside object parameters, so they reach mPaaS as written.
-func (j *Job) Encode() ([]byte, error) { return encode(j) }
-
 // encode marshals v without HTML escaping.
 func encode(v any) ([]byte, error) {
 	var b bytes.Buffer
@@ -100,28 +96,7 @@ type Target struct {
 type Targets []Target
 
 // MarshalJSON writes the pairs as one JSON object, in order.
-func (t Targets) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, p := range t {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, err := json.Marshal(p.Target)
-		if err != nil {
-			return nil, err
-		}
-		v, err := json.Marshal(p.MsgKey)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(k)
-		b.WriteByte(':')
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
+func (t Targets) MarshalJSON() ([]byte, error) { return t.appendJSON(nil), nil }
 
 // UnmarshalJSON reads an object (or a string holding one) of string values, in order.
 func (t *Targets) UnmarshalJSON(data []byte) error {

@@ -51,7 +51,6 @@ func (r Rules) withDefaults() Rules {
 }
 
 var (
-	jobIDPattern   = regexp.MustCompile(`^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$`)
 	clockPattern   = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$`)
 	deliveryTypes  = map[int64]bool{1: true, 2: true, 3: true, 5: true, 6: true, 7: true}
 	notifyTypes    = []string{"transparent", "notify"}
@@ -63,7 +62,19 @@ var (
 // ValidJobID reports whether id can be a job id: 1–128 characters, dot-separated
 // tokens of letters, digits, '-', '_' and ':' (it becomes part of a subject).
 func ValidJobID(id string) bool {
-	return len(id) <= MaxJobIDLength && jobIDPattern.MatchString(id)
+	if id == "" || len(id) > MaxJobIDLength || id[0] == '.' || id[len(id)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == ':':
+		case c == '.' && id[i-1] != '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks every rule of the mPaaS PushTemplate API that can be checked

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -24,6 +26,8 @@ type loadFlags struct {
 	deliveryType, expiredSeconds           int64
 	groupSize, window, maxTargets          int
 	strict, dryRun                         bool
+	cpuProfile                             string
+	memLimitMiB                            int
 }
 
 // campaignBase builds the campaign-wide job from the settings file and the flags
@@ -79,6 +83,22 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 	base, err := lf.campaignBase()
 	if err != nil {
 		return err
+	}
+	if lf.memLimitMiB > 0 {
+		// The loader's live memory is the window and the jobs awaiting acks; a soft
+		// limit makes the GC keep the heap near it instead of doubling it.
+		debug.SetMemoryLimit(int64(lf.memLimitMiB) << 20)
+	}
+	if lf.cpuProfile != "" {
+		f, err := os.Create(lf.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if wait && base.ReplyTo != "" {
 		return fmt.Errorf("--wait follows push.results.%s.>: leave replyTo out of the campaign settings", lf.campaign)

@@ -43,7 +43,7 @@ const usage = `Usage:
       --wait prints each job's result and exits 1 unless every job succeeded.
   enqueue load --campaign ID [--settings campaign.json] [--app-id …] [--workspace-id …]
                [--template …] [--delivery-type N] [--expired-seconds N] [--task-name …]
-               [--group-size 1000] [--window 100000] [--rejects FILE] [--strict] [--dry-run]
+               [--group-size 1000] [--window 20000] [--rejects FILE] [--strict] [--dry-run]
                [--wait] [--timeout 2m] FILE
       Load a campaign onto the bulk lane (push.jobs.bulk.ID). A CSV file has a header row:
       "target", optionally "msgKey" (derived from the campaign and the target when absent),
@@ -132,10 +132,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	fs.Int64Var(&lf.deliveryType, "delivery-type", 0, "load: deliveryType")
 	fs.Int64Var(&lf.expiredSeconds, "expired-seconds", 0, "load: expiredSeconds")
 	fs.IntVar(&lf.groupSize, "group-size", 1000, "load: targets per job")
-	fs.IntVar(&lf.window, "window", 100000, "load: rows held in open groups at most (bounds memory)")
+	fs.IntVar(&lf.window, "window", 20000, "load: rows held in open groups at most (bounds memory)")
 	fs.IntVar(&lf.maxTargets, "max-targets", job.DefaultMaxTargets, "load: the workers' per-job target cap")
 	fs.BoolVar(&lf.strict, "strict", false, "load: stop at the first bad row")
 	fs.BoolVar(&lf.dryRun, "dry-run", false, "load: validate the whole file, publish nothing")
+	fs.StringVar(&lf.cpuProfile, "cpuprofile", "", "load: write a CPU profile to this file (diagnostics)")
+	fs.IntVar(&lf.memLimitMiB, "mem-limit", 80, "load: soft memory limit in MiB (the Go runtime's GOMEMLIMIT); 0: none")
 	for _, st := range settings {
 		if st.Flag != "" {
 			fs.String(st.Flag, "", st.Help)

@@ -30,7 +30,7 @@ type stack struct {
 	sim *mpaassim.Server
 }
 
-func newStack(t *testing.T, faults mpaassim.Faults) *stack {
+func newStack(t *testing.T, faults mpaassim.Faults, mutate ...func(*app.Options)) *stack {
 	t.Helper()
 	rdb := testenv.Redis(t)
 	ns := testenv.NATS(t)
@@ -51,9 +51,13 @@ func newStack(t *testing.T, faults mpaassim.Faults) *stack {
 	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
 	t.Cleanup(func() { client.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := app.New(ctx, app.Options{NATS: nc, Redis: client, Pusher: pusher, RateLimit: 1000, RedisPrefix: testenv.Prefix(t, rdb),
+	o := app.Options{NATS: nc, Redis: client, Pusher: pusher, RateLimit: 1000, RedisPrefix: testenv.Prefix(t, rdb),
 		Consumer:  consumer.Config{Limits: limits, RetryDelay: 50 * time.Millisecond, FetchWait: 300 * time.Millisecond},
-		Processor: worker.Config{Attempts: 2, RetryMin: 5 * time.Millisecond, RetryMax: 10 * time.Millisecond}, Log: zap.NewNop()})
+		Processor: worker.Config{Attempts: 2, RetryMin: 5 * time.Millisecond, RetryMax: 10 * time.Millisecond}, Log: zap.NewNop()}
+	for _, m := range mutate {
+		m(&o)
+	}
+	w, err := app.New(ctx, o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

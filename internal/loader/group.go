@@ -18,7 +18,7 @@ import (
 
 // Campaign is what every job of a campaign shares.
 type Campaign struct {
-	ID        string   // job ids start with it: <ID>.<group hash>.<n>
+	ID        string   // job ids start with it: <ID>.<group hash>.<line of the job's first row>
 	Base      *job.Job // campaign-wide parameters; TargetMsgkey empty
 	GroupSize int      // targets per job
 	Window    int      // rows held in open groups at most; the oldest group is flushed early past it
@@ -42,16 +42,46 @@ type Grouper struct {
 	groups  map[string]*list.Element // key → element of order (*group)
 	order   *list.List               // open groups, oldest first
 	held    int
-	jobsOf  map[string]int // jobs emitted per group key
 	emit    func(*job.Job) error
 	baseKVs []kv
 }
 
 type group struct {
+	first   int // line of the first row since the group last went out: it names the job
 	key     string
 	values  []string
 	targets job.Targets
-	seen    map[string]struct{}
+	seen    map[string]struct{} // built once the group is big; small groups are scanned
+}
+
+// seenLimit is the size from which a group keeps a map of its targets.
+const seenLimit = 32
+
+// has reports whether target is already in the group.
+func (gr *group) has(target string) bool {
+	if gr.seen != nil {
+		_, ok := gr.seen[target]
+		return ok
+	}
+	for _, t := range gr.targets {
+		if t.Target == target {
+			return true
+		}
+	}
+	return false
+}
+
+func (gr *group) add(t job.Target) {
+	gr.targets = append(gr.targets, t)
+	switch {
+	case gr.seen != nil:
+		gr.seen[t.Target] = struct{}{}
+	case len(gr.targets) >= seenLimit:
+		gr.seen = make(map[string]struct{}, 2*len(gr.targets))
+		for _, x := range gr.targets {
+			gr.seen[x.Target] = struct{}{}
+		}
+	}
 }
 
 type kv struct {
@@ -64,7 +94,7 @@ func NewGrouper(c Campaign, vars []string, emit func(*job.Job) error) (*Grouper,
 	if c.GroupSize <= 0 || c.Window <= 0 {
 		return nil, fmt.Errorf("group size and window must be positive")
 	}
-	g := &Grouper{c: c, vars: vars, groups: map[string]*list.Element{}, order: list.New(), jobsOf: map[string]int{}, emit: emit}
+	g := &Grouper{c: c, vars: vars, groups: map[string]*list.Element{}, order: list.New(), emit: emit}
 	if len(c.Base.TemplateKeyValue) > 0 {
 		members, err := objectMembers(c.Base.TemplateKeyValue)
 		if err != nil {
@@ -90,15 +120,14 @@ func (g *Grouper) Add(r Row) error {
 	key := groupKey(r.Values)
 	el, ok := g.groups[key]
 	if !ok {
-		el = g.order.PushBack(&group{key: key, values: r.Values, seen: map[string]struct{}{}})
+		el = g.order.PushBack(&group{key: key, values: r.Values, first: r.Line})
 		g.groups[key] = el
 	}
 	gr := el.Value.(*group)
-	if _, dup := gr.seen[r.Target]; dup {
+	if gr.has(r.Target) {
 		return ErrDuplicateTarget{r.Target}
 	}
-	gr.seen[r.Target] = struct{}{}
-	gr.targets = append(gr.targets, job.Target{Target: r.Target, MsgKey: r.MsgKey})
+	gr.add(job.Target{Target: r.Target, MsgKey: r.MsgKey})
 	g.held++
 	if len(gr.targets) >= g.c.GroupSize {
 		if err := g.flush(el); err != nil {
@@ -128,9 +157,8 @@ func (g *Grouper) flush(el *list.Element) error {
 	g.order.Remove(el)
 	delete(g.groups, gr.key)
 	g.held -= len(gr.targets)
-	g.jobsOf[gr.key]++
 	j := *g.c.Base
-	j.JobID = JobID(g.c.ID, gr.key, g.jobsOf[gr.key])
+	j.JobID = JobID(g.c.ID, gr.key, gr.first)
 	j.TargetMsgkey = gr.targets
 	kvs, err := g.templateValues(gr.values)
 	if err != nil {
@@ -146,43 +174,29 @@ func (g *Grouper) templateValues(values []string) (job.Object, error) {
 	if len(g.vars) == 0 && len(g.baseKVs) == 0 {
 		return nil, nil
 	}
-	var b bytes.Buffer
-	b.WriteByte('{')
-	inFile := map[string]bool{}
-	for i, name := range g.vars {
-		inFile[name] = true
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		writeMember(&b, name, mustString(values[i]))
+	o := job.ObjectOf(g.vars, values)
+	if len(g.baseKVs) == 0 {
+		return o, nil
 	}
-	n := len(g.vars)
+	inFile := map[string]bool{}
+	for _, name := range g.vars {
+		inFile[name] = true
+	}
+	b := bytes.TrimSuffix(o, []byte("}"))
 	for _, m := range g.baseKVs {
 		if inFile[m.key] {
 			continue
 		}
-		if n > 0 {
-			b.WriteByte(',')
+		if len(b) > 1 {
+			b = append(b, ',')
 		}
-		writeMember(&b, m.key, m.value)
-		n++
+		key, err := json.Marshal(m.key)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(b, key...), ':'), m.value...)
 	}
-	b.WriteByte('}')
-	return job.Object(b.Bytes()), nil
-}
-
-func writeMember(b *bytes.Buffer, key string, value []byte) {
-	b.Write(mustString(key))
-	b.WriteByte(':')
-	b.Write(value)
-}
-
-func mustString(s string) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	return job.Object(append(b, '}')), nil
 }
 
 func objectMembers(o job.Object) ([]kv, error) {
@@ -217,11 +231,13 @@ func groupKey(values []string) string {
 	return b.String()
 }
 
-// JobID is the id of the nth job (from 1) of the group with key: the campaign id,
-// a hash of the template values and n. A rerun of the same file gives the same ids.
-func JobID(campaign, key string, n int) string {
+// JobID is the id of a job of the group with key whose first row is on line: the
+// campaign id, a hash of the template values and the line. The same file always
+// gives the same ids, and no state is kept per group once it went out, so memory
+// stays bounded whatever the file's size.
+func JobID(campaign, key string, line int) string {
 	sum := sha256.Sum256([]byte(key))
-	return campaign + "." + hex.EncodeToString(sum[:6]) + "." + strconv.Itoa(n)
+	return campaign + "." + hex.EncodeToString(sum[:6]) + "." + strconv.Itoa(line)
 }
 
 // DeriveMsgKey is the msgKey of a row that has none: the same campaign and target

@@ -77,8 +77,9 @@ func TestWindowFlushesTheOldestGroupEarly(t *testing.T) {
 	if sink.jobs[0].JobID == sink.jobs[3].JobID || sink.jobs[0].TargetMsgkey[0].Target != "u1" || sink.jobs[3].TargetMsgkey[0].Target != "u4" {
 		t.Fatalf("jobs %v %v", sink.jobs[0].JobID, sink.jobs[3].JobID)
 	}
-	if !strings.HasSuffix(sink.jobs[0].JobID, ".1") || !strings.HasSuffix(sink.jobs[3].JobID, ".2") {
-		t.Fatalf("the second job of group a must be numbered 2: %s %s", sink.jobs[0].JobID, sink.jobs[3].JobID)
+	// A job is named by the line of its first row: u1 is on line 2, u4 on line 5.
+	if !strings.HasSuffix(sink.jobs[0].JobID, ".2") || !strings.HasSuffix(sink.jobs[3].JobID, ".5") {
+		t.Fatalf("jobs must be named by their first row's line: %s %s", sink.jobs[0].JobID, sink.jobs[3].JobID)
 	}
 }
 
@@ -171,5 +172,20 @@ func TestJSONLines(t *testing.T) {
 	}
 	if !strings.Contains(rejects.String(), `4,"APPID: unknown field`) {
 		t.Fatalf("rejects: %s", rejects.String())
+	}
+}
+
+func TestCampaignTemplateValuesMergeWithTheFile(t *testing.T) {
+	b := base()
+	b.TemplateKeyValue = job.Object(`{"shop":"东区","name":"nobody"}`)
+	sink := &collect{}
+	_, err := LoadCSV(context.Background(), strings.NewReader("target,name\nu1,张三\n"), Options{
+		Campaign: Campaign{ID: "m", Base: b, GroupSize: 10, Window: 10}, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file's value wins; the campaign adds what the file lacks.
+	if got := string(sink.jobs[0].TemplateKeyValue); got != `{"name":"张三","shop":"东区"}` {
+		t.Fatalf("templateKeyValue %s", got)
 	}
 }

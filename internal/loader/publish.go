@@ -41,7 +41,7 @@ type pending struct {
 }
 
 // DefaultMaxBytes bounds the jobs in flight, and with it the loader's memory.
-const DefaultMaxBytes = 16 << 20
+const DefaultMaxBytes = 4 << 20
 
 // NewPublisher publishes to subject. js should come from jetstream.New with
 // WithPublishAsyncMaxPending set.
