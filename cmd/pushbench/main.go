@@ -1,0 +1,516 @@
+// Command pushbench measures the whole pipeline on one machine: it starts the
+// mPaaS emulator and a JetStream server (or uses NATS_URL), N worker processes on
+// one Redis, loads a campaign, waits for every result, and prints one JSON report:
+// throughput, latency, limiter fidelity as the emulator saw it, worker CPU and
+// memory, and the bare baseline — the same number of SDK calls straight at the
+// same emulator with the same concurrency, before and after the pipeline.
+//
+//	go run ./cmd/pushbench --workers 3 --targets 100000 --job-size 100
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/internal/loader"
+	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+const (
+	benchKey    = "bench-access-key"
+	benchSecret = "bench-access-secret"
+)
+
+type options struct {
+	workers, targets, jobSize, rate, maxInFlight, jobsPerLane int
+	latency, jitter                                           time.Duration
+	quota                                                     int
+	workerBin, natsURL, redisURL                              string
+	timeout                                                   time.Duration
+	skipBare                                                  bool
+}
+
+// Report is what pushbench prints.
+type Report struct {
+	Setup struct {
+		Workers      int    `json:"workers"`
+		Targets      int    `json:"targets"`
+		JobSize      int    `json:"jobSize"`
+		Jobs         int    `json:"jobs"`
+		RateLimit    int    `json:"rateLimit"`
+		MaxInFlight  int    `json:"maxInFlightPerWorker"`
+		Latency      string `json:"emulatorLatency"`
+		Quota        int    `json:"emulatorQuota"`
+		Machine      string `json:"machine"`
+		NATS, Redis  string
+		GoMaxProcs   int `json:"cores"`
+		BareParallel int `json:"bareConcurrency"`
+	} `json:"setup"`
+	TargetsPerSec float64 `json:"targetsPerSec"`
+	CallsPerSec   float64 `json:"callsPerSec"`
+	Seconds       float64 `json:"seconds"`
+	LatencyP50ms  float64 `json:"enqueueToResultP50ms"`
+	LatencyP99ms  float64 `json:"enqueueToResultP99ms"`
+	Sent          int     `json:"sent"`
+	Duplicates    int     `json:"duplicates"`
+	Failed        int     `json:"failed"`
+	Limiter       struct {
+		MaxOneSecondWindow float64 `json:"maxOneSecondWindowOverRate"`
+		MeanOverRate       float64 `json:"meanOverRate"`
+		MaxCallsInOneSec   int     `json:"maxCallsInOneSecond"`
+		MeanCallsPerSec    float64 `json:"meanCallsPerSecond"`
+	} `json:"limiter"`
+	Emulator struct {
+		Calls          int64            `json:"calls"`
+		ByCode         map[string]int64 `json:"byCode"`
+		DuplicatePairs int              `json:"duplicatePairs"`
+	} `json:"emulator"`
+	WorkerCPUSeconds float64 `json:"workerCpuSeconds"`
+	WorkerPeakRSSMB  float64 `json:"workerPeakRssMB"`
+	Bare             struct {
+		BeforeCallsPerSec float64 `json:"beforeCallsPerSec"`
+		AfterCallsPerSec  float64 `json:"afterCallsPerSec"`
+		Calls             int     `json:"calls"`
+	} `json:"bare"`
+	Efficiency float64 `json:"efficiency"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "pushbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pushbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.workers, "workers", 3, "worker processes")
+	fs.IntVar(&o.targets, "targets", 100000, "targets in the campaign")
+	fs.IntVar(&o.jobSize, "job-size", 100, "targets per job")
+	fs.IntVar(&o.rate, "rate", 100000, "PUSH_RATE_LIMIT of the workers (calls/s, shared)")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", 32, "PUSH_MAX_IN_FLIGHT of each worker")
+	fs.IntVar(&o.jobsPerLane, "jobs-per-lane", 8, "PUSH_JOBS_PER_LANE of each worker")
+	fs.DurationVar(&o.latency, "latency", 0, "emulator latency per call")
+	fs.DurationVar(&o.jitter, "jitter", 0, "emulator latency jitter")
+	fs.IntVar(&o.quota, "quota", 0, "emulator quota, calls per second (0: none)")
+	fs.StringVar(&o.workerBin, "worker-bin", "", "worker binary (default: go build ./cmd/worker)")
+	fs.StringVar(&o.natsURL, "nats-url", getenv("NATS_URL"), "NATS server (default: an embedded one in a temp dir)")
+	fs.StringVar(&o.redisURL, "redis-url", firstNonEmpty(getenv("REDIS_URL"), "redis://127.0.0.1:6379"), "Redis shared by the workers")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after")
+	fs.BoolVar(&o.skipBare, "skip-bare", false, "skip the bare baseline")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.targets <= 0 || o.jobSize <= 0 || o.jobSize > job.DefaultMaxTargets || o.workers <= 0 {
+		return errors.New("--targets, --job-size (1–1000) and --workers must be positive")
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	b := &bench{o: o, log: stderr}
+	defer b.cleanup()
+	rep, err := b.run(ctx)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+type bench struct {
+	o        options
+	log      io.Writer
+	sim      *mpaassim.Server
+	simURL   string
+	closers  []func()
+	workers  []*exec.Cmd
+	natsURL  string
+	tempDir  string
+	workerWG sync.WaitGroup
+}
+
+func (b *bench) cleanup() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "pushbench: "+format+"\n", args...)
+}
+
+func (b *bench) run(ctx context.Context) (*Report, error) {
+	var err error
+	if b.tempDir, err = os.MkdirTemp("", "pushbench"); err != nil {
+		return nil, err
+	}
+	b.closers = append(b.closers, func() { os.RemoveAll(b.tempDir) })
+	if err := b.startEmulator(); err != nil {
+		return nil, err
+	}
+	if err := b.startNATS(); err != nil {
+		return nil, err
+	}
+	rep := &Report{}
+	s := &rep.Setup
+	s.Workers, s.Targets, s.JobSize, s.RateLimit, s.MaxInFlight = b.o.workers, b.o.targets, b.o.jobSize, b.o.rate, b.o.maxInFlight
+	s.Jobs = (b.o.targets + b.o.jobSize - 1) / b.o.jobSize
+	s.Latency, s.Quota = b.o.latency.String(), b.o.quota
+	s.Machine, s.GoMaxProcs = machine(), numCPU()
+	s.NATS, s.Redis = b.natsURL, b.o.redisURL
+	s.BareParallel = b.o.workers * b.o.maxInFlight
+	calls := 0
+	for i := 0; i < b.o.targets; i += job.MaxTargetsPerCall {
+		calls++
+	}
+	rep.Bare.Calls = calls
+
+	if !b.o.skipBare {
+		b.logf("bare baseline before: %d SDK calls, %d at a time", calls, s.BareParallel)
+		if rep.Bare.BeforeCallsPerSec, err = b.bare(ctx, "bare-before", calls, s.BareParallel); err != nil {
+			return nil, err
+		}
+	}
+	b.sim.Reset()
+	if err := b.startWorkers(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.campaign(ctx, rep); err != nil {
+		return nil, err
+	}
+	b.measureWorkers(rep)
+	b.stopWorkers()
+	st := b.sim.Stats()
+	rep.Emulator.Calls, rep.Emulator.ByCode, rep.Emulator.DuplicatePairs = st.Calls, st.ByCode, st.DuplicatePairs
+	rep.Limiter.MaxCallsInOneSec, rep.Limiter.MeanCallsPerSec = st.MaxCallsInOneSecond, st.MeanCallsPerSecond
+	rep.Limiter.MaxOneSecondWindow = round(float64(st.MaxCallsInOneSecond)/float64(b.o.rate), 3)
+	rep.Limiter.MeanOverRate = round(st.MeanCallsPerSecond/float64(b.o.rate), 3)
+	if !b.o.skipBare {
+		b.logf("bare baseline after")
+		if rep.Bare.AfterCallsPerSec, err = b.bare(ctx, "bare-after", calls, s.BareParallel); err != nil {
+			return nil, err
+		}
+		bare := (rep.Bare.BeforeCallsPerSec + rep.Bare.AfterCallsPerSec) / 2
+		rep.Efficiency = round(rep.TargetsPerSec/(float64(job.MaxTargetsPerCall)*bare), 3)
+	}
+	return rep, nil
+}
+
+func (b *bench) startEmulator() error {
+	b.sim = mpaassim.New(mpaassim.Config{Keys: map[string]string{benchKey: benchSecret}, AcceptAnyTemplate: true,
+		Faults: mpaassim.Faults{Latency: b.o.latency, Jitter: b.o.jitter, QuotaPerSecond: b.o.quota}})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: b.sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	b.closers = append(b.closers, func() { _ = srv.Close() })
+	b.simURL = "http://" + l.Addr().String()
+	return nil
+}
+
+func (b *bench) startNATS() error {
+	if b.o.natsURL != "" {
+		b.natsURL = b.o.natsURL
+		return nil
+	}
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: filepath.Join(b.tempDir, "nats"), NoSigs: true, MaxPayload: 8 << 20})
+	if err != nil {
+		return err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return errors.New("embedded NATS server not ready")
+	}
+	b.closers = append(b.closers, func() { ns.Shutdown(); ns.WaitForShutdown() })
+	b.natsURL = ns.ClientURL()
+	return nil
+}
+
+// bare makes calls SDK calls of 10 targets straight at the emulator, parallel at a time.
+func (b *bench) bare(ctx context.Context, app string, calls, parallel int) (float64, error) {
+	c, err := push.New(push.Config{Endpoint: b.simURL, AccessKeyID: benchKey, AccessKeySecret: benchSecret, MaxConns: parallel})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := next.Add(1)
+				if i > int64(calls) {
+					return
+				}
+				t := make(job.Targets, job.MaxTargetsPerCall)
+				for k := range t {
+					t[k] = job.Target{Target: "u" + strconv.FormatInt(i, 10) + "-" + strconv.Itoa(k), MsgKey: "m"}
+				}
+				j := &job.Job{TaskName: "bare", AppID: app, WorkspaceID: "bench", DeliveryType: 3, ExpiredSeconds: 3600,
+					TemplateName: "bench", TargetMsgkey: t}
+				if out := c.Push(ctx, j, t); out.Class != push.Success {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		return 0, fmt.Errorf("bare baseline: %d of %d calls failed (a quota on the emulator? run the baseline without one)", n, calls)
+	}
+	return round(float64(calls)/time.Since(start).Seconds(), 1), ctx.Err()
+}
+
+// startWorkers starts the worker processes and waits until each says it started.
+func (b *bench) startWorkers(ctx context.Context) error {
+	bin := b.o.workerBin
+	if bin == "" {
+		bin = filepath.Join(b.tempDir, "worker")
+		b.logf("building the worker")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/worker")
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("building the worker (run pushbench from the repository root, or give --worker-bin): %v\n%s", err, out)
+		}
+	}
+	prefix := fmt.Sprintf("pushbench:%d:", time.Now().UnixNano())
+	env := append(os.Environ(), "NATS_URL="+b.natsURL, "REDIS_URL="+b.o.redisURL, "PUSH_REDIS_PREFIX="+prefix,
+		"MPAAS_ENDPOINT="+b.simURL, "MPAAS_AK_ENV="+benchKey, "MPAAS_SK_ENV="+benchSecret,
+		"PUSH_RATE_LIMIT="+strconv.Itoa(b.o.rate), "PUSH_MAX_IN_FLIGHT="+strconv.Itoa(b.o.maxInFlight),
+		"PUSH_JOBS_PER_LANE="+strconv.Itoa(b.o.jobsPerLane), "PUSH_HTTP_ADDR=127.0.0.1:0", "PUSH_LOG_LEVEL=warn",
+		"PUSH_LOG_FORMAT=json")
+	started := make(chan error, b.o.workers)
+	for i := range b.o.workers {
+		cmd := exec.Command(bin)
+		cmd.Env = append(env, "PUSH_LOG_LEVEL=info")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		cmd.Stderr = cmd.Stdout
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		b.workers = append(b.workers, cmd)
+		b.workerWG.Add(1)
+		go func() {
+			defer b.workerWG.Done()
+			sc := bufio.NewScanner(out)
+			said := false
+			for sc.Scan() {
+				if !said && strings.Contains(sc.Text(), "worker started") {
+					said = true
+					started <- nil
+				}
+			}
+			if !said {
+				started <- fmt.Errorf("worker %d exited before starting", i)
+			}
+		}()
+	}
+	b.closers = append(b.closers, b.stopWorkers)
+	for range b.o.workers {
+		select {
+		case err := <-started:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b.logf("%d workers started", b.o.workers)
+	return nil
+}
+
+func (b *bench) stopWorkers() {
+	for _, w := range b.workers {
+		if w.Process != nil {
+			_ = w.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, w := range b.workers {
+		if w.Process != nil {
+			_ = w.Wait()
+		}
+	}
+	b.workerWG.Wait()
+	b.workers = nil
+}
+
+// campaign publishes the jobs and reads every result.
+func (b *bench) campaign(ctx context.Context, rep *Report) error {
+	nc, err := nats.Connect(b.natsURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return err
+	}
+	results, err := js.OrderedConsumer(ctx, "PUSH_RESULTS", jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return err
+	}
+	jobs := rep.Setup.Jobs
+	published := make([]time.Time, jobs)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	pub := loader.NewPublisher(ctx, js, "push.jobs.bulk.bench", 0)
+	start := time.Now()
+	go func() {
+		for i := range jobs {
+			n := min(b.o.jobSize, b.o.targets-i*b.o.jobSize)
+			t := make(job.Targets, n)
+			for k := range t {
+				t[k] = job.Target{Target: fmt.Sprintf("u%d", i*b.o.jobSize+k), MsgKey: "m-" + run}
+			}
+			j := &job.Job{JobID: fmt.Sprintf("bench-%s.%d", run, i), TaskName: "bench", AppID: "bench", WorkspaceID: "bench",
+				DeliveryType: 3, ExpiredSeconds: 3600, TemplateName: "bench", TargetMsgkey: t}
+			body, _ := j.Encode()
+			published[i] = time.Now()
+			if pub.Publish(ctx, j.JobID, body) != nil {
+				return
+			}
+		}
+		_ = pub.Close()
+	}()
+	b.logf("publishing %d jobs of %d targets", jobs, b.o.jobSize)
+	lat := make([]float64, 0, jobs)
+	seen := make([]bool, jobs)
+	var last time.Time
+	for len(lat) < jobs {
+		m, err := results.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%d of %d results: %w", len(lat), jobs, ctx.Err())
+			}
+			continue
+		}
+		var r job.Result
+		if json.Unmarshal(m.Data(), &r) != nil {
+			continue
+		}
+		i, ok := jobIndex(r.JobID, run)
+		if !ok || i >= jobs || seen[i] {
+			continue
+		}
+		seen[i] = true
+		last = time.Now()
+		lat = append(lat, float64(last.Sub(published[i]).Microseconds())/1000)
+		rep.Sent += r.Sent
+		rep.Duplicates += r.Duplicates
+		rep.Failed += r.Failed
+	}
+	elapsed := last.Sub(start).Seconds()
+	rep.Seconds = round(elapsed, 3)
+	rep.TargetsPerSec = round(float64(b.o.targets)/elapsed, 1)
+	rep.CallsPerSec = round(float64(b.sim.Stats().Calls)/elapsed, 1)
+	sort.Float64s(lat)
+	rep.LatencyP50ms = round(lat[len(lat)/2], 1)
+	rep.LatencyP99ms = round(lat[min(len(lat)-1, len(lat)*99/100)], 1)
+	return nil
+}
+
+func jobIndex(id, run string) (int, bool) {
+	rest, ok := strings.CutPrefix(id, "bench-"+run+".")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil
+}
+
+// measureWorkers reads each worker's CPU time and peak RSS from /proc.
+func (b *bench) measureWorkers(rep *Report) {
+	var peak float64
+	for _, w := range b.workers {
+		pid := w.Process.Pid
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+			// Fields after the command name: utime and stime are the 12th and 13th.
+			fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+			if len(fields) > 12 {
+				ut, _ := strconv.ParseFloat(fields[11], 64)
+				st, _ := strconv.ParseFloat(fields[12], 64)
+				rep.WorkerCPUSeconds += (ut + st) / 100 // USER_HZ
+			}
+		}
+		if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+			for _, line := range strings.Split(string(status), "\n") {
+				if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+					kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+					peak = max(peak, kb/1024)
+				}
+			}
+		}
+	}
+	rep.WorkerCPUSeconds = round(rep.WorkerCPUSeconds, 2)
+	rep.WorkerPeakRSSMB = round(peak, 1)
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if rest, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d × %s", numCPU(), model)
+}
+
+func numCPU() int { return runtime.NumCPU() }
+
+func round(v float64, places int) float64 {
+	p := 1.0
+	for range places {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
