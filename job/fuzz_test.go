@@ -1,10 +1,12 @@
 package job
 
 import (
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzDecodeValidate feeds arbitrary bytes through Decode and Validate. No input may
@@ -67,4 +69,37 @@ func checkInvalid(t *testing.T, err error) {
 	if strings.ContainsAny(err.Error(), "\n\r") {
 		t.Fatalf("error is not one line: %q", err)
 	}
+}
+
+// FuzzTargets holds the fast targetMsgkey reader to the general one: whatever the
+// fast one accepts, the general one reads the same.
+func FuzzTargets(f *testing.F) {
+	for _, seed := range []string{`{"a":"1","b":"2"}`, ` { "张三" : "k" , "x":"y" } `, `{}`, `{"a":"1","a":"2"}`,
+		`{"a":"\\u0041"}`, `{"a":1}`, `{"a":"1",}`, `{"a":"1"} x`, "{\"a\":\"\x01\"}"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := fastTargets(data)
+		if !ok || !utf8.Valid(data) {
+			return
+		}
+		members, err := parseMembers(data)
+		if err != nil {
+			t.Fatalf("fast reader accepted %q, the general one refuses it: %v", data, err)
+		}
+		slow := Targets{}
+		for _, m := range members {
+			var v string
+			if err := json.Unmarshal(m.value, &v); err != nil {
+				t.Fatalf("fast reader accepted a non-string value in %q", data)
+			}
+			slow = append(slow, Target{Target: m.key, MsgKey: v})
+		}
+		if len(slow) == 0 {
+			slow = nil
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %v, general %v", data, fast, slow)
+		}
+	})
 }

@@ -144,36 +144,34 @@ func (p *Processor) Process(ctx context.Context, j *job.Job, d Delivery) Outcome
 	log := p.log.With(zap.String("job", j.JobID), zap.String("lane", d.Lane), zap.Int("delivery", d.Number))
 	res := job.NewResult(j, d.Number, p.now())
 	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		chunks  []*chunk
-		handed  bool
-		pending = j.TargetMsgkey
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		chunks []*chunk
+		handed bool
+		cl     = &claimer{p: p, j: j, d: d, res: res, pending: j.TargetMsgkey}
 	)
 	expired := func() bool { return j.NotAfter != nil && !p.now().Before(*j.NotAfter) }
 
-	for len(pending) > 0 {
+	for cl.more() {
 		if expired() {
-			for _, t := range job.Chunk(pending, job.MaxTargetsPerCall) {
+			for _, t := range job.Chunk(cl.giveUp(), job.MaxTargetsPerCall) {
 				chunks = append(chunks, deadlineChunk(t))
 			}
-			pending = nil
 			break
 		}
-		// Hold a call slot before claiming, so that no more targets are leased
-		// than can be sent soon.
+		// Hold a call slot before taking a chunk, so that claims wait for calls
+		// only as long as the claims made ahead of them.
 		if err := p.acquire(ctx); err != nil {
 			handed = true
 			break
 		}
-		c, rest, err := p.fill(ctx, j, d, pending, res)
-		pending = rest
+		c, err := cl.next(ctx)
 		if err != nil {
 			p.release()
 			handed = true
 			break
 		}
-		if c == nil { // every target of the window was a duplicate or sent before
+		if c == nil { // every target left was a duplicate or sent before
 			p.release()
 			continue
 		}
@@ -191,6 +189,9 @@ func (p *Processor) Process(ctx context.Context, j *job.Job, d Delivery) Outcome
 		}()
 	}
 	wg.Wait()
+	if handed {
+		cl.giveUp()
+	}
 
 	var failed job.Targets
 	var lastErr string
@@ -209,7 +210,7 @@ func (p *Processor) Process(ctx context.Context, j *job.Job, d Delivery) Outcome
 		}
 	}
 	p.obs.Duplicates(d.Lane, res.Duplicates)
-	if handed || len(pending) > 0 {
+	if handed {
 		log.Info("job handed back for a later delivery", zap.Int("sent", res.Sent))
 		return Outcome{}
 	}
@@ -243,55 +244,86 @@ func keysOf(j *job.Job, t job.Targets) []dedupe.Key {
 	return keys
 }
 
-// fill claims targets from the front of pending until it holds a full call of
-// ten (or pending is empty). Pairs another job owns go to skipped; pairs an
-// earlier delivery of this job sent are reported as sent, under that call's
-// request id. It returns nil when nothing was claimed.
-func (p *Processor) fill(ctx context.Context, j *job.Job, d Delivery, pending job.Targets, res *job.Result) (*chunk, job.Targets, error) {
-	c := &chunk{}
-	for len(c.targets) < job.MaxTargetsPerCall && len(pending) > 0 {
-		n := min(job.MaxTargetsPerCall-len(c.targets), len(pending))
-		window := pending[:n]
-		keys := keysOf(j, window)
-		var claims []dedupe.Claim
-		err := p.untilOK(ctx, CauseRedis, func() error {
-			var err error
-			claims, err = p.store.Claim(ctx, d.holder(j), keys)
-			return err
-		})
-		if err != nil {
-			if len(c.keys) > 0 {
-				p.releaseClaims(j, d, c.keys)
-			}
-			return nil, pending, err
-		}
-		pending = pending[n:]
-		var sentBefore []*job.ChunkResult // in order of first appearance
-		byRequest := map[string]*job.ChunkResult{}
-		for i, cl := range claims {
-			switch cl.State {
-			case dedupe.Claimed:
-				c.targets = append(c.targets, window[i])
-				c.keys = append(c.keys, keys[i])
-			case dedupe.SentBySelf:
-				cr := byRequest[cl.Mark.RequestID]
-				if cr == nil {
-					cr = &job.ChunkResult{Status: job.ChunkSent, Attempts: cl.Mark.Attempts, RequestID: cl.Mark.RequestID,
-						ResultCode: "OK", PushSuccess: true, Data: cl.Mark.Data}
-					byRequest[cl.Mark.RequestID] = cr
-					sentBefore = append(sentBefore, cr)
-				}
-				cr.TargetMsgkey = append(cr.TargetMsgkey, window[i])
-			default:
-				res.AddSkipped(window[i])
-			}
-		}
-		for _, cr := range sentBefore {
-			res.AddChunk(*cr)
+// claimAhead is how many targets one claim round trip takes: several calls' worth.
+const claimAhead = 5 * job.MaxTargetsPerCall
+
+// claimer claims a job's targets ahead of its calls, in the job's order, and
+// hands them out a call at a time. Pairs another job owns are recorded as skipped;
+// pairs an earlier delivery of this job sent are reported as sent, under that
+// call's request id.
+type claimer struct {
+	p         *Processor
+	j         *job.Job
+	d         Delivery
+	res       *job.Result
+	pending   job.Targets  // not claimed yet
+	ready     job.Targets  // claimed, waiting for a call
+	readyKeys []dedupe.Key // their keys
+}
+
+func (c *claimer) more() bool { return len(c.ready) > 0 || len(c.pending) > 0 }
+
+// next is the next call's chunk, or nil when every target left was skipped.
+func (c *claimer) next(ctx context.Context) (*chunk, error) {
+	for len(c.ready) < job.MaxTargetsPerCall && len(c.pending) > 0 {
+		if err := c.claim(ctx); err != nil {
+			return nil, err
 		}
 	}
-	if len(c.targets) == 0 {
-		return nil, pending, nil
+	if len(c.ready) == 0 {
+		return nil, nil
 	}
-	return c, pending, nil
+	n := min(job.MaxTargetsPerCall, len(c.ready))
+	ch := &chunk{targets: c.ready[:n:n], keys: c.readyKeys[:n:n]}
+	c.ready, c.readyKeys = c.ready[n:], c.readyKeys[n:]
+	return ch, nil
+}
+
+// claim claims the next window of pending targets in one round trip.
+func (c *claimer) claim(ctx context.Context) error {
+	n := min(claimAhead, len(c.pending))
+	window := c.pending[:n]
+	keys := keysOf(c.j, window)
+	var claims []dedupe.Claim
+	err := c.p.untilOK(ctx, CauseRedis, func() error {
+		var err error
+		claims, err = c.p.store.Claim(ctx, c.d.holder(c.j), keys)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.pending = c.pending[n:]
+	var sentBefore []*job.ChunkResult // in order of first appearance
+	byRequest := map[string]*job.ChunkResult{}
+	for i, cl := range claims {
+		switch cl.State {
+		case dedupe.Claimed:
+			c.ready = append(c.ready, window[i])
+			c.readyKeys = append(c.readyKeys, keys[i])
+		case dedupe.SentBySelf:
+			cr := byRequest[cl.Mark.RequestID]
+			if cr == nil {
+				cr = &job.ChunkResult{Status: job.ChunkSent, Attempts: cl.Mark.Attempts, RequestID: cl.Mark.RequestID,
+					ResultCode: "OK", PushSuccess: true, Data: cl.Mark.Data}
+				byRequest[cl.Mark.RequestID] = cr
+				sentBefore = append(sentBefore, cr)
+			}
+			cr.TargetMsgkey = append(cr.TargetMsgkey, window[i])
+		default:
+			c.res.AddSkipped(window[i])
+		}
+	}
+	for _, cr := range sentBefore {
+		c.res.AddChunk(*cr)
+	}
+	return nil
+}
+
+// giveUp releases the claims made ahead and returns every target not handed out.
+func (c *claimer) giveUp() job.Targets {
+	c.p.releaseClaims(c.j, c.d, c.readyKeys)
+	left := append(c.ready[:len(c.ready):len(c.ready)], c.pending...)
+	c.ready, c.readyKeys, c.pending = nil, nil, nil
+	return left
 }
