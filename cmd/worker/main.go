@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -93,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if httpAddr == "" {
 		httpAddr = map[bool]string{true: "127.0.0.1:8080", false: ":8080"}[dev]
 	}
-	srv, err := serveHTTP(httpAddr, m, w.Gate(), parts.opts.NATS)
+	srv, err := serveHTTP(httpAddr, m, w.Gate(), parts.opts.NATS, cfg.String("PUSH_PPROF") == "true")
 	if err != nil {
 		return fmt.Errorf("PUSH_HTTP_ADDR %s: %w", httpAddr, err)
 	}
@@ -368,8 +369,14 @@ type httpServer struct {
 	addr string
 }
 
-func serveHTTP(addr string, m *metrics.Metrics, gate *worker.Gate, nc *nats.Conn) (*httpServer, error) {
+func serveHTTP(addr string, m *metrics.Metrics, gate *worker.Gate, nc *nats.Conn, profiling bool) (*httpServer, error) {
 	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -49,6 +49,7 @@ var settings = append(append([]config.Setting{
 	{Group: "Operations", Env: "PUSH_HTTP_ADDR", Flag: "http-addr", Help: "address of /metrics, /healthz and /readyz; unset: 127.0.0.1:8080 in dev mode, :8080 otherwise"},
 	{Group: "Operations", Env: "PUSH_LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 	{Group: "Operations", Env: "PUSH_LOG_FORMAT", Flag: "log-format", Help: "json or console; unset: console in dev mode, json otherwise"},
+	{Group: "Operations", Env: "PUSH_PPROF", Flag: "pprof", Default: "false", Help: "serve Go's /debug/pprof on PUSH_HTTP_ADDR too (diagnostics; keep the address private)"},
 	{Group: "Operations", Env: "PUSH_SHUTDOWN_GRACE", Flag: "shutdown-grace", Default: "20s", Help: "how long jobs in flight may finish after SIGINT/SIGTERM"},
 	{Group: "Operations", Env: "PUSH_DATA_DIR", Flag: "data-dir", Default: "data", Help: "dev mode: where the embedded NATS server keeps its store"},
 	{Group: "Operations", Env: "PUSH_DEV_NATS_PORT", Flag: "dev-nats-port", Default: DevNATSPort, Help: "dev mode: the embedded NATS server's port on 127.0.0.1"},

@@ -60,14 +60,11 @@ func (m *Memory) Claim(_ context.Context, h Holder, keys []Key) ([]Claim, error)
 	return claims, nil
 }
 
-// MarkSent is the mark script's logic.
+// MarkSent records the marks; like Redis, a later mark replaces an earlier one.
 func (m *Memory) MarkSent(_ context.Context, h Holder, keys []Key, mark Mark) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, k := range keys {
-		if v, ok := m.get(k); ok && v[0] == 'S' {
-			continue
-		}
 		m.entries[k] = memEntry{sentValue(h.JobID, mark), m.now().Add(m.sentTTL)}
 	}
 	return nil
