@@ -63,7 +63,8 @@ type Server struct {
 	stats      counters
 	delivered  map[pairKey]int
 	arrivals   []int64 // unix nanos of every PushTemplate call, for rate fidelity
-	recent     []Call
+	recent     []Call  // a ring of the last recentCalls calls
+	next       int     // where the next call goes in recent once it is full
 }
 
 type nonceEntry struct {
@@ -132,7 +133,7 @@ func (s *Server) resetLocked() {
 	s.stats = counters{byCode: map[string]int64{}}
 	s.delivered = map[pairKey]int{}
 	s.arrivals = nil
-	s.recent = nil
+	s.recent, s.next = nil, 0
 }
 
 // apiError is a gateway error: a non-2xx answer with a JSON Code.
@@ -211,11 +212,12 @@ func (s *Server) note(c Call) {
 	if c.Code == "OK" || c.Code == "TIMEOUT_AFTER_RECORD" {
 		s.stats.accepted++
 	}
-	if len(s.recent) >= recentCalls {
-		copy(s.recent, s.recent[1:])
-		s.recent = s.recent[:len(s.recent)-1]
+	if len(s.recent) < recentCalls {
+		s.recent = append(s.recent, c)
+		return
 	}
-	s.recent = append(s.recent, c)
+	s.recent[s.next] = c
+	s.next = (s.next + 1) % recentCalls
 }
 
 func (s *Server) record(p *pushParams) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,16 @@ func TestRateOf(t *testing.T) {
 	}
 	if mean < 1.66 || mean > 1.67 {
 		t.Fatalf("mean %f, want 5/3", mean)
+	}
+}
+
+func TestCallsKeepsTheLastThousandInOrder(t *testing.T) {
+	s := New(Config{})
+	for i := range recentCalls + 5 {
+		s.note(Call{RequestID: strconv.Itoa(i)})
+	}
+	calls := s.Calls()
+	if len(calls) != recentCalls || calls[0].RequestID != "5" || calls[len(calls)-1].RequestID != strconv.Itoa(recentCalls+4) {
+		t.Fatalf("calls: %d, first %s, last %s", len(calls), calls[0].RequestID, calls[len(calls)-1].RequestID)
 	}
 }

@@ -96,7 +96,7 @@ func (s *Server) Deliveries(min int) []Delivery {
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Call(nil), s.recent...)
+	return append(append([]Call(nil), s.recent[s.next:]...), s.recent[:s.next]...)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

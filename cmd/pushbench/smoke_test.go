@@ -1,0 +1,51 @@
+//go:build smoke
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mpaas-push/pushworker/internal/testenv"
+)
+
+// TestSmoke runs the bench small and checks that the report is produced and
+// sane; it asserts no timing. CI runs it: go test -tags smoke ./cmd/pushbench
+func TestSmoke(t *testing.T) {
+	testenv.Redis(t)
+	bin := filepath.Join(t.TempDir(), "worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../worker").CombinedOutput(); err != nil {
+		t.Fatalf("building the worker: %v\n%s", err, out)
+	}
+	var out, log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	args := []string{"--worker-bin", bin, "--workers", "2", "--targets", "2000", "--job-size", "100", "--rate", "400"}
+	if err := run(ctx, args, func(string) string { return "" }, &out, &log); err != nil {
+		t.Fatalf("pushbench: %v\n%s", err, log.String())
+	}
+	var r Report
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("the report is not JSON: %v\n%s", err, out.String())
+	}
+	switch {
+	case r.Sent != 2000 || r.Failed != 0 || r.Duplicates != 0:
+		t.Fatalf("every target must be sent once: %+v", r)
+	case r.Emulator.Calls != 200 || r.Emulator.DuplicatePairs != 0:
+		t.Fatalf("the emulator must see 200 calls and no pair twice: %+v", r.Emulator)
+	case r.TargetsPerSec <= 0 || r.Bare.BeforeCallsPerSec <= 0 || r.Bare.AfterCallsPerSec <= 0 || r.Efficiency <= 0:
+		t.Fatalf("throughput figures missing: %+v", r)
+	case r.LatencyP50ms <= 0 || r.LatencyP99ms < r.LatencyP50ms:
+		t.Fatalf("latency figures: p50 %v p99 %v", r.LatencyP50ms, r.LatencyP99ms)
+	case r.WorkerCPUSeconds <= 0 || r.WorkerPeakRSSMB <= 0:
+		t.Fatalf("worker resources missing: %+v", r)
+	case r.Limiter.MaxCallsInOneSec <= 0 || r.Limiter.MaxOneSecondWindow > 1.1:
+		t.Fatalf("limiter figures: %+v (the rate of 400 calls/s must hold)", r.Limiter)
+	}
+	t.Logf("report: %s", out.String())
+}
