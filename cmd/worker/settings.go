@@ -11,12 +11,7 @@ const DevNATSPort = "14222"
 // settings is every setting of the worker; the README lists them all (a test checks).
 var settings = append(append([]config.Setting{
 	{Group: "Connections", Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URLs, comma-separated; unset: dev mode, an embedded JetStream server on 127.0.0.1:" + DevNATSPort},
-}, connect.NATSSettings...), []config.Setting{
-	{Group: "Connections", Env: "REDIS_URL", Flag: "redis-url", Help: "redis:// or rediss:// URL (user and password may be in it); unset: in-memory dedupe and rate limit, dev mode only"},
-	{Group: "Connections", Env: "REDIS_PASSWORD", Secret: true, Help: "Redis password, if not in REDIS_URL; or REDIS_PASSWORD_FILE"},
-	{Group: "Connections", Env: "REDIS_CA", Flag: "redis-ca", Help: "CA file to verify Redis's certificate (rediss://)"},
-	{Group: "Connections", Env: "REDIS_SENTINEL_MASTER", Flag: "redis-sentinel-master", Help: "Sentinel master name: REDIS_URL's host and REDIS_ADDRS are then Sentinels"},
-	{Group: "Connections", Env: "REDIS_ADDRS", Flag: "redis-addrs", Help: "more Redis addresses, comma-separated: Cluster nodes (or Sentinels with REDIS_SENTINEL_MASTER)"},
+}, append(connect.NATSSettings, connect.RedisSettings...)...), []config.Setting{
 	{Group: "Connections", Env: "PUSH_REDIS_PREFIX", Flag: "redis-prefix", Default: "pushworker:", Help: "prefix of every Redis key the worker writes"},
 
 	{Group: "mPaaS", Env: "MPAAS_ENDPOINT", Flag: "mpaas-endpoint", Default: "mpaas.cn-hangzhou.aliyuncs.com", Help: "host (HTTPS), or a full URL with scheme and port such as http://127.0.0.1:18080"},

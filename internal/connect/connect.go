@@ -31,6 +31,15 @@ var NATSSettings = []config.Setting{
 	{Group: "Connections", Env: "NATS_KEY", Flag: "nats-key", Help: "client key file for NATS"},
 }
 
+// RedisSettings are the Redis connection settings.
+var RedisSettings = []config.Setting{
+	{Group: "Connections", Env: "REDIS_URL", Flag: "redis-url", Help: "redis:// or rediss:// URL (user and password may be in it); unset: in-memory dedupe and rate limit, dev mode only"},
+	{Group: "Connections", Env: "REDIS_PASSWORD", Secret: true, Help: "Redis password, if not in REDIS_URL; or REDIS_PASSWORD_FILE"},
+	{Group: "Connections", Env: "REDIS_CA", Flag: "redis-ca", Help: "CA file to verify Redis's certificate (rediss://)"},
+	{Group: "Connections", Env: "REDIS_SENTINEL_MASTER", Flag: "redis-sentinel-master", Help: "Sentinel master name: REDIS_URL's host and REDIS_ADDRS are then Sentinels"},
+	{Group: "Connections", Env: "REDIS_ADDRS", Flag: "redis-addrs", Help: "more Redis addresses, comma-separated: Cluster nodes (or Sentinels with REDIS_SENTINEL_MASTER)"},
+}
+
 // NATSOptions are the connection options from the settings: authentication, TLS,
 // and reconnecting for ever (an outage pauses the worker, it does not stop it).
 func NATSOptions(cfg *config.Set, getenv func(string) string) ([]nats.Option, error) {
@@ -83,6 +92,8 @@ func NATS(urls string, opts []nats.Option) (*nats.Conn, error) {
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
 		switch {
+		case strings.Contains(err.Error(), "tls error") || strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "certificate"):
+			return nil, fmt.Errorf("NATS at %s: TLS handshake failed: check NATS_CA, NATS_CERT and NATS_KEY: %w", RedactURLs(urls), err)
 		case errors.Is(err, nats.ErrAuthorization), strings.Contains(strings.ToLower(err.Error()), "authorization"):
 			return nil, fmt.Errorf("NATS at %s refused the login: check NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or NATS_NKEY_SEED_FILE: %w", RedactURLs(urls), err)
 		default:

@@ -2,8 +2,11 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -30,6 +33,8 @@ type RedisServer struct {
 	t    testing.TB
 	Port int
 	cmd  *exec.Cmd
+	args []string    // more redis-server arguments
+	tls  *tls.Config // set when the server speaks TLS only
 }
 
 // StartRedis starts a redis-server, or skips (fails in CI) when there is none.
@@ -44,18 +49,40 @@ func StartRedis(t testing.TB) *RedisServer {
 	return r
 }
 
+// StartRedisTLS starts a redis-server that speaks TLS only, with certificates
+// from certs (clients need not show one).
+func StartRedisTLS(t testing.TB, certs Certs) *RedisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		Unavailable(t, "redis-server", err)
+	}
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(pem)
+	r := &RedisServer{t: t, Port: FreePort(t), tls: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	r.args = []string{"--port", "0", "--tls-port", strconv.Itoa(r.Port), "--tls-cert-file", certs.ServerCert,
+		"--tls-key-file", certs.ServerKey, "--tls-ca-cert-file", certs.CA, "--tls-auth-clients", "no"}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
 // Addr is host:port.
 func (r *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 
 // Start starts the server (again) on its port and waits until it answers.
 func (r *RedisServer) Start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+	args := append([]string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}, r.args...)
+	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("starting redis-server: %v", err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), TLSConfig: r.tls})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -94,6 +121,18 @@ func NATS(t testing.TB) *server.Server {
 func NATSWith(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
 	opts.JetStream = true
+	return startNATS(t, opts)
+}
+
+// NATSPlain starts an embedded server from opts without JetStream (for login
+// tests: an operator-mode server with JetStream needs a system account).
+func NATSPlain(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	return startNATS(t, opts)
+}
+
+func startNATS(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
