@@ -213,6 +213,7 @@ func (c *Consumer) handle(ctx context.Context, ln lane, msg jetstream.Msg) {
 		return
 	}
 	log := c.log.With(zap.String("job", j.JobID), zap.String("lane", ln.name))
+	log.Debug("job received", zap.String("subject", msg.Subject()), zap.Int("targets", len(j.TargetMsgkey)), zap.Int("delivery", deliveries))
 	last := deliveries >= c.cfg.Limits.MaxDeliver
 	out := c.proc.Process(ctx, j, worker.Delivery{Number: deliveries, Last: last,
 		Message: strconv.FormatUint(meta.Sequence.Stream, 10), Token: newToken(), Lane: ln.name})

@@ -36,6 +36,8 @@ func (p *Processor) send(ctx context.Context, j *job.Job, d Delivery, c *chunk, 
 		out := p.pusher.Push(ctx, j, c.targets)
 		attempts++
 		p.obs.Call(d.Lane, out)
+		log.Debug("mPaaS call", zap.Int("targets", len(c.targets)), zap.Int("attempt", attempts), zap.Stringer("class", out.Class),
+			zap.String("code", out.ResultCode), zap.String("request_id", out.RequestID), zap.Duration("latency", out.Latency), zap.Error(out.Err))
 
 		switch {
 		case out.Class == push.Success:
