@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	httpAddr := cfg.String("PUSH_HTTP_ADDR")
 	if httpAddr == "" {
-		httpAddr = map[bool]string{true: "127.0.0.1:8080", false: ":8080"}[dev]
+		httpAddr = defaultHTTPAddr(dev)
 	}
 	srv, err := serveHTTP(httpAddr, m, w.Gate(), parts.opts.NATS, cfg.String("PUSH_PPROF") == "true")
 	if err != nil {
@@ -108,6 +108,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return nil
+}
+
+// defaultHTTPAddr keeps a dev worker's endpoints on loopback; in production they
+// listen on every interface for the orchestrator's probes and Prometheus.
+func defaultHTTPAddr(dev bool) string {
+	if dev {
+		return "127.0.0.1:8080"
+	}
+	return ":8080"
 }
 
 // parts are what run wires together.

@@ -352,3 +352,46 @@ func TestDevModeWorkerAndEnqueueAsProcesses(t *testing.T) {
 		t.Fatal("the worker did not stop within 30s of SIGTERM")
 	}
 }
+
+func TestDevModeEndpointsStayOnLoopback(t *testing.T) {
+	if host, _, _ := strings.Cut(defaultHTTPAddr(true), ":"); host != "127.0.0.1" {
+		t.Fatalf("dev mode must listen on loopback, not %q", defaultHTTPAddr(true))
+	}
+}
+
+// The AccessKey secret can come from a file, as orchestrators mount secrets.
+func TestAccessKeySecretFromAFile(t *testing.T) {
+	t.Parallel()
+	p := newProduction(t, testenv.RedisAddr())
+	path := filepath.Join(t.TempDir(), "sk")
+	if err := os.WriteFile(path, []byte(p.env["MPAAS_SK_ENV"]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	delete(p.env, "MPAAS_SK_ENV")
+	p.env["MPAAS_SK_ENV_FILE"] = path
+	p.start(t)
+	nc, err := nats.Connect(p.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	results, err := js.OrderedConsumer(context.Background(), "PUSH_RESULTS", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &job.Job{JobID: "from-file", TaskName: "t", AppID: "a", WorkspaceID: "w", DeliveryType: 3, ExpiredSeconds: 60,
+		TemplateName: "ok", TemplateKeyValue: job.Object(`{"name":"x"}`), TargetMsgkey: job.Targets{{Target: "u", MsgKey: "k"}}}
+	body, _ := j.Encode()
+	if _, err := js.Publish(context.Background(), "push.jobs.a", body); err != nil {
+		t.Fatal(err)
+	}
+	m, err := results.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r job.Result
+	if err := json.Unmarshal(m.Data(), &r); err != nil || r.Sent != 1 {
+		t.Fatalf("a push signed with the secret from the file must succeed: %s", m.Data())
+	}
+}
