@@ -1,0 +1,373 @@
+//go:build chaos
+
+// Package chaos kills, restarts and starves real worker processes mid-campaign
+// and checks the guarantees: every job ends with exactly one result, every pair
+// is delivered at least once, and pairs delivered twice stay within the windows
+// the design states. Run: go test -tags chaos ./internal/chaos
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/testenv"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+const inFlight = 8 // PUSH_MAX_IN_FLIGHT of every worker
+
+var (
+	buildOnce sync.Once
+	workerBin string
+	buildErr  error
+)
+
+func worker(t *testing.T) string {
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "chaos-worker")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		workerBin = filepath.Join(dir, "worker")
+		out, err := exec.Command("go", "build", "-o", workerBin, "../../cmd/worker").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return workerBin
+}
+
+// scene is a NATS server on a fixed port and store (so it can restart), a Redis,
+// the emulator, and worker processes.
+type scene struct {
+	t        *testing.T
+	port     int
+	store    string
+	ns       *server.Server
+	redis    string
+	prefix   string
+	sim      *mpaassim.Server
+	simURL   string
+	procs    []*exec.Cmd
+	procsMu  sync.Mutex
+	campaign string
+	extraEnv []string // more worker settings
+}
+
+func newScene(t *testing.T, redisAddr string, faults mpaassim.Faults) *scene {
+	t.Helper()
+	rdb := testenv.Redis(t)
+	s := &scene{t: t, port: testenv.FreePort(t), store: t.TempDir(), redis: redisAddr, prefix: testenv.Prefix(t, rdb),
+		campaign: "chaos" + testenv.ID()}
+	if s.redis == "" {
+		s.redis = testenv.RedisAddr()
+	}
+	s.startNATS()
+	s.sim = mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "sk"}, AcceptAnyTemplate: true, Faults: faults})
+	srv := httptest.NewServer(s.sim)
+	t.Cleanup(srv.Close)
+	s.simURL = srv.URL
+	t.Cleanup(s.killAll)
+	return s
+}
+
+func (s *scene) startNATS() {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.store, NoSigs: true})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(15 * time.Second) {
+		s.t.Fatal("NATS not ready")
+	}
+	s.ns = ns
+}
+
+func (s *scene) stopNATS() { s.ns.Shutdown(); s.ns.WaitForShutdown() }
+
+func (s *scene) url() string { return "nats://127.0.0.1:" + strconv.Itoa(s.port) }
+
+// startWorker starts a worker process and waits until it says it started.
+func (s *scene) startWorker() *exec.Cmd {
+	s.t.Helper()
+	cmd := exec.Command(worker(s.t))
+	cmd.Env = append(os.Environ(), "NATS_URL="+s.url(), "REDIS_URL=redis://"+s.redis, "PUSH_REDIS_PREFIX="+s.prefix,
+		"MPAAS_ENDPOINT="+s.simURL, "MPAAS_AK_ENV=ak", "MPAAS_SK_ENV=sk", "PUSH_RATE_LIMIT=100000",
+		"PUSH_MAX_IN_FLIGHT="+strconv.Itoa(inFlight), "PUSH_ACK_WAIT=3s", "PUSH_RETRY_DELAY=200ms", "PUSH_MAX_DELIVER=20",
+		"PUSH_HTTP_ADDR=127.0.0.1:0", "PUSH_LOG_FORMAT=json", "PUSH_SHUTDOWN_GRACE=3s", "PUSH_LEASE_TTL=10s")
+	cmd.Env = append(cmd.Env, s.extraEnv...)
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "worker started") {
+				once.Do(func() { close(started) })
+			}
+		}
+	}()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		s.t.Fatal("worker did not start")
+	}
+	s.procsMu.Lock()
+	s.procs = append(s.procs, cmd)
+	s.procsMu.Unlock()
+	return cmd
+}
+
+func (s *scene) killAll() {
+	s.procsMu.Lock()
+	defer s.procsMu.Unlock()
+	for _, p := range s.procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range s.procs {
+		_ = p.Wait()
+	}
+	s.procs = nil
+}
+
+// midRun fails the test unless the campaign of calls calls is under way: some
+// calls made, not all.
+func (s *scene) midRun(calls int) {
+	s.t.Helper()
+	if n := s.sim.Stats().Accepted; n == 0 || n >= int64(calls) {
+		s.t.Fatalf("the disruption must come mid-run: %d of %d calls made", n, calls)
+	}
+}
+
+// publish loads jobs of size targets each and returns their ids.
+func (s *scene) publish(jobs, size int) []*job.Job {
+	s.t.Helper()
+	nc, err := nats.Connect(s.url())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var out []*job.Job
+	for i := range jobs {
+		t := make(job.Targets, size)
+		for k := range t {
+			t[k] = job.Target{Target: fmt.Sprintf("u%d-%d", i, k), MsgKey: s.campaign}
+		}
+		j := &job.Job{JobID: fmt.Sprintf("%s.%d", s.campaign, i), TaskName: "chaos", AppID: "chaos", WorkspaceID: s.campaign,
+			DeliveryType: 3, ExpiredSeconds: 3600, TemplateName: "chaos", TargetMsgkey: t}
+		body, _ := j.Encode()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "push.jobs.bulk.chaos", Data: body,
+			Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}}); err != nil {
+			s.t.Fatal(err)
+		}
+		cancel()
+		out = append(out, j)
+	}
+	return out
+}
+
+// outcome is what the scene ended with.
+type outcome struct {
+	jobs, results, targets, sent, duplicates, failed, lost, twice int
+}
+
+// settle waits until every job has a result, then checks every pair.
+func (s *scene) settle(jobs []*job.Job, timeout time.Duration) outcome {
+	s.t.Helper()
+	nc, err := nats.Connect(s.url(), nats.MaxReconnects(-1))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	counts := map[string]int{}
+	var o outcome
+	o.jobs = len(jobs)
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := js.OrderedConsumer(ctx, "PUSH_RESULTS", jetstream.OrderedConsumerConfig{})
+		cancel()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		clear(counts)
+		o.sent, o.duplicates, o.failed = 0, 0, 0
+		for {
+			m, err := c.Next(jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				break
+			}
+			var r job.Result
+			if json.Unmarshal(m.Data(), &r) != nil {
+				continue
+			}
+			counts[r.JobID]++
+			o.sent += r.Sent
+			o.duplicates += r.Duplicates
+			o.failed += r.Failed
+		}
+		if len(counts) >= len(jobs) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	for _, j := range jobs {
+		switch counts[j.JobID] {
+		case 0:
+			s.t.Errorf("job %s has no result", j.JobID)
+		case 1:
+		default:
+			s.t.Errorf("job %s has %d results", j.JobID, counts[j.JobID])
+		}
+		o.results += min(counts[j.JobID], 1)
+		for _, tg := range j.TargetMsgkey {
+			o.targets++
+			switch n := s.sim.Delivered(j.AppID, j.WorkspaceID, tg.Target, tg.MsgKey); {
+			case n == 0:
+				o.lost++
+			case n > 1:
+				o.twice++
+			}
+		}
+	}
+	if o.lost > 0 {
+		s.t.Errorf("%d pairs never delivered", o.lost)
+	}
+	s.t.Logf("jobs %d, results %d, targets %d: sent %d, duplicates %d, failed %d; pairs lost %d, delivered twice %d",
+		o.jobs, o.results, o.targets, o.sent, o.duplicates, o.failed, o.lost, o.twice)
+	return o
+}
+
+// kill -9 one of three workers mid-campaign: another takes its jobs after AckWait.
+// Pairs pushed twice are bounded by the calls it had in flight.
+func TestKillAWorker(t *testing.T) {
+	s := newScene(t, "", mpaassim.Faults{Latency: 100 * time.Millisecond})
+	victim := s.startWorker()
+	s.startWorker()
+	s.startWorker()
+	jobs := s.publish(100, 100) // 1,000 calls of 100 ms, 24 at a time: about 4 s
+	time.Sleep(1500 * time.Millisecond)
+	s.midRun(1000)
+	if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	o := s.settle(jobs, 2*time.Minute)
+	if o.twice > inFlight*job.MaxTargetsPerCall {
+		t.Fatalf("%d pairs pushed twice, over the %d the killed worker had in flight", o.twice, inFlight*job.MaxTargetsPerCall)
+	}
+}
+
+// The NATS server restarts (same store) mid-run: the workers reconnect and finish.
+func TestRestartNATS(t *testing.T) {
+	s := newScene(t, "", mpaassim.Faults{Latency: 100 * time.Millisecond})
+	s.startWorker()
+	s.startWorker()
+	jobs := s.publish(60, 100) // 600 calls of 100 ms, 16 at a time: about 4 s
+	time.Sleep(time.Second)
+	s.midRun(600)
+	s.stopNATS()
+	time.Sleep(2 * time.Second)
+	s.startNATS()
+	o := s.settle(jobs, 2*time.Minute)
+	// Jobs whose ack was lost with the server run again; their pairs are marked
+	// sent in Redis, so nothing is pushed twice.
+	if o.twice > 0 {
+		t.Fatalf("%d pairs pushed twice after a NATS restart", o.twice)
+	}
+}
+
+// Redis restarts empty mid-run: the workers pause while it is down, then finish.
+// The sent marks are gone, so jobs redelivered after the restart may push again:
+// the "Redis loses marks" window of the design.
+func TestRestartRedisEmpty(t *testing.T) {
+	own := testenv.StartRedis(t)
+	s := newScene(t, own.Addr(), mpaassim.Faults{Latency: 100 * time.Millisecond})
+	s.startWorker()
+	s.startWorker()
+	jobs := s.publish(60, 100)
+	time.Sleep(time.Second)
+	s.midRun(600)
+	own.Stop()
+	time.Sleep(3 * time.Second)
+	calls := s.sim.Stats().Calls
+	time.Sleep(time.Second)
+	if more := s.sim.Stats().Calls - calls; more > 0 {
+		t.Fatalf("%d mPaaS calls while Redis was down", more)
+	}
+	own.Start()
+	o := s.settle(jobs, 2*time.Minute)
+	if o.failed > 0 {
+		t.Fatalf("%d targets failed", o.failed)
+	}
+}
+
+// mPaaS misbehaves in every way at once: 5xx, throttling, 8011, and calls that
+// time out after mPaaS recorded the push. Every pair arrives; pairs pushed twice
+// are at most the targets of the calls that timed out after being recorded.
+func TestMPaaSFaultMix(t *testing.T) {
+	s := newScene(t, "", mpaassim.Faults{Rate5xx: 0.1, RateThrottle: 0.1, Rate8011: 0.1, RateTimeout: 0.05,
+		TimeoutHold: 3 * time.Second, Latency: 10 * time.Millisecond})
+	s.extraEnv = []string{"PUSH_MPAAS_TIMEOUT=1s"}
+	s.startWorker()
+	s.startWorker()
+	jobs := s.publish(40, 100)
+	o := s.settle(jobs, 3*time.Minute)
+	st := s.sim.Stats()
+	timeouts := int(st.ByCode["TIMEOUT_AFTER_RECORD"])
+	t.Logf("emulator answers: %v", st.ByCode)
+	if timeouts == 0 || st.ByCode["8011"] == 0 || st.ByCode["Throttling.User"] == 0 {
+		t.Fatalf("the mix must have happened: %v", st.ByCode)
+	}
+	if o.twice > timeouts*job.MaxTargetsPerCall {
+		t.Fatalf("%d pairs pushed twice, more than the %d targets of the %d timed-out calls", o.twice, timeouts*10, timeouts)
+	}
+	if o.failed > 0 {
+		t.Fatalf("%d targets failed: transient faults must be retried", o.failed)
+	}
+}
+
+// mPaaS refuses the credentials for 20 s, then takes them again: the workers hold
+// every job without spending deliveries, and finish.
+func TestCredentialsRefusedThenFixed(t *testing.T) {
+	s := newScene(t, "", mpaassim.Faults{RefuseSignatures: true})
+	s.startWorker()
+	s.startWorker()
+	jobs := s.publish(20, 100)
+	time.Sleep(20 * time.Second)
+	if n := s.sim.Stats().Accepted; n != 0 {
+		t.Fatalf("%d pushes accepted while the key was refused", n)
+	}
+	s.sim.SetFaults(mpaassim.Faults{})
+	o := s.settle(jobs, 2*time.Minute)
+	if o.failed > 0 || o.twice > 0 {
+		t.Fatalf("after the key works again: %+v", o)
+	}
+}
