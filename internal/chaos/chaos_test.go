@@ -73,9 +73,18 @@ type scene struct {
 	procsMu  sync.Mutex
 	campaign string
 	extraEnv []string // more worker settings
+	urls     string   // a cluster's client URLs, when set
 }
 
 func newScene(t *testing.T, redisAddr string, faults mpaassim.Faults) *scene {
+	t.Helper()
+	s := newBareScene(t, redisAddr, faults)
+	s.startNATS()
+	return s
+}
+
+// newBareScene is a scene without a NATS server.
+func newBareScene(t *testing.T, redisAddr string, faults mpaassim.Faults) *scene {
 	t.Helper()
 	rdb := testenv.Redis(t)
 	s := &scene{t: t, port: testenv.FreePort(t), store: t.TempDir(), redis: redisAddr, prefix: testenv.Prefix(t, rdb),
@@ -83,7 +92,6 @@ func newScene(t *testing.T, redisAddr string, faults mpaassim.Faults) *scene {
 	if s.redis == "" {
 		s.redis = testenv.RedisAddr()
 	}
-	s.startNATS()
 	s.sim = mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "sk"}, AcceptAnyTemplate: true, Faults: faults})
 	srv := httptest.NewServer(s.sim)
 	t.Cleanup(srv.Close)
@@ -106,7 +114,12 @@ func (s *scene) startNATS() {
 
 func (s *scene) stopNATS() { s.ns.Shutdown(); s.ns.WaitForShutdown() }
 
-func (s *scene) url() string { return "nats://127.0.0.1:" + strconv.Itoa(s.port) }
+func (s *scene) url() string {
+	if s.urls != "" {
+		return s.urls
+	}
+	return "nats://127.0.0.1:" + strconv.Itoa(s.port)
+}
 
 // startWorker starts a worker process and waits until it says it started.
 func (s *scene) startWorker() *exec.Cmd {
@@ -354,14 +367,14 @@ func TestMPaaSFaultMix(t *testing.T) {
 	}
 }
 
-// mPaaS refuses the credentials for 20 s, then takes them again: the workers hold
+// mPaaS refuses the credentials for a minute, then takes them again: the workers hold
 // every job without spending deliveries, and finish.
 func TestCredentialsRefusedThenFixed(t *testing.T) {
 	s := newScene(t, "", mpaassim.Faults{RefuseSignatures: true})
 	s.startWorker()
 	s.startWorker()
 	jobs := s.publish(20, 100)
-	time.Sleep(20 * time.Second)
+	time.Sleep(time.Minute)
 	if n := s.sim.Stats().Accepted; n != 0 {
 		t.Fatalf("%d pushes accepted while the key was refused", n)
 	}
@@ -369,5 +382,86 @@ func TestCredentialsRefusedThenFixed(t *testing.T) {
 	o := s.settle(jobs, 2*time.Minute)
 	if o.failed > 0 || o.twice > 0 {
 		t.Fatalf("after the key works again: %+v", o)
+	}
+}
+
+// A three-node JetStream cluster with R3 streams: the node leading the job stream
+// is killed mid-run; the workers reconnect to the others and finish.
+func TestClusterLeaderKilled(t *testing.T) {
+	s := newBareScene(t, "", mpaassim.Faults{Latency: 100 * time.Millisecond})
+	names := []string{"n1", "n2", "n3"}
+	clientPorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
+	routePorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
+	var routes, clients []string
+	for i := range names {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]))
+		clients = append(clients, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
+	}
+	servers := map[string]*server.Server{}
+	for i, name := range names {
+		ns, err := server.NewServer(&server.Options{ServerName: name, Host: "127.0.0.1", Port: clientPorts[i], JetStream: true,
+			StoreDir: t.TempDir(), NoSigs: true, Routes: server.RoutesFromStr(strings.Join(routes, ",")),
+			Cluster: server.ClusterOpts{Name: "chaos", Host: "127.0.0.1", Port: routePorts[i]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		servers[name] = ns
+		t.Cleanup(ns.Shutdown)
+	}
+	for _, ns := range servers {
+		if !ns.ReadyForConnections(20 * time.Second) {
+			t.Fatal("cluster node not ready")
+		}
+	}
+	s.urls = strings.Join(clients, ",")
+	s.extraEnv = []string{"PUSH_REPLICAS=3"}
+	// The first worker creates the R3 streams once the cluster has a meta leader.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		nc, err := nats.Connect(s.url())
+		if err == nil {
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = js.AccountInfo(ctx)
+			cancel()
+			nc.Close()
+		}
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("JetStream cluster not ready: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.startWorker()
+	s.startWorker()
+	jobs := s.publish(60, 100)
+	time.Sleep(time.Second)
+	s.midRun(600)
+
+	nc, err := nats.Connect(s.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	stream, err := js.Stream(ctx, "PUSH_JOBS")
+	cancel()
+	nc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := stream.CachedInfo()
+	if info.Config.Replicas != 3 || info.Cluster == nil {
+		t.Fatalf("the job stream must be R3 on the cluster: %+v", info.Config)
+	}
+	leader := info.Cluster.Leader
+	t.Logf("killing %s, the job stream's leader", leader)
+	servers[leader].Shutdown()
+	o := s.settle(jobs, 3*time.Minute)
+	if o.failed > 0 {
+		t.Fatalf("%d targets failed", o.failed)
 	}
 }
