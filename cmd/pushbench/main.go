@@ -35,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"github.com/mpaas-push/pushworker/internal/loader"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/push"
@@ -90,6 +91,11 @@ type Report struct {
 		ByCode         map[string]int64 `json:"byCode"`
 		DuplicatePairs int              `json:"duplicatePairs"`
 	} `json:"emulator"`
+	Throttling struct {
+		ThrottledShare   float64 `json:"throttledShareAfter10s"`    // throttled answers ÷ calls, from 10 s after the start
+		AcceptedPerSec   float64 `json:"acceptedPerSecAfter10s"`    // pushes accepted per second, from 10 s after the start
+		AcceptedOverQuot float64 `json:"acceptedOverQuotaAfter10s"` // that ÷ the emulator's quota
+	} `json:"throttling"`
 	WorkerCPUSeconds float64 `json:"workerCpuSeconds"`
 	WorkerPeakRSSMB  float64 `json:"workerPeakRssMB"`
 	Bare             struct {
@@ -413,6 +419,18 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 		_ = pub.Close()
 	}()
 	b.logf("publishing %d jobs of %d targets", jobs, b.o.jobSize)
+	// The emulator's counts 10 s in: throttling is judged after the limiter settled.
+	var at10 mpaassim.Stats
+	var t10 time.Time
+	snap := make(chan struct{})
+	snapCtx, stopSnap := context.WithCancel(ctx)
+	defer stopSnap()
+	go func() {
+		defer close(snap)
+		if ctxsleep.Sleep(snapCtx, 10*time.Second) {
+			at10, t10 = b.sim.Stats(), time.Now()
+		}
+	}()
 	lat := make([]float64, 0, jobs)
 	seen := make([]bool, jobs)
 	var last time.Time
@@ -440,6 +458,21 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 		rep.Failed += r.Failed
 	}
 	elapsed := last.Sub(start).Seconds()
+	stopSnap()
+	<-snap
+	if !t10.IsZero() && last.After(t10) {
+		end := b.sim.Stats()
+		throttled := func(st mpaassim.Stats) int64 { return st.ByCode["Throttling.User"] + st.ByCode["8011"] }
+		calls := end.Calls - at10.Calls
+		window := last.Sub(t10).Seconds()
+		if calls > 0 {
+			rep.Throttling.ThrottledShare = round(float64(throttled(end)-throttled(at10))/float64(calls), 4)
+		}
+		rep.Throttling.AcceptedPerSec = round(float64(end.ByCode["OK"]-at10.ByCode["OK"])/window, 1)
+		if b.o.quota > 0 {
+			rep.Throttling.AcceptedOverQuot = round(rep.Throttling.AcceptedPerSec/float64(b.o.quota), 3)
+		}
+	}
 	rep.Seconds = round(elapsed, 3)
 	rep.TargetsPerSec = round(float64(b.o.targets)/elapsed, 1)
 	rep.CallsPerSec = round(float64(b.sim.Stats().Calls)/elapsed, 1)

@@ -85,7 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	m := metrics.New()
-	parts.opts.Observers = app.Observers{Worker: m, Consumer: m, Gate: m.Paused}
+	parts.opts.Observers = app.Observers{Worker: m, Consumer: m, Gate: m.Paused, Rate: m.Rate}
+	m.Rate(float64(parts.opts.RateLimit))
 	w, err := app.New(ctx, parts.opts)
 	if err != nil {
 		return err
@@ -142,6 +143,15 @@ func assemble(ctx context.Context, cfg *config.Set, getenv func(string) string, 
 	}
 	if o.RateBurst, err = cfg.Int("PUSH_RATE_BURST"); err != nil {
 		return nil, cleanup, err
+	}
+	if o.RateFloor, err = cfg.Int("PUSH_RATE_FLOOR"); err != nil {
+		return nil, cleanup, err
+	}
+	switch v := cfg.String("PUSH_RATE_ADAPTIVE"); v {
+	case "true", "false":
+		o.RateAdaptive = v == "true"
+	default:
+		return nil, cleanup, fmt.Errorf("PUSH_RATE_ADAPTIVE=%q: want true or false", v)
 	}
 	o.RedisPrefix = cfg.String("PUSH_REDIS_PREFIX")
 	if o.SentTTL, err = cfg.Duration("PUSH_SENT_TTL"); err != nil {

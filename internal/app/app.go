@@ -27,11 +27,13 @@ type Options struct {
 	Redis  redis.UniversalClient // nil: in-memory dedupe and rate limit (dev mode only)
 	Pusher worker.Pusher
 
-	RateLimit   int    // mPaaS calls per second, shared by every worker on the same Redis
-	RateBurst   int    // 0: ratelimit.DefaultBurst
-	RedisPrefix string // prefix of every Redis key; default "pushworker:"
-	SentTTL     time.Duration
-	LeaseTTL    time.Duration
+	RateLimit    int    // mPaaS calls per second, shared by every worker on the same Redis: the ceiling
+	RateBurst    int    // 0: ratelimit.DefaultBurst
+	RateAdaptive bool   // follow mPaaS's throttling below the ceiling
+	RateFloor    int    // the adaptive rate's lowest value
+	RedisPrefix  string // prefix of every Redis key; default "pushworker:"
+	SentTTL      time.Duration
+	LeaseTTL     time.Duration
 
 	Consumer  consumer.Config
 	Processor worker.Config
@@ -45,13 +47,14 @@ type Observers struct {
 	Worker   worker.Observer
 	Consumer consumer.Observer
 	Gate     func(cause string, open bool) // open: the problem started
+	Rate     func(perSecond float64)       // the shared rate changed
 }
 
 // Worker is one running worker.
 type Worker struct {
 	opts    Options
 	gate    *worker.Gate
-	limiter ratelimit.Limiter
+	limiter worker.Limiter
 	disp    *ratelimit.Redis
 	cons    *consumer.Consumer
 	store   dedupe.Store
@@ -94,6 +97,14 @@ func New(ctx context.Context, o Options) (*Worker, error) {
 		}
 		w.store = store
 		w.disp = ratelimit.NewRedis(o.Redis, o.RedisPrefix+"rate:mpaas", o.RateLimit, o.RateBurst)
+		if o.RateAdaptive {
+			w.disp.Adapt(o.RateFloor, func(rate float64) {
+				log.Info("shared rate changed", zap.Float64("calls_per_second", rate))
+				if o.Observers.Rate != nil {
+					o.Observers.Rate(rate)
+				}
+			})
+		}
 		w.limiter = w.disp
 	} else {
 		w.store = dedupe.NewMemory(o.SentTTL, o.LeaseTTL)

@@ -27,6 +27,7 @@ type Metrics struct {
 	redelivered *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
 	paused      *prometheus.GaugeVec
+	rate        prometheus.Gauge
 }
 
 // New registers every metric on a registry of its own.
@@ -55,6 +56,8 @@ func New() *Metrics {
 		Help: "Dead letters written, by lane and reason (rejected, failed, stopped)."}, []string{"lane", "reason"})).(*prometheus.CounterVec)
 	m.paused = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_paused",
 		Help: "1 while the worker waits for this cause (redis, nats, mpaas-credentials, mpaas-unreachable)."}, []string{"cause"})).(*prometheus.GaugeVec)
+	m.rate = f(prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushworker_rate_limit_calls_per_second",
+		Help: "The shared mPaaS rate in force: PUSH_RATE_LIMIT, or less while mPaaS throttles."})).(prometheus.Gauge)
 	for _, c := range []string{"redis", "nats", "mpaas-credentials", "mpaas-unreachable"} {
 		m.paused.WithLabelValues(c).Set(0)
 	}
@@ -112,3 +115,6 @@ func (m *Metrics) Paused(cause string, paused bool) {
 	}
 	m.paused.WithLabelValues(cause).Set(v)
 }
+
+// Rate sets the shared rate in force.
+func (m *Metrics) Rate(perSecond float64) { m.rate.Set(perSecond) }

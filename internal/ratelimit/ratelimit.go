@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -24,6 +27,8 @@ var ErrUnavailable = errors.New("rate limiter unavailable")
 type Limiter interface {
 	// Wait blocks until a slot is free, or ctx ends.
 	Wait(ctx context.Context) error
+	// Throttled says mPaaS throttled a call: the rate should come down.
+	Throttled()
 }
 
 // DefaultBurst is the burst for a rate: small, since a one-second window can see
@@ -38,9 +43,17 @@ func DefaultBurst(perSecond int) int { return max(2, perSecond/40+1) }
 // and Redis sees one request per batch, not one per waiter.
 type Redis struct {
 	lim   *redis_rate.Limiter
+	rdb   redis.UniversalClient
 	key   string
-	limit redis_rate.Limit
+	limit redis_rate.Limit // Rate is the ceiling
+	burst int              // 0: DefaultBurst of the current rate
 	reqs  chan *waiter
+
+	adaptive  bool
+	floor     float64
+	current   atomic.Uint64 // float64 bits: the shared rate now
+	throttled chan struct{}
+	onRate    func(float64)
 }
 
 type waiter struct {
@@ -51,19 +64,75 @@ type waiter struct {
 // NewRedis makes a limiter of perSecond calls with the given burst (0: DefaultBurst)
 // under key. Start Run before calling Wait.
 func NewRedis(rdb redis.UniversalClient, key string, perSecond, burst int) *Redis {
-	if burst <= 0 {
-		burst = DefaultBurst(perSecond)
+	r := &Redis{
+		lim:       redis_rate.NewLimiter(rdb),
+		rdb:       rdb,
+		key:       key,
+		burst:     burst,
+		limit:     redis_rate.Limit{Rate: perSecond, Burst: max(burst, DefaultBurst(perSecond)), Period: time.Second},
+		reqs:      make(chan *waiter, 1024),
+		throttled: make(chan struct{}, 1),
 	}
-	return &Redis{
-		lim:   redis_rate.NewLimiter(rdb),
-		key:   key,
-		limit: redis_rate.Limit{Rate: perSecond, Burst: burst, Period: time.Second},
-		reqs:  make(chan *waiter, 1024),
+	r.current.Store(math.Float64bits(float64(perSecond)))
+	return r
+}
+
+// Adapt makes the rate follow mPaaS's throttling (see Decrease and Increase), never
+// below floor calls per second; onRate (may be nil) hears every change. Call it
+// before Run.
+func (r *Redis) Adapt(floor int, onRate func(float64)) {
+	r.adaptive, r.floor, r.onRate = true, float64(max(floor, 1)), onRate
+}
+
+// Throttled tells the limiter that mPaaS throttled a call. It never blocks.
+func (r *Redis) Throttled() {
+	select {
+	case r.throttled <- struct{}{}:
+	default:
 	}
 }
 
-// Limit describes the limit, for logs.
-func (r *Redis) Limit() string { return r.limit.String() }
+// Rate is the shared rate now, in calls per second.
+func (r *Redis) Rate() float64 { return math.Float64frombits(r.current.Load()) }
+
+// now is the limit in force: the current rate and its burst.
+func (r *Redis) now() redis_rate.Limit {
+	rate := max(1, int(r.Rate()))
+	burst := r.burst
+	if burst <= 0 {
+		burst = DefaultBurst(rate)
+	}
+	return redis_rate.Limit{Rate: rate, Burst: burst, Period: time.Second}
+}
+
+// adaptLoop applies cuts and, once a second, raises to the shared rate.
+func (r *Redis) adaptLoop(ctx context.Context) {
+	t := time.NewTicker(time.Duration(RaiseEvery) * time.Millisecond)
+	defer t.Stop()
+	for {
+		mode := "tick"
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.throttled:
+			mode = "cut"
+		}
+		rate, err := adapt(ctx, r.rdb, r.key+":adaptive", mode, float64(r.limit.Rate), r.floor)
+		if err != nil {
+			continue // Redis is down: the dispenser reports it to the waiters
+		}
+		if old := r.Rate(); rate != old {
+			r.current.Store(math.Float64bits(rate))
+			if r.onRate != nil {
+				r.onRate(rate)
+			}
+		}
+	}
+}
+
+// Limit describes the limit in force, for logs.
+func (r *Redis) Limit() string { return r.now().String() }
 
 // Wait takes one slot.
 func (r *Redis) Wait(ctx context.Context) error {
@@ -81,8 +150,13 @@ func (r *Redis) Wait(ctx context.Context) error {
 	}
 }
 
-// Run dispenses slots until ctx ends. It is the only goroutine that talks to Redis.
+// Run dispenses slots until ctx ends. With Adapt, it also follows the shared rate.
 func (r *Redis) Run(ctx context.Context) {
+	if r.adaptive {
+		done := make(chan struct{})
+		go func() { r.adaptLoop(ctx); close(done) }()
+		defer func() { <-done }()
+	}
 	var queue []*waiter
 	for {
 		if len(queue) == 0 {
@@ -100,8 +174,9 @@ func (r *Redis) Run(ctx context.Context) {
 		// AllowN, all or nothing: redis_rate's AllowAtMost consumes a fraction of a
 		// slot it does not grant when fewer than n are free, which loses rate. One
 		// slot of the burst stays free to bank the time a wake-up comes late.
-		n := min(len(queue), max(1, r.limit.Burst-1))
-		res, err := r.lim.AllowN(ctx, r.key, r.limit, n)
+		limit := r.now()
+		n := min(len(queue), max(1, limit.Burst-1))
+		res, err := r.lim.AllowN(ctx, r.key, limit, n)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -132,9 +207,9 @@ func (r *Redis) Run(ctx context.Context) {
 	}
 }
 
-// interval is the time between two slots.
+// interval is the time between two slots at the current rate.
 func (r *Redis) interval() time.Duration {
-	return r.limit.Period / time.Duration(max(r.limit.Rate, 1))
+	return time.Duration(float64(time.Second) / max(r.Rate(), 1))
 }
 
 // drain adds the waiters that arrived and drops those that left, so that no slot
@@ -163,16 +238,42 @@ func (r *Redis) jitter() time.Duration {
 	return time.Duration(rand.Int64N(int64(r.interval()/10) + 1))
 }
 
-// Memory is a limiter for one process (dev mode).
-type Memory struct{ lim *rate.Limiter }
+// Memory is a limiter for one process (dev mode). It adapts to throttling by the
+// same rule as the shared one.
+type Memory struct {
+	lim     *rate.Limiter
+	ceiling float64
+	mu      sync.Mutex
+	cut     time.Time
+	raise   time.Time
+}
 
 // NewMemory makes an in-process limiter of perSecond calls.
 func NewMemory(perSecond, burst int) *Memory {
 	if burst <= 0 {
 		burst = DefaultBurst(perSecond)
 	}
-	return &Memory{lim: rate.NewLimiter(rate.Limit(perSecond), burst)}
+	return &Memory{lim: rate.NewLimiter(rate.Limit(perSecond), burst), ceiling: float64(perSecond)}
 }
 
 // Wait takes one slot.
-func (m *Memory) Wait(ctx context.Context) error { return m.lim.Wait(ctx) }
+func (m *Memory) Wait(ctx context.Context) error {
+	m.mu.Lock()
+	now := time.Now()
+	if cur := float64(m.lim.Limit()); cur < m.ceiling && now.Sub(m.cut) >= QuietBefore*time.Millisecond && now.Sub(m.raise) >= RaiseEvery*time.Millisecond {
+		m.lim.SetLimit(rate.Limit(min(m.ceiling, cur+m.ceiling*Increase)))
+		m.raise = now
+	}
+	m.mu.Unlock()
+	return m.lim.Wait(ctx)
+}
+
+// Throttled cuts the rate, at most once per CutEvery.
+func (m *Memory) Throttled() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now := time.Now(); now.Sub(m.cut) >= CutEvery*time.Millisecond {
+		m.lim.SetLimit(rate.Limit(max(1, float64(m.lim.Limit())*Decrease)))
+		m.cut = now
+	}
+}

@@ -53,10 +53,13 @@ func maxWindow(ts []time.Time) int {
 	return best
 }
 
-func startRedisLimiter(t *testing.T, addr, key string, perSecond int) *ratelimit.Redis {
+func startRedisLimiter(t *testing.T, addr, key string, perSecond int, setup ...func(*ratelimit.Redis)) *ratelimit.Redis {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { rdb.Close() })
 	l := ratelimit.NewRedis(rdb, key, perSecond, 0)
+	for _, s := range setup {
+		s(l)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
@@ -146,5 +149,43 @@ func TestMemoryLimiter(t *testing.T) {
 	ts := grants(t, []ratelimit.Limiter{ratelimit.NewMemory(50, 0)}, 10, 2*time.Second)
 	if peak := maxWindow(ts); peak > 55 {
 		t.Fatalf("memory limiter: %d in one second at 50/s", peak)
+	}
+}
+
+// Throttling cuts the shared rate by Decrease at most once a second; after
+// QuietBefore it climbs by Increase × the ceiling a second; every worker on the
+// same Redis sees the same rate.
+func TestAdaptiveRate(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	a := startRedisLimiter(t, srv.Addr(), "rate", 100, func(l *ratelimit.Redis) { l.Adapt(5, nil) })
+	b := startRedisLimiter(t, srv.Addr(), "rate", 100, func(l *ratelimit.Redis) { l.Adapt(5, nil) })
+	waitRate := func(l *ratelimit.Redis, ok func(float64) bool, what string) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for !ok(l.Rate()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("rate %.1f: want %s", l.Rate(), what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	start := time.Now()
+	a.Throttled()
+	waitRate(a, func(r float64) bool { return r == 90 }, "90 after one cut")
+	for range 5 { // more throttled answers within the second: one cut only
+		a.Throttled()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := a.Rate(); r != 90 {
+		t.Fatalf("a burst of throttled answers must cut once a second: %.1f", r)
+	}
+	waitRate(b, func(r float64) bool { return r == 90 }, "the other worker to follow to 90")
+	time.Sleep(time.Until(start.Add(1100 * time.Millisecond)))
+	a.Throttled()
+	waitRate(a, func(r float64) bool { return r == 81 }, "81 after a second cut")
+	waitRate(b, func(r float64) bool { return r == 81 }, "the other worker to follow to 81")
+	waitRate(b, func(r float64) bool { return r > 81 && r <= 100 }, "a climb back after 2 s without throttling")
+	if r := b.Rate(); r > 85 {
+		t.Fatalf("the climb must be gradual (+2 a second): %.1f", r)
 	}
 }

@@ -36,6 +36,9 @@ func (p *Processor) send(ctx context.Context, j *job.Job, d Delivery, c *chunk, 
 		out := p.pusher.Push(ctx, j, c.targets)
 		attempts++
 		p.obs.Call(d.Lane, out)
+		if out.Throttled {
+			p.limiter.Throttled()
+		}
 		log.Debug("mPaaS call", zap.Int("targets", len(c.targets)), zap.Int("attempt", attempts), zap.Stringer("class", out.Class),
 			zap.String("code", out.ResultCode), zap.String("request_id", out.RequestID), zap.Duration("latency", out.Latency), zap.Error(out.Err))
 

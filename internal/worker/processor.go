@@ -23,9 +23,10 @@ type Pusher interface {
 	Push(ctx context.Context, j *job.Job, targets job.Targets) push.Outcome
 }
 
-// Limiter hands out call slots.
+// Limiter hands out call slots, and slows down when mPaaS throttles.
 type Limiter interface {
 	Wait(ctx context.Context) error
+	Throttled()
 }
 
 // Causes the Gate knows.
