@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -146,6 +147,9 @@ func assemble(ctx context.Context, cfg *config.Set, getenv func(string) string, 
 	}
 	if o.RateFloor, err = cfg.Int("PUSH_RATE_FLOOR"); err != nil {
 		return nil, cleanup, err
+	}
+	if o.EventsShare, err = strconv.ParseFloat(cfg.String("PUSH_EVENTS_SHARE"), 64); err != nil || o.EventsShare < 0 || o.EventsShare >= 1 {
+		return nil, cleanup, fmt.Errorf("PUSH_EVENTS_SHARE=%q: want a share from 0 to below 1, such as 0.2", cfg.String("PUSH_EVENTS_SHARE"))
 	}
 	switch v := cfg.String("PUSH_RATE_ADAPTIVE"); v {
 	case "true", "false":

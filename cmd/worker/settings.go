@@ -23,6 +23,7 @@ var settings = append(append([]config.Setting{
 	{Group: "mPaaS", Env: "PUSH_RATE_LIMIT", Flag: "rate-limit", Default: "100", Help: "mPaaS calls per second, shared by all workers on the same Redis (the ceiling when adaptive)"},
 	{Group: "mPaaS", Env: "PUSH_RATE_ADAPTIVE", Flag: "rate-adaptive", Default: "true", Help: "lower the shared rate when mPaaS throttles (×0.9, at most once a second) and raise it back (+2 % of PUSH_RATE_LIMIT a second after 2 s without throttling)"},
 	{Group: "mPaaS", Env: "PUSH_RATE_FLOOR", Flag: "rate-floor", Default: "1", Help: "the adaptive rate never goes below this many calls per second"},
+	{Group: "mPaaS", Env: "PUSH_EVENTS_SHARE", Flag: "events-share", Default: "0.2", Help: "share of the rate kept for the default (events) lane while it has calls; the bulk lane borrows it while events are idle"},
 	{Group: "mPaaS", Env: "PUSH_RATE_BURST", Flag: "rate-burst", Default: "0", Help: "calls that may go at once above the rate; 0: rate/40+1, at least 2"},
 
 	{Group: "Jobs", Env: "PUSH_MAX_TARGETS", Flag: "max-targets", Default: "1000", Help: "targets per job"},

@@ -27,11 +27,12 @@ type Options struct {
 	Redis  redis.UniversalClient // nil: in-memory dedupe and rate limit (dev mode only)
 	Pusher worker.Pusher
 
-	RateLimit    int    // mPaaS calls per second, shared by every worker on the same Redis: the ceiling
-	RateBurst    int    // 0: ratelimit.DefaultBurst
-	RateAdaptive bool   // follow mPaaS's throttling below the ceiling
-	RateFloor    int    // the adaptive rate's lowest value
-	RedisPrefix  string // prefix of every Redis key; default "pushworker:"
+	RateLimit    int     // mPaaS calls per second, shared by every worker on the same Redis: the ceiling
+	RateBurst    int     // 0: ratelimit.DefaultBurst
+	RateAdaptive bool    // follow mPaaS's throttling below the ceiling
+	RateFloor    int     // the adaptive rate's lowest value
+	EventsShare  float64 // of the rate kept for the default lane while it has calls
+	RedisPrefix  string  // prefix of every Redis key; default "pushworker:"
 	SentTTL      time.Duration
 	LeaseTTL     time.Duration
 
@@ -97,6 +98,7 @@ func New(ctx context.Context, o Options) (*Worker, error) {
 		}
 		w.store = store
 		w.disp = ratelimit.NewRedis(o.Redis, o.RedisPrefix+"rate:mpaas", o.RateLimit, o.RateBurst)
+		w.disp.ReserveForEvents(o.EventsShare)
 		if o.RateAdaptive {
 			w.disp.Adapt(o.RateFloor, func(rate float64) {
 				log.Info("shared rate changed", zap.Float64("calls_per_second", rate))

@@ -216,7 +216,7 @@ func (c *Consumer) handle(ctx context.Context, ln lane, msg jetstream.Msg) {
 	log.Debug("job received", zap.String("subject", msg.Subject()), zap.Int("targets", len(j.TargetMsgkey)), zap.Int("delivery", deliveries))
 	last := deliveries >= c.cfg.Limits.MaxDeliver
 	out := c.proc.Process(ctx, j, worker.Delivery{Number: deliveries, Last: last,
-		Message: strconv.FormatUint(meta.Sequence.Stream, 10), Token: newToken(), Lane: ln.name})
+		Message: strconv.FormatUint(meta.Sequence.Stream, 10), Token: newToken(), Lane: ln.name, Event: ln.name == LaneDefault})
 	if out.Result == nil {
 		c.handBack(ctx, ln, msg, j, deliveries, last, log)
 		return

@@ -25,8 +25,9 @@ var ErrUnavailable = errors.New("rate limiter unavailable")
 
 // Limiter hands out call slots.
 type Limiter interface {
-	// Wait blocks until a slot is free, or ctx ends.
-	Wait(ctx context.Context) error
+	// Wait blocks until a slot is free, or ctx ends. Event calls (the default
+	// lane) go before bulk calls.
+	Wait(ctx context.Context, event bool) error
 	// Throttled says mPaaS throttled a call: the rate should come down.
 	Throttled()
 }
@@ -49,6 +50,11 @@ type Redis struct {
 	burst int              // 0: DefaultBurst of the current rate
 	reqs  chan *waiter
 
+	share        float64 // of the rate kept for events while they are active
+	eventsSeen   time.Time
+	eventsActive bool
+	eventsCheck  time.Time
+
 	adaptive  bool
 	floor     float64
 	current   atomic.Uint64 // float64 bits: the shared rate now
@@ -57,8 +63,9 @@ type Redis struct {
 }
 
 type waiter struct {
-	ctx  context.Context
-	done chan error // buffered: the dispenser never blocks on a waiter that left
+	ctx   context.Context
+	event bool
+	done  chan error // buffered: the dispenser never blocks on a waiter that left
 }
 
 // NewRedis makes a limiter of perSecond calls with the given burst (0: DefaultBurst)
@@ -134,9 +141,14 @@ func (r *Redis) adaptLoop(ctx context.Context) {
 // Limit describes the limit in force, for logs.
 func (r *Redis) Limit() string { return r.now().String() }
 
+// ReserveForEvents keeps share (0–1) of the rate for event calls: while any
+// worker on the same Redis has event calls, bulk calls get at most the rest; when
+// events are idle, bulk may take the whole rate. Call it before Run.
+func (r *Redis) ReserveForEvents(share float64) { r.share = min(max(share, 0), 0.95) }
+
 // Wait takes one slot.
-func (r *Redis) Wait(ctx context.Context) error {
-	w := &waiter{ctx: ctx, done: make(chan error, 1)}
+func (r *Redis) Wait(ctx context.Context, event bool) error {
+	w := &waiter{ctx: ctx, event: event, done: make(chan error, 1)}
 	select {
 	case r.reqs <- w:
 	case <-ctx.Done():
@@ -157,17 +169,22 @@ func (r *Redis) Run(ctx context.Context) {
 		go func() { r.adaptLoop(ctx); close(done) }()
 		defer func() { <-done }()
 	}
-	var queue []*waiter
+	var events, bulk []*waiter
 	for {
-		if len(queue) == 0 {
+		if len(events) == 0 && len(bulk) == 0 {
 			select {
 			case w := <-r.reqs:
-				queue = append(queue, w)
+				events, bulk = sortIn(events, bulk, w)
 			case <-ctx.Done():
 				return
 			}
 		}
-		queue = r.drain(queue)
+		events, bulk = r.drain(events, bulk)
+		// Events first: bulk waits while an event call waits in this process.
+		queue, isEvents := events, true
+		if len(queue) == 0 {
+			queue, isEvents = bulk, false
+		}
 		if len(queue) == 0 {
 			continue
 		}
@@ -176,15 +193,15 @@ func (r *Redis) Run(ctx context.Context) {
 		// slot of the burst stays free to bank the time a wake-up comes late.
 		limit := r.now()
 		n := min(len(queue), max(1, limit.Burst-1))
-		res, err := r.lim.AllowN(ctx, r.key, limit, n)
+		res, err := r.allow(ctx, limit, n, isEvents)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			for _, w := range queue {
+			for _, w := range append(events, bulk...) {
 				w.done <- fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
-			queue = queue[:0]
+			events, bulk = events[:0], bulk[:0]
 			continue
 		}
 		if res.Allowed == 0 {
@@ -196,10 +213,14 @@ func (r *Redis) Run(ctx context.Context) {
 		for _, w := range queue[:res.Allowed] {
 			w.done <- nil
 		}
-		queue = queue[res.Allowed:]
+		if isEvents {
+			events = events[res.Allowed:]
+		} else {
+			bulk = bulk[res.Allowed:]
+		}
 		// Those slots are spent: for whoever still waits, the next ones are not
 		// free before they are due.
-		if len(queue) > 0 || len(r.reqs) > 0 {
+		if len(events) > 0 || len(bulk) > 0 || len(r.reqs) > 0 {
 			if !ctxsleep.Sleep(ctx, time.Duration(res.Allowed)*r.interval()) {
 				return
 			}
@@ -207,30 +228,82 @@ func (r *Redis) Run(ctx context.Context) {
 	}
 }
 
-// interval is the time between two slots at the current rate.
-func (r *Redis) interval() time.Duration {
-	return time.Duration(float64(time.Second) / max(r.Rate(), 1))
+// allow takes n slots of the shared rate. While events are active on any worker,
+// bulk slots must also fit the bulk share of the rate.
+func (r *Redis) allow(ctx context.Context, limit redis_rate.Limit, n int, events bool) (*redis_rate.Result, error) {
+	if r.share > 0 {
+		if events {
+			r.markEvents(ctx)
+		} else if r.eventsElsewhere(ctx) {
+			bulkLimit := limit
+			bulkLimit.Rate = max(1, int(float64(limit.Rate)*(1-r.share)))
+			bulkLimit.Burst = max(1, min(limit.Burst, bulkLimit.Rate/40+1))
+			n = min(n, max(1, bulkLimit.Burst-1))
+			res, err := r.lim.AllowN(ctx, r.key+":bulk", bulkLimit, n)
+			if err != nil || res.Allowed == 0 {
+				return res, err
+			}
+		}
+	}
+	return r.lim.AllowN(ctx, r.key, limit, n)
+}
+
+// markEvents tells every worker, for a second, that event calls are waiting.
+func (r *Redis) markEvents(ctx context.Context) {
+	if time.Since(r.eventsSeen) < 250*time.Millisecond {
+		return
+	}
+	r.eventsSeen = time.Now()
+	_ = r.rdb.Set(ctx, r.key+":events", "1", time.Second).Err()
+}
+
+// eventsElsewhere reports whether any worker had event calls in the last second
+// (asked at most every 100 ms).
+func (r *Redis) eventsElsewhere(ctx context.Context) bool {
+	if time.Since(r.eventsCheck) < 100*time.Millisecond {
+		return r.eventsActive
+	}
+	r.eventsCheck = time.Now()
+	n, err := r.rdb.Exists(ctx, r.key+":events").Result()
+	r.eventsActive = err == nil && n > 0
+	return r.eventsActive
+}
+
+func sortIn(events, bulk []*waiter, w *waiter) ([]*waiter, []*waiter) {
+	if w.event {
+		return append(events, w), bulk
+	}
+	return events, append(bulk, w)
 }
 
 // drain adds the waiters that arrived and drops those that left, so that no slot
 // is asked for on behalf of a waiter that is gone.
-func (r *Redis) drain(queue []*waiter) []*waiter {
+func (r *Redis) drain(events, bulk []*waiter) ([]*waiter, []*waiter) {
 	for {
 		select {
 		case w := <-r.reqs:
-			queue = append(queue, w)
+			events, bulk = sortIn(events, bulk, w)
 			continue
 		default:
 		}
 		break
 	}
-	live := queue[:0]
-	for _, w := range queue {
+	return live(events), live(bulk)
+}
+
+func live(ws []*waiter) []*waiter {
+	out := ws[:0]
+	for _, w := range ws {
 		if w.ctx.Err() == nil {
-			live = append(live, w)
+			out = append(out, w)
 		}
 	}
-	return live
+	return out
+}
+
+// interval is the time between two slots at the current rate.
+func (r *Redis) interval() time.Duration {
+	return time.Duration(float64(time.Second) / max(r.Rate(), 1))
 }
 
 // jitter spreads the wake-ups of many processes over a tenth of a slot.
@@ -256,8 +329,8 @@ func NewMemory(perSecond, burst int) *Memory {
 	return &Memory{lim: rate.NewLimiter(rate.Limit(perSecond), burst), ceiling: float64(perSecond)}
 }
 
-// Wait takes one slot.
-func (m *Memory) Wait(ctx context.Context) error {
+// Wait takes one slot; in one process events and bulk simply share the rate.
+func (m *Memory) Wait(ctx context.Context, _ bool) error {
 	m.mu.Lock()
 	now := time.Now()
 	if cur := float64(m.lim.Limit()); cur < m.ceiling && now.Sub(m.cut) >= QuietBefore*time.Millisecond && now.Sub(m.raise) >= RaiseEvery*time.Millisecond {

@@ -29,7 +29,7 @@ func grants(t *testing.T, limiters []ratelimit.Limiter, waiters int, d time.Dura
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for l.Wait(ctx) == nil {
+				for l.Wait(ctx, false) == nil {
 					mu.Lock()
 					out = append(out, time.Now())
 					mu.Unlock()
@@ -126,7 +126,7 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := l.Wait(ctx); !errors.Is(err, ratelimit.ErrUnavailable) {
+	if err := l.Wait(ctx, false); !errors.Is(err, ratelimit.ErrUnavailable) {
 		t.Fatalf("want ErrUnavailable, got %v", err)
 	}
 }
@@ -134,14 +134,25 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 func TestWaitEndsWithItsContext(t *testing.T) {
 	rdb := testenv.Redis(t)
 	l := startRedisLimiter(t, testenv.RedisAddr(), testenv.Prefix(t, rdb)+"rate", 1)
-	for range ratelimit.DefaultBurst(1) { // spend the burst
-		_ = l.Wait(context.Background())
+	// At 1/s the burst is soon spent; then a waiter whose context ends must return
+	// at once with the context's error, not wait for a slot. (Timed per call, so
+	// that a slow machine refilling the bucket cannot make the test pass or fail.)
+	ended := 0
+	for range 6 {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		start := time.Now()
+		err := l.Wait(ctx, false)
+		took := time.Since(start)
+		cancel()
+		if took > 500*time.Millisecond {
+			t.Fatalf("Wait returned %v after %v: it must end with its context", err, took)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			ended++
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	if err := l.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 500*time.Millisecond {
-		t.Fatalf("Wait must end with its context: %v after %v", err, time.Since(start))
+	if ended == 0 {
+		t.Fatal("no Wait ended with its context: the limiter granted 6 slots at 1/s")
 	}
 }
 
@@ -187,5 +198,68 @@ func TestAdaptiveRate(t *testing.T) {
 	waitRate(b, func(r float64) bool { return r > 81 && r <= 100 }, "a climb back after 2 s without throttling")
 	if r := b.Rate(); r > 85 {
 		t.Fatalf("the climb must be gradual (+2 a second): %.1f", r)
+	}
+}
+
+// An event call does not queue behind the bulk calls of its own process.
+func TestEventsGoFirst(t *testing.T) {
+	rdb := testenv.Redis(t)
+	l := startRedisLimiter(t, testenv.RedisAddr(), testenv.Prefix(t, rdb)+"rate", 20)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 20 { // 20 bulk callers: a bulk call waits about a second for its slot
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l.Wait(ctx, false) == nil {
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	var worst time.Duration
+	for range 5 {
+		start := time.Now()
+		if err := l.Wait(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, time.Since(start))
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("slowest event slot with 20 bulk callers at 20/s: %v", worst)
+	if worst > 250*time.Millisecond {
+		t.Fatalf("an event waited %v: it queued behind bulk calls", worst)
+	}
+}
+
+// While events are active on one worker, the bulk calls of another get at most
+// the bulk share of the rate; when events stop, bulk takes the whole rate again.
+func TestEventsShareAcrossWorkers(t *testing.T) {
+	rdb := testenv.Redis(t)
+	key := testenv.Prefix(t, rdb) + "rate"
+	reserve := func(l *ratelimit.Redis) { l.ReserveForEvents(0.5) }
+	bulkWorker := startRedisLimiter(t, testenv.RedisAddr(), key, 100, reserve)
+	eventWorker := startRedisLimiter(t, testenv.RedisAddr(), key, 100, reserve)
+	eventsDone := make(chan struct{})
+	go func() { // events keep coming for 3 s
+		defer close(eventsDone)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		for eventWorker.Wait(ctx, true) == nil {
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	bulkWhile := grants(t, []ratelimit.Limiter{bulkWorker}, 10, 2*time.Second)
+	<-eventsDone
+	time.Sleep(1200 * time.Millisecond) // the events flag lapses
+	bulkAfter := grants(t, []ratelimit.Limiter{bulkWorker}, 10, 2*time.Second)
+	t.Logf("bulk slots in 2 s: %d while events ran (share 0.5 of 100/s), %d after", len(bulkWhile), len(bulkAfter))
+	if len(bulkWhile) > 120 {
+		t.Fatalf("bulk took %d slots in 2 s while events ran: over its share of 50/s", len(bulkWhile))
+	}
+	if len(bulkAfter) < 170 {
+		t.Fatalf("bulk took only %d slots in 2 s after the events stopped: it must borrow the whole rate", len(bulkAfter))
 	}
 }

@@ -28,7 +28,7 @@ func (p *Processor) send(ctx context.Context, j *job.Job, d Delivery, c *chunk, 
 			return
 		}
 		waitStart := time.Now()
-		if err := p.untilOK(ctx, CauseRedis, func() error { return p.limiter.Wait(ctx) }); err != nil {
+		if err := p.untilOK(ctx, CauseRedis, func() error { return p.limiter.Wait(ctx, d.Event) }); err != nil {
 			p.handBack(j, d, c)
 			return
 		}

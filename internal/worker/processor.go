@@ -23,9 +23,9 @@ type Pusher interface {
 	Push(ctx context.Context, j *job.Job, targets job.Targets) push.Outcome
 }
 
-// Limiter hands out call slots, and slows down when mPaaS throttles.
+// Limiter hands out call slots, event calls first, and slows down when mPaaS throttles.
 type Limiter interface {
-	Wait(ctx context.Context) error
+	Wait(ctx context.Context, event bool) error
 	Throttled()
 }
 
@@ -73,7 +73,8 @@ type Processor struct {
 	pusher  Pusher
 	gate    *Gate
 	log     *zap.Logger
-	slots   chan struct{}
+	slots   chan struct{} // every call in flight
+	bulk    chan struct{} // bulk calls in flight: fewer, so that events always find a slot
 	now     func() time.Time
 	obs     Observer
 }
@@ -102,7 +103,8 @@ func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *G
 		obs = noObserver{}
 	}
 	return &Processor{cfg: cfg, store: store, limiter: limiter, pusher: pusher, gate: gate, log: log,
-		slots: make(chan struct{}, cfg.MaxInFlight), now: time.Now, obs: obs}
+		slots: make(chan struct{}, cfg.MaxInFlight), bulk: make(chan struct{}, max(1, cfg.MaxInFlight-max(1, cfg.MaxInFlight/4))),
+		now: time.Now, obs: obs}
 }
 
 // Delivery is what the queue says about this run of the job.
@@ -112,6 +114,7 @@ type Delivery struct {
 	Message string // the message that carried the job (its stream sequence)
 	Token   string // unique to this delivery
 	Lane    string // "default" or "bulk", for logs and metrics
+	Event   bool   // the default lane: its calls go before bulk calls
 }
 
 // holder names this delivery's dedupe leases.
@@ -162,25 +165,25 @@ func (p *Processor) Process(ctx context.Context, j *job.Job, d Delivery) Outcome
 		}
 		// Hold a call slot before taking a chunk, so that claims wait for calls
 		// only as long as the claims made ahead of them.
-		if err := p.acquire(ctx); err != nil {
+		if err := p.acquire(ctx, d.Event); err != nil {
 			handed = true
 			break
 		}
 		c, err := cl.next(ctx)
 		if err != nil {
-			p.release()
+			p.release(d.Event)
 			handed = true
 			break
 		}
 		if c == nil { // every target left was a duplicate or sent before
-			p.release()
+			p.release(d.Event)
 			continue
 		}
 		chunks = append(chunks, c)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer p.release()
+			defer p.release(d.Event)
 			p.send(ctx, j, d, c, log)
 			if c.handed {
 				mu.Lock()
@@ -218,18 +221,33 @@ func (p *Processor) Process(ctx context.Context, j *job.Job, d Delivery) Outcome
 	return Outcome{Result: res.Finish(p.now()), Failed: failed, LastError: lastErr}
 }
 
-func (p *Processor) acquire(ctx context.Context) error {
+// acquire takes a call slot. Bulk calls take one of the bulk slots first, a
+// quarter fewer than all, so that event calls never wait behind bulk ones.
+func (p *Processor) acquire(ctx context.Context, event bool) error {
+	if !event {
+		select {
+		case p.bulk <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	select {
 	case p.slots <- struct{}{}:
 		p.obs.InFlight(1)
 		return nil
 	case <-ctx.Done():
+		if !event {
+			<-p.bulk
+		}
 		return ctx.Err()
 	}
 }
 
-func (p *Processor) release() {
+func (p *Processor) release(event bool) {
 	<-p.slots
+	if !event {
+		<-p.bulk
+	}
 	p.obs.InFlight(-1)
 }
 
