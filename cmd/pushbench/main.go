@@ -54,6 +54,8 @@ type options struct {
 	workerBin, natsURL, redisURL                              string
 	timeout                                                   time.Duration
 	skipBare                                                  bool
+	eventsPerSec                                              int
+	eventsFor                                                 time.Duration
 }
 
 // Report is what pushbench prints.
@@ -77,10 +79,15 @@ type Report struct {
 	Seconds       float64 `json:"seconds"`
 	LatencyP50ms  float64 `json:"enqueueToResultP50ms"`
 	LatencyP99ms  float64 `json:"enqueueToResultP99ms"`
-	Sent          int     `json:"sent"`
-	Duplicates    int     `json:"duplicates"`
-	Failed        int     `json:"failed"`
-	Limiter       struct {
+	Events        struct {
+		Jobs  int     `json:"jobs"`
+		P50ms float64 `json:"enqueueToResultP50ms"`
+		P99ms float64 `json:"enqueueToResultP99ms"`
+	} `json:"events"`
+	Sent       int `json:"sent"`
+	Duplicates int `json:"duplicates"`
+	Failed     int `json:"failed"`
+	Limiter    struct {
 		MaxOneSecondWindow float64 `json:"maxOneSecondWindowOverRate"`
 		MeanOverRate       float64 `json:"meanOverRate"`
 		MaxCallsInOneSec   int     `json:"maxCallsInOneSecond"`
@@ -136,11 +143,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.redisURL, "redis-url", firstNonEmpty(getenv("REDIS_URL"), "redis://127.0.0.1:6379"), "Redis shared by the workers")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after")
 	fs.BoolVar(&o.skipBare, "skip-bare", false, "skip the bare baseline")
+	fs.IntVar(&o.eventsPerSec, "events-per-sec", 0, "also publish this many one-target event jobs a second on the default lane")
+	fs.DurationVar(&o.eventsFor, "events-for", 20*time.Second, "how long to publish events when --targets is 0 (an idle system)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.targets <= 0 || o.jobSize <= 0 || o.jobSize > job.DefaultMaxTargets || o.workers <= 0 {
-		return errors.New("--targets, --job-size (1–1000) and --workers must be positive")
+	if o.targets < 0 || (o.targets == 0 && o.eventsPerSec == 0) || o.jobSize <= 0 || o.jobSize > job.DefaultMaxTargets || o.workers <= 0 {
+		return errors.New("--targets (0 only with --events-per-sec), --job-size (1–1000) and --workers must be positive")
+	}
+	if o.targets == 0 {
+		o.skipBare = true
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -165,6 +177,8 @@ type bench struct {
 	natsURL  string
 	tempDir  string
 	workerWG sync.WaitGroup
+
+	campaignDone atomic.Bool // the last campaign result arrived: events stop
 }
 
 func (b *bench) cleanup() {
@@ -419,6 +433,7 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 		_ = pub.Close()
 	}()
 	b.logf("publishing %d jobs of %d targets", jobs, b.o.jobSize)
+	ev := b.startEvents(ctx, js, run)
 	// The emulator's counts 10 s in: throttling is judged after the limiter settled.
 	var at10 mpaassim.Stats
 	var t10 time.Time
@@ -434,7 +449,8 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	lat := make([]float64, 0, jobs)
 	seen := make([]bool, jobs)
 	var last time.Time
-	for len(lat) < jobs {
+	var evLat []float64
+	for len(lat) < jobs || !ev.complete(len(evLat)) {
 		m, err := results.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
 			if ctx.Err() != nil {
@@ -446,16 +462,32 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 		if json.Unmarshal(m.Data(), &r) != nil {
 			continue
 		}
+		if at, ok := ev.published(r.JobID); ok {
+			evLat = append(evLat, float64(time.Since(at).Microseconds())/1000)
+			continue
+		}
 		i, ok := jobIndex(r.JobID, run)
 		if !ok || i >= jobs || seen[i] {
 			continue
 		}
 		seen[i] = true
 		last = time.Now()
+		if len(lat)+1 == jobs {
+			b.campaignDone.Store(true)
+		}
 		lat = append(lat, float64(last.Sub(published[i]).Microseconds())/1000)
 		rep.Sent += r.Sent
 		rep.Duplicates += r.Duplicates
 		rep.Failed += r.Failed
+	}
+	if jobs == 0 {
+		last = time.Now()
+	}
+	rep.Events.Jobs = len(evLat)
+	if len(evLat) > 0 {
+		sort.Float64s(evLat)
+		rep.Events.P50ms = round(evLat[len(evLat)/2], 1)
+		rep.Events.P99ms = round(evLat[min(len(evLat)-1, len(evLat)*99/100)], 1)
 	}
 	elapsed := last.Sub(start).Seconds()
 	stopSnap()
@@ -476,10 +508,78 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	rep.Seconds = round(elapsed, 3)
 	rep.TargetsPerSec = round(float64(b.o.targets)/elapsed, 1)
 	rep.CallsPerSec = round(float64(b.sim.Stats().Calls)/elapsed, 1)
-	sort.Float64s(lat)
-	rep.LatencyP50ms = round(lat[len(lat)/2], 1)
-	rep.LatencyP99ms = round(lat[min(len(lat)-1, len(lat)*99/100)], 1)
+	if len(lat) > 0 {
+		sort.Float64s(lat)
+		rep.LatencyP50ms = round(lat[len(lat)/2], 1)
+		rep.LatencyP99ms = round(lat[min(len(lat)-1, len(lat)*99/100)], 1)
+	}
 	return nil
+}
+
+// events publishes one-target event jobs on the default lane while the campaign
+// runs (or for eventsFor on an idle system) and remembers when each went out.
+type events struct {
+	mu    sync.Mutex
+	sent  map[string]time.Time
+	total int
+	done  chan struct{}
+}
+
+func (b *bench) startEvents(ctx context.Context, js jetstream.JetStream, run string) *events {
+	ev := &events{sent: map[string]time.Time{}, done: make(chan struct{})}
+	if b.o.eventsPerSec <= 0 {
+		close(ev.done)
+		return ev
+	}
+	stop := b.o.eventsFor
+	go func() {
+		defer close(ev.done)
+		tick := time.NewTicker(time.Second / time.Duration(b.o.eventsPerSec))
+		defer tick.Stop()
+		end := time.Now().Add(stop)
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if b.o.targets == 0 && time.Now().After(end) || b.o.targets > 0 && b.campaignDone.Load() {
+				return
+			}
+			id := fmt.Sprintf("ev-%s.%d", run, i)
+			j := &job.Job{JobID: id, TaskName: "event", AppID: "bench", WorkspaceID: "bench", DeliveryType: 3, ExpiredSeconds: 3600,
+				TemplateName: "bench", TargetMsgkey: job.Targets{{Target: "event-" + strconv.Itoa(i), MsgKey: run}}}
+			body, _ := j.Encode()
+			ev.mu.Lock()
+			ev.sent[id] = time.Now()
+			ev.total++
+			ev.mu.Unlock()
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, _ = js.PublishMsg(pctx, &nats.Msg{Subject: "push.jobs.events", Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
+			cancel()
+		}
+	}()
+	return ev
+}
+
+// published is when event id went out, if it is one.
+func (ev *events) published(id string) (time.Time, bool) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	at, ok := ev.sent[id]
+	return at, ok
+}
+
+// complete reports whether publishing stopped and every event has its result.
+func (ev *events) complete(results int) bool {
+	select {
+	case <-ev.done:
+	default:
+		return false
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	return results >= ev.total
 }
 
 func jobIndex(id, run string) (int, bool) {
