@@ -7,7 +7,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -130,9 +129,6 @@ type Outcome struct {
 	Failed    job.Targets
 	LastError string
 }
-
-// errHandBack ends a chunk that must run again on a later delivery.
-var errHandBack = errors.New("hand back")
 
 // chunk is one call's worth of claimed targets and what became of it.
 type chunk struct {
