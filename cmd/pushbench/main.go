@@ -83,6 +83,11 @@ type Report struct {
 		Jobs  int     `json:"jobs"`
 		P50ms float64 `json:"enqueueToResultP50ms"`
 		P99ms float64 `json:"enqueueToResultP99ms"`
+		// Where the time went, p99 of each stage: before the worker started the job,
+		// inside the worker, and from its end to the result reaching the reader.
+		QueueP99ms  float64 `json:"queuedP99ms"`
+		WorkerP99ms float64 `json:"inWorkerP99ms"`
+		ResultP99ms float64 `json:"resultDeliveryP99ms"`
 	} `json:"events"`
 	Sent       int `json:"sent"`
 	Duplicates int `json:"duplicates"`
@@ -449,7 +454,7 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	lat := make([]float64, 0, jobs)
 	seen := make([]bool, jobs)
 	var last time.Time
-	var evLat []float64
+	var evLat, evQueue, evWorker, evResult []float64
 	for len(lat) < jobs || !ev.complete(len(evLat)) {
 		m, err := results.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
@@ -463,7 +468,12 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 			continue
 		}
 		if at, ok := ev.published(r.JobID); ok {
-			evLat = append(evLat, float64(time.Since(at).Microseconds())/1000)
+			now := time.Now()
+			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+			evLat = append(evLat, ms(now.Sub(at)))
+			evQueue = append(evQueue, ms(r.StartedAt.Sub(at)))
+			evWorker = append(evWorker, ms(r.FinishedAt.Sub(r.StartedAt.Time)))
+			evResult = append(evResult, ms(now.Sub(r.FinishedAt.Time)))
 			continue
 		}
 		i, ok := jobIndex(r.JobID, run)
@@ -488,6 +498,7 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 		sort.Float64s(evLat)
 		rep.Events.P50ms = round(evLat[len(evLat)/2], 1)
 		rep.Events.P99ms = round(evLat[min(len(evLat)-1, len(evLat)*99/100)], 1)
+		rep.Events.QueueP99ms, rep.Events.WorkerP99ms, rep.Events.ResultP99ms = p99(evQueue), p99(evWorker), p99(evResult)
 	}
 	elapsed := last.Sub(start).Seconds()
 	stopSnap()
@@ -580,6 +591,11 @@ func (ev *events) complete(results int) bool {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	return results >= ev.total
+}
+
+func p99(v []float64) float64 {
+	sort.Float64s(v)
+	return round(v[min(len(v)-1, len(v)*99/100)], 1)
 }
 
 func jobIndex(id, run string) (int, bool) {

@@ -21,7 +21,7 @@ type Metrics struct {
 	chunks      *prometheus.CounterVec
 	calls       *prometheus.CounterVec
 	duplicates  *prometheus.CounterVec
-	limiterWait prometheus.Histogram
+	limiterWait *prometheus.HistogramVec
 	callSeconds prometheus.Histogram
 	inFlight    prometheus.Gauge
 	redelivered *prometheus.CounterVec
@@ -44,8 +44,9 @@ func New() *Metrics {
 		Help: "PushTemplate calls, by lane, class (success, transient, job_fault, config_fault) and mPaaS code."}, []string{"lane", "class", "code"})).(*prometheus.CounterVec)
 	m.duplicates = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_dedupe_hits_total",
 		Help: "Targets skipped because another job sent or is sending the same pair."}, []string{"lane"})).(*prometheus.CounterVec)
-	m.limiterWait = f(prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushworker_limiter_wait_seconds",
-		Help: "Time a call waited for a slot of the shared rate limit.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})).(prometheus.Histogram)
+	m.limiterWait = f(prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushworker_limiter_wait_seconds",
+		Help: "Time a call waited for a slot of the shared rate limit, by lane.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)},
+		[]string{"lane"})).(*prometheus.HistogramVec)
 	m.callSeconds = f(prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushworker_mpaas_call_seconds",
 		Help: "Latency of PushTemplate calls.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)})).(prometheus.Histogram)
 	m.inFlight = f(prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushworker_calls_in_flight",
@@ -93,7 +94,9 @@ func (m *Metrics) Duplicates(lane string, n int) {
 }
 
 // LimiterWait observes a wait for a slot.
-func (m *Metrics) LimiterWait(d time.Duration) { m.limiterWait.Observe(d.Seconds()) }
+func (m *Metrics) LimiterWait(lane string, d time.Duration) {
+	m.limiterWait.WithLabelValues(lane).Observe(d.Seconds())
+}
 
 // InFlight moves the calls-in-flight gauge.
 func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }

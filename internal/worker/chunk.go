@@ -32,7 +32,7 @@ func (p *Processor) send(ctx context.Context, j *job.Job, d Delivery, c *chunk, 
 			p.handBack(j, d, c)
 			return
 		}
-		p.obs.LimiterWait(time.Since(waitStart))
+		p.obs.LimiterWait(d.Lane, time.Since(waitStart))
 		out := p.pusher.Push(ctx, j, c.targets)
 		attempts++
 		p.obs.Call(d.Lane, out)

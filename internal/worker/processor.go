@@ -83,17 +83,17 @@ type Observer interface {
 	Call(lane string, out push.Outcome)
 	Chunk(lane, status string)
 	Duplicates(lane string, n int)
-	LimiterWait(d time.Duration)
+	LimiterWait(lane string, d time.Duration)
 	InFlight(delta int)
 }
 
 type noObserver struct{}
 
-func (noObserver) Call(string, push.Outcome) {}
-func (noObserver) Chunk(string, string)      {}
-func (noObserver) Duplicates(string, int)    {}
-func (noObserver) LimiterWait(time.Duration) {}
-func (noObserver) InFlight(int)              {}
+func (noObserver) Call(string, push.Outcome)         {}
+func (noObserver) Chunk(string, string)              {}
+func (noObserver) Duplicates(string, int)            {}
+func (noObserver) LimiterWait(string, time.Duration) {}
+func (noObserver) InFlight(int)                      {}
 
 // New makes a Processor. obs may be nil.
 func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *Gate, log *zap.Logger, obs Observer) *Processor {
