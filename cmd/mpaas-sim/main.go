@@ -13,10 +13,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/mpaas-push/pushworker/internal/cli"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 )
 
@@ -26,17 +25,7 @@ const (
 	defaultKeySecret = "sim-access-secret"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "mpaas-sim:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("mpaas-sim", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mpaas-sim", flag.ContinueOnError)

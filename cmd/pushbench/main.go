@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -35,6 +34,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mpaas-push/pushworker/internal/cli"
 	"github.com/mpaas-push/pushworker/internal/ctxsleep"
 	"github.com/mpaas-push/pushworker/internal/loader"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
@@ -118,17 +118,7 @@ type Report struct {
 	Efficiency float64 `json:"efficiency"`
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "pushbench:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("pushbench", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pushbench", flag.ContinueOnError)
