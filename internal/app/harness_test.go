@@ -119,6 +119,8 @@ func (h *harness) workerOpts() app.Options {
 			Topology: h.topo,
 			Limits: func() consumer.Limits {
 				l := consumer.DefaultLimits()
+				// JetStream reserves each stream's size on the server: tests keep it small.
+				l.JobsMaxBytes, l.ResultsMaxBytes, l.DLQMaxBytes = 64<<20, 64<<20, 64<<20
 				l.AckWait = 3 * time.Second
 				l.MaxDeliver = 4
 				return l

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -359,8 +360,14 @@ func TestOnTheMachinesNATS(t *testing.T) {
 		DLQStream: "T" + id + "_DLQ", Durable: "w-" + id, BulkDurable: "wb-" + id}
 	h := newHarness(t, setup{natsURL: url, topology: topo})
 	t.Cleanup(func() {
+		// Not t.Context(): it is canceled before cleanups run, and a stream left on
+		// the shared server keeps its storage reserved.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		for _, s := range []string{topo.JobsStream, topo.ResultsStream, topo.DLQStream} {
-			_ = h.js.DeleteStream(t.Context(), s)
+			if err := h.js.DeleteStream(ctx, s); err != nil {
+				t.Errorf("deleting test stream %s: %v", s, err)
+			}
 		}
 	})
 	h.startWorker()
