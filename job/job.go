@@ -68,14 +68,6 @@ func encode(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-// ResultSubject is where the job's result goes: ReplyTo, or push.results.<jobId>.
-func (j *Job) ResultSubject() string {
-	if j.ReplyTo != "" {
-		return j.ReplyTo
-	}
-	return ResultSubjectPrefix + j.JobID
-}
-
 // Scheduled reports whether every call of this job creates a scheduled task at
 // mPaaS (strategyType 1 or 2).
 func (j *Job) Scheduled() bool {

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/mpaas-push/pushworker/topology"
 )
 
 // Defaults of Rules.
@@ -13,7 +15,6 @@ const (
 	DefaultMaxScheduledChunks = 10
 	MaxJobIDLength            = 128
 	MaxExtendedParams         = 20
-	ResultSubjectPrefix       = "push.results."
 	recurringWindowDays       = 180
 )
 
@@ -27,6 +28,9 @@ type Rules struct {
 	MaxScheduledChunks int            // chunks (calls) per scheduled job; 0 means DefaultMaxScheduledChunks
 	Zone               *time.Location // where "today" is counted; nil means MPaaSZone
 	Now                time.Time      // zero means time.Now()
+	// Topology is where replyTo must point (under its result prefix); the zero
+	// value means topology.Default().
+	Topology topology.Topology
 
 	// SkipTimeRules turns off the rules about now (a future fixedTime, a recurring
 	// window that starts today or later). Set it for a redelivered job, so that a job
@@ -47,6 +51,7 @@ func (r Rules) withDefaults() Rules {
 	if r.Now.IsZero() {
 		r.Now = time.Now()
 	}
+	r.Topology = r.Topology.OrDefault()
 	return r
 }
 
@@ -94,29 +99,14 @@ func (j *Job) Validate(r Rules) error {
 	return nil
 }
 
-func (j *Job) checkEnvelope(Rules) error {
+func (j *Job) checkEnvelope(r Rules) error {
 	if j.JobID != "" && !ValidJobID(j.JobID) {
 		return invalid("jobId", "must be 1–128 characters: dot-separated tokens of letters, digits, '-', '_' or ':'")
 	}
-	if j.ReplyTo != "" && !ValidReplyTo(j.ReplyTo) {
-		return invalid("replyTo", "must be a subject under push.results.> (no wildcards, spaces or empty tokens)")
+	if j.ReplyTo != "" && !r.Topology.ValidReplyTo(j.ReplyTo) {
+		return invalid("replyTo", "must be a subject under "+r.Topology.ResultSubjects()+" (no wildcards, spaces or empty tokens)")
 	}
 	return nil
-}
-
-// ValidReplyTo reports whether s can be a job's replyTo: a subject under
-// push.results.> with no wildcard, space or empty token.
-func ValidReplyTo(s string) bool {
-	rest, ok := strings.CutPrefix(s, ResultSubjectPrefix)
-	if !ok || len(s) > 255 {
-		return false
-	}
-	for _, tok := range strings.Split(rest, ".") {
-		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
-			return false
-		}
-	}
-	return true
 }
 
 func (j *Job) checkRequired(Rules) error {

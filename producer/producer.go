@@ -19,28 +19,39 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mpaas-push/pushworker/job"
+	"github.com/mpaas-push/pushworker/topology"
 )
 
 // Lane is where a job goes: the events lane (one user, now) or the bulk lane
 // (campaigns). Events never queue behind bulk jobs.
-type Lane struct{ subject string }
+type Lane struct {
+	bulk bool
+	name string
+}
 
 // Events is the default lane: push.jobs.<name>. name is one subject token.
-func Events(name string) Lane { return Lane{"push.jobs." + name} }
+func Events(name string) Lane { return Lane{name: name} }
 
-// Bulk is the bulk lane: push.jobs.bulk.<name>.
-func Bulk(name string) Lane { return Lane{"push.jobs.bulk." + name} }
+// Bulk is the bulk lane: push.jobs.bulk.<name>; name is the campaign.
+func Bulk(name string) Lane { return Lane{bulk: true, name: name} }
 
-// Subject is the lane's subject.
-func (l Lane) Subject() string { return l.subject }
+// Subject is the lane's subject under the default topology.
+func (l Lane) Subject() string { return l.subject(topology.Default()) }
 
-func (l Lane) check() error {
-	rest, ok := strings.CutPrefix(l.subject, "push.jobs.")
-	if !ok || rest == "" || strings.ContainsAny(rest, " *>\t\r\n") || strings.Contains(rest, "..") ||
-		strings.HasSuffix(rest, ".") || (!strings.HasPrefix(rest, "bulk.") && strings.Contains(rest, ".")) {
-		return fmt.Errorf("lane %q: want Events(name) or Bulk(name) with a name of one token", l.subject)
+func (l Lane) subject(t topology.Topology) string {
+	if l.bulk {
+		return t.BulkSubject(l.name)
 	}
-	return nil
+	return t.EventsSubject(l.name)
+}
+
+func (l Lane) check(t topology.Topology) (string, error) {
+	subject := l.subject(t)
+	want := map[bool]string{false: topology.LaneDefault, true: topology.LaneBulk}[l.bulk]
+	if t.Lane(subject) != want {
+		return "", fmt.Errorf("lane %q: want Events(name) or Bulk(name) with a name of one token", subject)
+	}
+	return subject, nil
 }
 
 // ErrNoResult is returned by PublishAndWait when ctx ends before the result comes.
@@ -51,6 +62,7 @@ type Producer struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	rules job.Rules
+	topo  topology.Topology
 }
 
 // Option configures a Producer.
@@ -59,6 +71,10 @@ type Option func(*Producer)
 // WithRules validates jobs with these rules (for a worker with a different
 // per-job target cap or time zone).
 func WithRules(r job.Rules) Option { return func(p *Producer) { p.rules = r } }
+
+// WithTopology publishes under another topology than topology.Default() (the
+// workers must use the same).
+func WithTopology(t topology.Topology) Option { return func(p *Producer) { p.topo = t } }
 
 // New makes a Producer on a NATS connection.
 func New(nc *nats.Conn, opts ...Option) (*Producer, error) {
@@ -70,6 +86,8 @@ func New(nc *nats.Conn, opts ...Option) (*Producer, error) {
 	for _, o := range opts {
 		o(p)
 	}
+	p.topo = p.topo.OrDefault()
+	p.rules.Topology = p.topo
 	return p, nil
 }
 
@@ -77,14 +95,35 @@ func New(nc *nats.Conn, opts ...Option) (*Producer, error) {
 // lane. It returns once the job stream has stored the job. A full job queue is an
 // error here: try again later with the same job (same id).
 func (p *Producer) Publish(ctx context.Context, lane Lane, j *job.Job) error {
+	_, err := p.PublishMsg(ctx, lane, j)
+	return err
+}
+
+// PublishMsg is Publish that also says whether the job stream already had the
+// job (a re-publish of the same job id within its duplicate window).
+func (p *Producer) PublishMsg(ctx context.Context, lane Lane, j *job.Job) (duplicate bool, err error) {
 	m, err := p.message(lane, j)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if _, err := p.js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("publishing job %s to %s: %w", j.JobID, lane.subject, err)
+	ack, err := p.js.PublishMsg(ctx, m)
+	if err != nil {
+		return false, fmt.Errorf("publishing job %s to %s: %w", j.JobID, m.Subject, err)
 	}
-	return nil
+	return ack.Duplicate, nil
+}
+
+// PublishTo validates and publishes j on a job subject given whole
+// (push.jobs.NAME or push.jobs.bulk.NAME…), as cmd/enqueue's --subject does.
+func (p *Producer) PublishTo(ctx context.Context, subject string, j *job.Job) (duplicate bool, err error) {
+	switch p.topo.Lane(subject) {
+	case topology.LaneDefault:
+		return p.PublishMsg(ctx, Events(strings.TrimPrefix(subject, p.topo.EventsSubject(""))), j)
+	case topology.LaneBulk:
+		return p.PublishMsg(ctx, Bulk(strings.TrimPrefix(subject, p.topo.BulkSubject(""))), j)
+	}
+	return false, fmt.Errorf("subject %q: want %s (default lane) or %s (bulk lane)", subject,
+		p.topo.EventsSubject("NAME"), p.topo.BulkSubject("NAME…"))
 }
 
 // PublishAndWait publishes j and waits for its result until ctx ends.
@@ -94,13 +133,13 @@ func (p *Producer) PublishAndWait(ctx context.Context, lane Lane, j *job.Job) (*
 		return nil, err
 	}
 	// Listen before publishing, so that the result cannot come first.
-	sub, err := p.nc.SubscribeSync(j.ResultSubject())
+	sub, err := p.nc.SubscribeSync(p.topo.ResultSubject(j.ReplyTo, j.JobID))
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	if _, err := p.js.PublishMsg(ctx, m); err != nil {
-		return nil, fmt.Errorf("publishing job %s to %s: %w", j.JobID, lane.subject, err)
+		return nil, fmt.Errorf("publishing job %s to %s: %w", j.JobID, m.Subject, err)
 	}
 	for {
 		msg, err := sub.NextMsgWithContext(ctx)
@@ -118,7 +157,8 @@ func (p *Producer) PublishAndWait(ctx context.Context, lane Lane, j *job.Job) (*
 }
 
 func (p *Producer) message(lane Lane, j *job.Job) (*nats.Msg, error) {
-	if err := lane.check(); err != nil {
+	subject, err := lane.check(p.topo)
+	if err != nil {
 		return nil, err
 	}
 	if j.JobID == "" {
@@ -131,7 +171,7 @@ func (p *Producer) message(lane Lane, j *job.Job) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nats.Msg{Subject: lane.subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}}, nil
+	return &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}}, nil
 }
 
 // NewJobID is a random job id.

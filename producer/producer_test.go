@@ -3,48 +3,20 @@ package producer_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
+	"github.com/nats-io/nats.go"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
-
-	"github.com/mpaas-push/pushworker/internal/app"
-	"github.com/mpaas-push/pushworker/internal/mpaassim"
-	"github.com/mpaas-push/pushworker/internal/push"
-	"github.com/mpaas-push/pushworker/internal/testenv"
+	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/producer"
 )
 
 func startWorker(t *testing.T) *nats.Conn {
 	t.Helper()
-	rdb := testenv.Redis(t)
-	ns := testenv.NATS(t)
-	sim := mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "sk"}, AcceptAnyTemplate: true})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	pusher, _ := push.New(push.Config{Endpoint: srv.URL, AccessKeyID: "ak", AccessKeySecret: "sk"})
-	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
-	t.Cleanup(func() { client.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	w, err := app.New(ctx, app.Options{NATS: nc, Redis: client, Pusher: pusher, RateLimit: 1000,
-		RedisPrefix: testenv.Prefix(t, rdb), Log: zap.NewNop()})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return nc
+	h := harness.New(t, harness.Setup{})
+	h.StartWorker()
+	return h.NC
 }
 
 func orderPaid() *job.Job {

@@ -5,16 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mpaas-push/pushworker/internal/consumer"
+	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -65,9 +65,9 @@ func (e *env) deadLetters() ([]deadLetter, error) {
 
 func readDeadLetter(m jetstream.Msg) deadLetter {
 	h := m.Headers()
-	d := deadLetter{JobID: h.Get(consumer.HeaderJobID), Reason: h.Get(consumer.HeaderReason), Error: h.Get(consumer.HeaderError),
-		Subject: h.Get(consumer.HeaderSubject), body: m.Data()}
-	d.Deliveries, _ = strconv.Atoi(h.Get(consumer.HeaderDeliveries))
+	d := deadLetter{JobID: h.Get(queue.HeaderJobID), Reason: h.Get(queue.HeaderReason), Error: h.Get(queue.HeaderError),
+		Subject: h.Get(queue.HeaderSubject), body: m.Data()}
+	d.Deliveries, _ = strconv.Atoi(h.Get(queue.HeaderDeliveries))
 	if meta, err := m.Metadata(); err == nil {
 		d.Seq = meta.Sequence.Stream
 		d.At = meta.Timestamp.UTC().Format(time.RFC3339)
@@ -76,6 +76,26 @@ func readDeadLetter(m jetstream.Msg) deadLetter {
 		d.Targets = len(j.TargetMsgkey)
 	}
 	return d
+}
+
+func dlqListFlags(fs *flag.FlagSet) command {
+	asJSON := fs.Bool("json", false, "print JSON")
+	return command{run: func(e *env, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+		}
+		return e.dlqList(*asJSON)
+	}}
+}
+
+func dlqReplayFlags(fs *flag.FlagSet) command {
+	all := fs.Bool("all", false, "replay every dead letter that can be replayed")
+	return command{run: func(e *env, ids []string) error {
+		if !*all && len(ids) == 0 {
+			return usageError{"name the job ids to replay, or --all"}
+		}
+		return e.dlqReplay(*all, ids)
+	}}
 }
 
 func (e *env) dlqList(asJSON bool) error {
@@ -105,9 +125,6 @@ func (e *env) dlqList(asJSON bool) error {
 // job ids, then removes those dead letters. Rejected jobs are not replayed: they
 // would be rejected again.
 func (e *env) dlqReplay(all bool, ids []string) error {
-	if !all && len(ids) == 0 {
-		return fmt.Errorf("name the job ids to replay, or --all")
-	}
 	wanted := map[string]bool{}
 	for _, id := range ids {
 		wanted[id] = true
@@ -125,7 +142,7 @@ func (e *env) dlqReplay(all bool, ids []string) error {
 		if !all && !wanted[d.JobID] {
 			continue
 		}
-		if d.Reason == "rejected" {
+		if d.Reason == queue.ReasonRejected {
 			fmt.Fprintf(e.stderr, "skipped %s: it was rejected (%s); fix it and publish it again\n", d.JobID, d.Error)
 			skipped++
 			continue
@@ -142,8 +159,8 @@ func (e *env) dlqReplay(all bool, ids []string) error {
 			return err
 		}
 		subject := d.Subject
-		if !strings.HasPrefix(subject, e.topo.Root+".jobs.") {
-			subject = e.topo.Root + ".jobs.replay"
+		if e.topo.Lane(subject) == "" {
+			subject = e.topo.EventsSubject("replay")
 		}
 		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 		_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}})

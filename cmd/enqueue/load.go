@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,6 +29,35 @@ type loadFlags struct {
 	strict, dryRun                         bool
 	cpuProfile                             string
 	memLimitMiB                            int
+}
+
+func loadFlagSet(fs *flag.FlagSet) command {
+	lf := &loadFlags{}
+	fs.StringVar(&lf.campaign, "campaign", "", "campaign id (starts every job id)")
+	fs.StringVar(&lf.settings, "settings", "", "campaign settings, a JSON job without targets")
+	fs.StringVar(&lf.format, "format", "", "csv or jsonl (default: from the file name; csv for -)")
+	fs.StringVar(&lf.rejects, "rejects", "", "write bad rows (line, reason) to this CSV file")
+	fs.StringVar(&lf.appID, "app-id", "", "appId")
+	fs.StringVar(&lf.workspaceID, "workspace-id", "", "workspaceId")
+	fs.StringVar(&lf.template, "template", "", "templateName")
+	fs.StringVar(&lf.taskName, "task-name", "", "taskName (default: the campaign id)")
+	fs.Int64Var(&lf.deliveryType, "delivery-type", 0, "deliveryType")
+	fs.Int64Var(&lf.expiredSeconds, "expired-seconds", 0, "expiredSeconds")
+	fs.IntVar(&lf.groupSize, "group-size", 1000, "targets per job")
+	fs.IntVar(&lf.window, "window", 20000, "rows held in open groups at most (bounds memory)")
+	fs.IntVar(&lf.maxTargets, "max-targets", job.DefaultMaxTargets, "the workers' per-job target cap")
+	fs.BoolVar(&lf.strict, "strict", false, "stop at the first bad row")
+	fs.BoolVar(&lf.dryRun, "dry-run", false, "validate the whole file, publish nothing (no server needed)")
+	fs.StringVar(&lf.cpuProfile, "cpuprofile", "", "write a CPU profile to this file (diagnostics)")
+	fs.IntVar(&lf.memLimitMiB, "mem-limit", 80, "soft memory limit in MiB (the Go runtime's GOMEMLIMIT); 0: none")
+	wait := fs.Bool("wait", false, "follow the campaign's results and print the totals")
+	timeout := fs.Duration("timeout", 2*time.Minute, "with --wait: how long to wait for the results")
+	return command{offline: &lf.dryRun, run: func(e *env, args []string) error {
+		if len(args) != 1 || lf.campaign == "" {
+			return usageError{"want --campaign ID and one FILE (- for standard input)"}
+		}
+		return e.load(lf, args[0], *wait, *timeout)
+	}}
 }
 
 // campaignBase builds the campaign-wide job from the settings file and the flags
@@ -101,7 +131,7 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 		defer pprof.StopCPUProfile()
 	}
 	if wait && base.ReplyTo != "" {
-		return fmt.Errorf("--wait follows push.results.%s.>: leave replyTo out of the campaign settings", lf.campaign)
+		return fmt.Errorf("--wait follows %s: leave replyTo out of the campaign settings", e.topo.CampaignResults(lf.campaign))
 	}
 	in, size, err := open(file, e.stdin)
 	if err != nil {
@@ -128,7 +158,7 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 		defer f.Close()
 		o.Rejects = f
 	}
-	subject := e.topo.Root + ".jobs.bulk." + lf.campaign
+	subject := e.topo.BulkSubject(lf.campaign)
 	var pub *loader.Publisher
 	if !lf.dryRun {
 		js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
@@ -197,7 +227,7 @@ type campaignTotals struct {
 // first run's results) until every job has one, and prints the totals.
 func (e *env) followCampaign(campaign string, jobs int, timeout time.Duration) error {
 	c, err := e.js.OrderedConsumer(e.ctx, e.topo.ResultsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{e.topo.ResultPrefix() + campaign + ".>"}})
+		FilterSubjects: []string{e.topo.CampaignResults(campaign)}})
 	if err != nil {
 		return err
 	}

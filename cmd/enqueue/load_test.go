@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/app"
+	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 )
 
@@ -82,9 +82,9 @@ func TestLoadFailedTargetsByCode(t *testing.T) {
 // retries with the same ids; every target arrives once.
 func TestLoadIntoAFullQueue(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(o *app.Options) {
-		o.Consumer.Limits.JobsMaxBytes = 32 << 10
-		o.RateLimit = 200
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) {
+		w.Config.JobsMaxBytes = 32 << 10
+		w.Config.RateLimit = 200
 	})
 	path := writeCSV(t, 400, true, "") // 400 personal jobs of ~400 bytes: 160 KiB
 	args := append([]string{"load", "--wait", "--timeout", "60s", "--campaign", "c3"}, campaignFlags...)

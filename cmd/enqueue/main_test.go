@@ -4,68 +4,31 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
-
-	"github.com/mpaas-push/pushworker/internal/app"
-	"github.com/mpaas-push/pushworker/internal/consumer"
+	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
-	"github.com/mpaas-push/pushworker/internal/push"
-	"github.com/mpaas-push/pushworker/internal/testenv"
-	"github.com/mpaas-push/pushworker/internal/worker"
 	"github.com/mpaas-push/pushworker/job"
 )
 
-// stack is an embedded NATS server with one worker on the machine's Redis and the emulator.
+// stack is one worker on the harness (embedded NATS, the machine's Redis, the
+// emulator), with few deliveries and attempts so that failures end quickly.
 type stack struct {
 	url string
 	sim *mpaassim.Server
 }
 
-func newStack(t *testing.T, faults mpaassim.Faults, mutate ...func(*app.Options)) *stack {
+func newStack(t *testing.T, faults mpaassim.Faults, mutate ...func(*harness.WorkerSetup)) *stack {
 	t.Helper()
-	rdb := testenv.Redis(t)
-	ns := testenv.NATS(t)
-	sim := mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "sk"}, AcceptAnyTemplate: true, Faults: faults})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	pusher, err := push.New(push.Config{Endpoint: srv.URL, AccessKeyID: "ak", AccessKeySecret: "sk"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	limits := consumer.DefaultLimits()
-	limits.MaxDeliver = 2
-	client := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
-	t.Cleanup(func() { client.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	o := app.Options{NATS: nc, Redis: client, Pusher: pusher, RateLimit: 1000, RedisPrefix: testenv.Prefix(t, rdb),
-		Consumer:  consumer.Config{Limits: limits, RetryDelay: 50 * time.Millisecond, FetchWait: 300 * time.Millisecond},
-		Processor: worker.Config{Attempts: 2, RetryMin: 5 * time.Millisecond, RetryMax: 10 * time.Millisecond}, Log: zap.NewNop()}
-	for _, m := range mutate {
-		m(&o)
-	}
-	w, err := app.New(ctx, o)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &stack{url: ns.ClientURL(), sim: sim}
+	h := harness.New(t, harness.Setup{Faults: faults})
+	h.StartWorker(append([]func(*harness.WorkerSetup){func(w *harness.WorkerSetup) {
+		w.Config.RateLimit, w.Config.MaxDeliver, w.Config.Attempts, w.Config.RetryDelay = 1000, 2, 2, 50*time.Millisecond
+	}}, mutate...)...)
+	return &stack{url: h.NC.ConnectedUrl(), sim: h.Sim}
 }
 
 // enqueue runs the command in this process.
@@ -183,5 +146,28 @@ func TestStatusAndDeadLetterReplay(t *testing.T) {
 	out, _, _ = s.enqueue(t, "", "dlq", "list", "--json")
 	if strings.TrimSpace(out) != "[]" {
 		t.Fatalf("a replayed dead letter must leave the stream: %s", out)
+	}
+}
+
+// Each subcommand has its own flags: a flag of another one is an error with exit
+// status 2, said before anything connects.
+func TestFlagsBelongToTheirSubcommand(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"status", "--campaign", "x"},
+		{"dlq", "list", "--all"},
+		{"dlq", "replay", "--json", "x"},
+		{"publish", "--campaign", "x", "-"},
+		{"load", "--subject", "push.jobs.x", "--campaign", "c", "f.csv"},
+	} {
+		var out, errb bytes.Buffer
+		env := map[string]string{"NATS_URL": "nats://127.0.0.1:1"} // nothing listens: the flags must fail first
+		err := run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(""), &out, &errb)
+		if ee, ok := err.(exitError); !ok || ee.code != 2 {
+			t.Fatalf("%v: want exit status 2, got %v", args, err)
+		}
+		if !strings.Contains(errb.String(), "flag provided but not defined") {
+			t.Fatalf("%v: stderr does not say which flag is wrong:\n%s", args, errb.String())
+		}
 	}
 }

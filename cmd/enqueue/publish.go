@@ -4,26 +4,41 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mpaas-push/pushworker/job"
+	"github.com/mpaas-push/pushworker/producer"
+	"github.com/mpaas-push/pushworker/topology"
 )
 
-// publish validates and publishes the jobs of files; with wait it prints each
-// job's result and fails unless every job succeeded.
+func publishFlags(fs *flag.FlagSet) command {
+	subject := fs.String("subject", topology.Default().EventsSubject("default"), "subject of the jobs (push.jobs.NAME or push.jobs.bulk.NAME…)")
+	wait := fs.Bool("wait", false, "wait for every job's result and print it")
+	timeout := fs.Duration("timeout", 2*time.Minute, "with --wait: how long to wait for the results")
+	return command{run: func(e *env, files []string) error {
+		if len(files) == 0 {
+			return usageError{"name at least one FILE (- for standard input)"}
+		}
+		return e.publish(*subject, files, *wait, *timeout)
+	}}
+}
+
+// publish validates and publishes the jobs of files through the producer package;
+// with wait it prints each job's result and fails unless every job succeeded.
 func (e *env) publish(subject string, files []string, wait bool, timeout time.Duration) error {
-	if !strings.HasPrefix(subject, e.topo.Root+".jobs.") || strings.ContainsAny(subject, "*> ") {
+	if e.topo.Lane(subject) == "" {
 		return fmt.Errorf("--subject %q: want push.jobs.NAME (default lane) or push.jobs.bulk.NAME… (bulk lane)", subject)
+	}
+	p, err := producer.New(e.nc, producer.WithTopology(e.topo))
+	if err != nil {
+		return err
 	}
 	jobs, bad := e.readJobs(files)
 	if len(jobs) == 0 {
@@ -32,7 +47,6 @@ func (e *env) publish(subject string, files []string, wait bool, timeout time.Du
 	var results jetstream.Consumer
 	if wait {
 		// Listen before publishing, so that no result is missed.
-		var err error
 		results, err = e.js.OrderedConsumer(e.ctx, e.topo.ResultsStream, jetstream.OrderedConsumerConfig{
 			DeliverPolicy: jetstream.DeliverNewPolicy})
 		if err != nil {
@@ -41,18 +55,13 @@ func (e *env) publish(subject string, files []string, wait bool, timeout time.Du
 	}
 	var waiting []*job.Job
 	for _, j := range jobs {
-		body, err := j.Encode()
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		duplicate, err := p.PublishTo(ctx, subject, j)
+		cancel()
 		if err != nil {
 			return err
 		}
-		m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}}
-		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-		ack, err := e.js.PublishMsg(ctx, m)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("publishing job %s to %s: %w", j.JobID, subject, err)
-		}
-		if !ack.Duplicate {
+		if !duplicate {
 			fmt.Fprintf(e.stderr, "published %s to %s, %d targets\n", j.JobID, subject, len(j.TargetMsgkey))
 			waiting = append(waiting, j)
 			continue
@@ -81,10 +90,7 @@ func (e *env) printResult(r *job.Result) (failed bool) {
 // storedResult is the result the result stream keeps for j, when it is the last
 // one on j's result subject.
 func (e *env) storedResult(j *job.Job) (*job.Result, bool) {
-	subject := j.ReplyTo
-	if subject == "" {
-		subject = e.topo.ResultPrefix() + j.JobID
-	}
+	subject := e.topo.ResultSubject(j.ReplyTo, j.JobID)
 	stream, err := e.js.Stream(e.ctx, e.topo.ResultsStream)
 	if err != nil {
 		return nil, false
@@ -170,7 +176,7 @@ func (e *env) readJobs(files []string) (jobs []*job.Job, bad int) {
 		for _, rec := range records(data) {
 			j, err := job.Decode(rec.body)
 			if err == nil {
-				err = j.Validate(job.Rules{})
+				err = j.Validate(job.Rules{Topology: e.topo})
 			}
 			if err != nil {
 				fmt.Fprintf(e.stderr, "%s:%d: %v\n", name, rec.line, err)
@@ -178,7 +184,7 @@ func (e *env) readJobs(files []string) (jobs []*job.Job, bad int) {
 				continue
 			}
 			if j.JobID == "" {
-				j.JobID = "enq-" + randomID()
+				j.JobID = producer.NewJobID()
 			}
 			jobs = append(jobs, j)
 		}
@@ -206,10 +212,4 @@ func records(data []byte) []record {
 		}
 	}
 	return out
-}
-
-func randomID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

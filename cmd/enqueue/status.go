@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"text/tabwriter"
+
+	"github.com/mpaas-push/pushworker/topology"
 )
 
 // laneStatus is one lane's consumer.
@@ -21,9 +24,19 @@ type status struct {
 	Results     uint64       `json:"results"`
 }
 
+func statusFlags(fs *flag.FlagSet) command {
+	asJSON := fs.Bool("json", false, "print JSON")
+	return command{run: func(e *env, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+		}
+		return e.status(*asJSON)
+	}}
+}
+
 func (e *env) status(asJSON bool) error {
 	var st status
-	for _, l := range []struct{ lane, name string }{{"default", e.topo.Durable}, {"bulk", e.topo.BulkDurable}} {
+	for _, l := range []struct{ lane, name string }{{topology.LaneDefault, e.topo.Durable}, {topology.LaneBulk, e.topo.BulkDurable}} {
 		c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.name)
 		if err != nil {
 			return fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.name, e.topo.JobsStream, err)

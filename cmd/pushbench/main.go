@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -27,19 +25,21 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mpaas-push/pushworker/internal/cli"
-	"github.com/mpaas-push/pushworker/internal/ctxsleep"
+	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/loader"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/job"
+	"github.com/mpaas-push/pushworker/topology"
 )
 
 const (
@@ -163,15 +163,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 type bench struct {
-	o        options
-	log      io.Writer
-	sim      *mpaassim.Server
-	simURL   string
-	closers  []func()
-	workers  []*exec.Cmd
-	natsURL  string
-	tempDir  string
-	workerWG sync.WaitGroup
+	o       options
+	log     io.Writer
+	sim     *mpaassim.Server
+	simURL  string
+	closers []func()
+	workers []*harness.Process
+	natsURL string
+	tempDir string
 
 	campaignDone atomic.Bool // the last campaign result arrived: events stop
 }
@@ -318,75 +317,63 @@ func (b *bench) bare(ctx context.Context, app string, calls, parallel int) (floa
 func (b *bench) startWorkers(ctx context.Context) error {
 	bin := b.o.workerBin
 	if bin == "" {
-		bin = filepath.Join(b.tempDir, "worker")
 		b.logf("building the worker")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/worker")
-		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("building the worker (run pushbench from the repository root, or give --worker-bin): %v\n%s", err, out)
+		var err error
+		if bin, err = harness.BuildWorker(ctx, b.tempDir); err != nil {
+			return err
 		}
 	}
 	prefix := fmt.Sprintf("pushbench:%d:", time.Now().UnixNano())
-	env := append(os.Environ(), "NATS_URL="+b.natsURL, "REDIS_URL="+b.o.redisURL, "PUSH_REDIS_PREFIX="+prefix,
-		"MPAAS_ENDPOINT="+b.simURL, "MPAAS_AK_ENV="+benchKey, "MPAAS_SK_ENV="+benchSecret,
-		"PUSH_RATE_LIMIT="+strconv.Itoa(b.o.rate), "PUSH_MAX_IN_FLIGHT="+strconv.Itoa(b.o.maxInFlight),
-		"PUSH_JOBS_PER_LANE="+strconv.Itoa(b.o.jobsPerLane), "PUSH_HTTP_ADDR=127.0.0.1:0", "PUSH_LOG_LEVEL=warn",
-		"PUSH_LOG_FORMAT=json")
-	started := make(chan error, b.o.workers)
-	for i := range b.o.workers {
-		cmd := exec.Command(bin)
-		cmd.Env = append(env, "PUSH_LOG_LEVEL=info")
-		out, err := cmd.StdoutPipe()
+	b.closers = append(b.closers, func() { b.deleteKeys(prefix) })
+	env := []string{"NATS_URL=" + b.natsURL, "REDIS_URL=" + b.o.redisURL, "PUSH_REDIS_PREFIX=" + prefix,
+		"MPAAS_ENDPOINT=" + b.simURL, "MPAAS_AK_ENV=" + benchKey, "MPAAS_SK_ENV=" + benchSecret,
+		"PUSH_RATE_LIMIT=" + strconv.Itoa(b.o.rate), "PUSH_MAX_IN_FLIGHT=" + strconv.Itoa(b.o.maxInFlight),
+		"PUSH_JOBS_PER_LANE=" + strconv.Itoa(b.o.jobsPerLane), "PUSH_HTTP_ADDR=127.0.0.1:0", "PUSH_LOG_LEVEL=info",
+		"PUSH_LOG_FORMAT=json"}
+	b.closers = append(b.closers, b.stopWorkers)
+	for range b.o.workers {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		p, err := harness.StartProcess(sctx, bin, env, nil)
+		cancel()
 		if err != nil {
 			return err
 		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		b.workers = append(b.workers, cmd)
-		b.workerWG.Add(1)
-		go func() {
-			defer b.workerWG.Done()
-			sc := bufio.NewScanner(out)
-			said := false
-			for sc.Scan() {
-				if !said && strings.Contains(sc.Text(), "worker started") {
-					said = true
-					started <- nil
-				}
-			}
-			if !said {
-				started <- fmt.Errorf("worker %d exited before starting", i)
-			}
-		}()
-	}
-	b.closers = append(b.closers, b.stopWorkers)
-	for range b.o.workers {
-		select {
-		case err := <-started:
-			if err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		b.workers = append(b.workers, p)
 	}
 	b.logf("%d workers started", b.o.workers)
 	return nil
 }
 
+// deleteKeys removes the run's dedupe and limiter keys from Redis, with a context
+// of its own (the run's may have ended), so that a bench leaves nothing behind.
+func (b *bench) deleteKeys(prefix string) {
+	opts, err := redis.ParseURL(b.o.redisURL)
+	if err != nil {
+		return
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := 0
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 1000 {
+			n += int(rdb.Unlink(ctx, batch...).Val())
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		n += int(rdb.Unlink(ctx, batch...).Val())
+	}
+	b.logf("deleted the run's %d Redis keys (%s*)", n, prefix)
+}
+
 func (b *bench) stopWorkers() {
 	for _, w := range b.workers {
-		if w.Process != nil {
-			_ = w.Process.Signal(syscall.SIGTERM)
-		}
+		_ = w.Stop()
 	}
-	for _, w := range b.workers {
-		if w.Process != nil {
-			_ = w.Wait()
-		}
-	}
-	b.workerWG.Wait()
 	b.workers = nil
 }
 
@@ -401,14 +388,14 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	results, err := js.OrderedConsumer(ctx, "PUSH_RESULTS", jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	results, err := js.OrderedConsumer(ctx, topology.Default().ResultsStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
 		return err
 	}
 	jobs := rep.Setup.Jobs
 	published := make([]time.Time, jobs)
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	pub := loader.NewPublisher(ctx, js, "push.jobs.bulk.bench", 0)
+	pub := loader.NewPublisher(ctx, js, topology.Default().BulkSubject("bench"), 0)
 	start := time.Now()
 	go func() {
 		for i := range jobs {
@@ -437,7 +424,7 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	defer stopSnap()
 	go func() {
 		defer close(snap)
-		if ctxsleep.Sleep(snapCtx, 10*time.Second) {
+		if clock.Sleep(snapCtx, 10*time.Second) {
 			at10, t10 = b.sim.Stats(), time.Now()
 		}
 	}()
@@ -556,7 +543,7 @@ func (b *bench) startEvents(ctx context.Context, js jetstream.JetStream, run str
 			ev.total++
 			ev.mu.Unlock()
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, _ = js.PublishMsg(pctx, &nats.Msg{Subject: "push.jobs.events", Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
+			_, _ = js.PublishMsg(pctx, &nats.Msg{Subject: topology.Default().EventsSubject("events"), Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
 			cancel()
 		}
 	}()
@@ -601,7 +588,7 @@ func jobIndex(id, run string) (int, bool) {
 func (b *bench) measureWorkers(rep *Report) {
 	var peak float64
 	for _, w := range b.workers {
-		pid := w.Process.Pid
+		pid := w.Cmd.Process.Pid
 		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 			// Fields after the command name: utime and stime are the 12th and 13th.
 			fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 	"github.com/mpaas-push/pushworker/job"
@@ -354,8 +355,8 @@ func TestDevModeWorkerAndEnqueueAsProcesses(t *testing.T) {
 }
 
 func TestDevModeEndpointsStayOnLoopback(t *testing.T) {
-	if host, _, _ := strings.Cut(defaultHTTPAddr(true), ":"); host != "127.0.0.1" {
-		t.Fatalf("dev mode must listen on loopback, not %q", defaultHTTPAddr(true))
+	if host, _, _ := strings.Cut(config.DefaultDevHTTPAddr, ":"); host != "127.0.0.1" {
+		t.Fatalf("dev mode must listen on loopback, not %q", config.DefaultDevHTTPAddr)
 	}
 }
 

@@ -7,14 +7,10 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,37 +22,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 	"github.com/mpaas-push/pushworker/job"
+	"github.com/mpaas-push/pushworker/topology"
 )
 
 const inFlight = 8 // PUSH_MAX_IN_FLIGHT of every worker
-
-var (
-	buildOnce sync.Once
-	workerBin string
-	buildErr  error
-)
-
-func worker(t *testing.T) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chaos-worker")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		workerBin = filepath.Join(dir, "worker")
-		out, err := exec.Command("go", "build", "-o", workerBin, "../../cmd/worker").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("%v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return workerBin
-}
 
 // scene is a NATS server on a fixed port and store (so it can restart), a Redis,
 // the emulator, and worker processes.
@@ -69,7 +42,7 @@ type scene struct {
 	prefix   string
 	sim      *mpaassim.Server
 	simURL   string
-	procs    []*exec.Cmd
+	procs    []*harness.Process
 	procsMu  sync.Mutex
 	campaign string
 	extraEnv []string // more worker settings
@@ -122,48 +95,33 @@ func (s *scene) url() string {
 }
 
 // startWorker starts a worker process and waits until it says it started.
-func (s *scene) startWorker() *exec.Cmd {
+func (s *scene) startWorker() *harness.Process {
 	s.t.Helper()
-	cmd := exec.Command(worker(s.t))
-	cmd.Env = append(os.Environ(), "NATS_URL="+s.url(), "REDIS_URL=redis://"+s.redis, "PUSH_REDIS_PREFIX="+s.prefix,
-		"MPAAS_ENDPOINT="+s.simURL, "MPAAS_AK_ENV=ak", "MPAAS_SK_ENV=sk", "PUSH_RATE_LIMIT=100000",
-		"PUSH_MAX_IN_FLIGHT="+strconv.Itoa(inFlight), "PUSH_ACK_WAIT=3s", "PUSH_RETRY_DELAY=200ms", "PUSH_MAX_DELIVER=20",
-		"PUSH_HTTP_ADDR=127.0.0.1:0", "PUSH_LOG_FORMAT=json", "PUSH_SHUTDOWN_GRACE=3s", "PUSH_LEASE_TTL=10s")
-	cmd.Env = append(cmd.Env, s.extraEnv...)
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
+	bin, err := harness.WorkerBinary()
+	if err != nil {
 		s.t.Fatal(err)
 	}
-	started := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		once := sync.Once{}
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "worker started") {
-				once.Do(func() { close(started) })
-			}
-		}
-	}()
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		s.t.Fatal("worker did not start")
+	env := append([]string{"NATS_URL=" + s.url(), "REDIS_URL=redis://" + s.redis, "PUSH_REDIS_PREFIX=" + s.prefix,
+		"MPAAS_ENDPOINT=" + s.simURL, "MPAAS_AK_ENV=ak", "MPAAS_SK_ENV=sk", "PUSH_RATE_LIMIT=100000",
+		"PUSH_MAX_IN_FLIGHT=" + strconv.Itoa(inFlight), "PUSH_ACK_WAIT=3s", "PUSH_RETRY_DELAY=200ms", "PUSH_MAX_DELIVER=20",
+		"PUSH_HTTP_ADDR=127.0.0.1:0", "PUSH_LOG_FORMAT=json", "PUSH_SHUTDOWN_GRACE=3s", "PUSH_LEASE_TTL=10s"}, s.extraEnv...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := harness.StartProcess(ctx, bin, env, nil)
+	if err != nil {
+		s.t.Fatal(err)
 	}
 	s.procsMu.Lock()
-	s.procs = append(s.procs, cmd)
+	s.procs = append(s.procs, p)
 	s.procsMu.Unlock()
-	return cmd
+	return p
 }
 
 func (s *scene) killAll() {
 	s.procsMu.Lock()
 	defer s.procsMu.Unlock()
 	for _, p := range s.procs {
-		_ = p.Process.Signal(syscall.SIGTERM)
-	}
-	for _, p := range s.procs {
-		_ = p.Wait()
+		_ = p.Stop()
 	}
 	s.procs = nil
 }
@@ -196,7 +154,7 @@ func (s *scene) publish(jobs, size int) []*job.Job {
 			DeliveryType: 3, ExpiredSeconds: 3600, TemplateName: "chaos", TargetMsgkey: t}
 		body, _ := j.Encode()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "push.jobs.bulk.chaos", Data: body,
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: topology.Default().BulkSubject("chaos"), Data: body,
 			Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}}); err != nil {
 			s.t.Fatal(err)
 		}
@@ -289,7 +247,7 @@ func TestKillAWorker(t *testing.T) {
 	jobs := s.publish(100, 100) // 1,000 calls of 100 ms, 24 at a time: about 4 s
 	time.Sleep(1500 * time.Millisecond)
 	s.midRun(1000)
-	if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := victim.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	o := s.settle(jobs, 2*time.Minute)
@@ -447,7 +405,7 @@ func TestClusterLeaderKilled(t *testing.T) {
 	}
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	stream, err := js.Stream(ctx, "PUSH_JOBS")
+	stream, err := js.Stream(ctx, topology.Default().JobsStream)
 	cancel()
 	nc.Close()
 	if err != nil {

@@ -1,5 +1,7 @@
-// Package config reads settings from the environment and from flags, from one
-// table, so that --help, the README and the code cannot disagree.
+// Package config is the worker's and the loader's configuration: typed values,
+// each read from an environment variable (and most from a flag too), each with a
+// named default constant. The table of settings is derived from the bindings of
+// those typed fields, so --help, the README's table and the code cannot disagree.
 package config
 
 import (
@@ -12,57 +14,87 @@ import (
 	"time"
 )
 
-// Setting is one configurable value.
+// Setting is one configurable value, bound to a typed field.
 type Setting struct {
+	Group   string
 	Env     string // environment variable
 	Flag    string // command-line flag, "" for none (secrets come from the environment or a file only)
-	Default string
+	Default string // the default as shown, formatted from the typed default; "" for unset
 	Help    string
-	Secret  bool // never printed, logged or shown as a flag default
-	Group   string
+	Secret  bool // never printed, logged or shown as a flag; also read from <Env>_FILE
+
+	set func(string) error // parses a value into the field; its error names no setting
 }
 
-// Set holds settings and their values.
-type Set struct {
-	settings []Setting
-	values   map[string]*string
-	fromFlag map[string]bool
-}
+// Table is an ordered list of settings.
+type Table []Setting
 
-// NewSet makes a set of settings.
-func NewSet(settings []Setting) *Set {
-	return &Set{settings: settings, values: map[string]*string{}, fromFlag: map[string]bool{}}
-}
-
-// Settings lists the table.
-func (s *Set) Settings() []Setting { return s.settings }
-
-// Parse reads the environment, then the flags (a flag wins over the environment).
-func (s *Set) Parse(name string, args []string, getenv func(string) string, usage string, out io.Writer) error {
+// Parse sets every field to its default, then to the environment's value, then
+// to a flag's (a flag wins). A secret may come from the file named by
+// <Env>_FILE. Errors name the setting. Arguments that are not flags are refused.
+func (t Table) Parse(name string, args []string, getenv func(string) string, usage string, out io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	for _, st := range s.settings {
-		v := st.Default
-		if e := getenv(st.Env); e != "" {
-			v = e
-		}
-		val := v
-		s.values[st.Env] = &val
-		if st.Flag != "" {
-			fs.Func(st.Flag, st.Help, func(x string) error {
-				*s.values[st.Env] = x
-				return nil
-			})
-		}
+	fs.Usage = func() { t.usage(out, usage) }
+	if err := t.ParseFlags(fs, args, getenv); err != nil {
+		return err
 	}
-	fs.Usage = func() { s.usage(out, usage) }
-	return fs.Parse(args)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (settings are flags or environment variables: see --help)", fs.Arg(0))
+	}
+	return nil
 }
 
-func (s *Set) usage(out io.Writer, usage string) {
+// ParseFlags is Parse on a FlagSet of the caller's, which may hold flags of its
+// own; the arguments left after the flags are fs.Args().
+func (t Table) ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	values := make([]string, len(t))
+	for i, st := range t {
+		values[i] = st.Default
+		if e := getenv(st.Env); e != "" {
+			values[i] = e
+		} else if st.Secret {
+			v, err := readSecretFile(st.Env, getenv)
+			if err != nil {
+				return err
+			}
+			values[i] = v
+		}
+		if st.Flag != "" {
+			fs.Func(st.Flag, st.Help, func(x string) error { values[i] = x; return nil })
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for i, st := range t {
+		v := strings.TrimSpace(values[i])
+		if err := st.set(v); err != nil {
+			if st.Secret {
+				return fmt.Errorf("%s: %v", st.Env, err)
+			}
+			return fmt.Errorf("%s=%q: %v", st.Env, v, err)
+		}
+	}
+	return nil
+}
+
+func readSecretFile(env string, getenv func(string) string) (string, error) {
+	path := getenv(env + "_FILE")
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", env, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (t Table) usage(out io.Writer, usage string) {
 	fmt.Fprint(out, usage)
 	group := ""
-	for _, st := range s.settings {
+	for _, st := range t {
 		if st.Group != group {
 			group = st.Group
 			fmt.Fprintf(out, "\n%s:\n", group)
@@ -74,7 +106,7 @@ func (s *Set) usage(out io.Writer, usage string) {
 		def := st.Default
 		switch {
 		case st.Secret:
-			def = "(secret: environment or file only)"
+			def = "(secret: environment or " + st.Env + "_FILE only)"
 		case def == "":
 			def = "unset"
 		}
@@ -82,64 +114,137 @@ func (s *Set) usage(out io.Writer, usage string) {
 	}
 }
 
-// String is a setting's value.
-func (s *Set) String(env string) string {
-	p, ok := s.values[env]
-	if !ok {
-		panic("config: unknown setting " + env)
-	}
-	return strings.TrimSpace(*p)
+// A binder makes settings in one group.
+type binder struct {
+	group string
+	t     *Table
 }
 
-// Int reads a whole number; err names the setting.
-func (s *Set) Int(env string) (int, error) {
-	v := s.String(env)
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q: want a whole number", env, v)
-	}
-	return n, nil
+func (b binder) add(env, flagName, def, help string, set func(string) error) {
+	*b.t = append(*b.t, Setting{Group: b.group, Env: env, Flag: flagName, Default: def, Help: help, set: set})
 }
 
-// Duration reads a Go duration ("30s", "72h").
-func (s *Set) Duration(env string) (time.Duration, error) {
-	v := s.String(env)
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%s=%q: want a duration such as 30s or 72h", env, v)
-	}
-	return d, nil
+// String binds a string.
+func (b binder) String(p *string, env, flagName, def, help string) {
+	b.add(env, flagName, def, help, func(v string) error { *p = v; return nil })
 }
 
-// Bytes reads a size: a number of bytes, or with a KiB, MiB or GiB suffix.
-func (s *Set) Bytes(env string) (int64, error) {
-	v := s.String(env)
-	mult := int64(1)
-	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
-		if strings.HasSuffix(v, suffix) {
-			v, mult = strings.TrimSuffix(v, suffix), m
+// Secret binds a secret: from the environment or <env>_FILE, never a flag.
+func (b binder) Secret(p *string, env, help string) {
+	*b.t = append(*b.t, Setting{Group: b.group, Env: env, Help: help, Secret: true,
+		set: func(v string) error { *p = v; return nil }})
+}
+
+// Int binds a whole number of at least lowest.
+func (b binder) Int(p *int, env, flagName string, def, lowest int, help string) {
+	b.add(env, flagName, strconv.Itoa(def), help, func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want a whole number")
+		}
+		if n < lowest {
+			return fmt.Errorf("want at least %d", lowest)
+		}
+		*p = n
+		return nil
+	})
+}
+
+// Float binds a number in [lo, hi).
+func (b binder) Float(p *float64, env, flagName string, def, lo, hi float64, help string) {
+	b.add(env, flagName, strconv.FormatFloat(def, 'f', -1, 64), help, func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < lo || f >= hi {
+			return fmt.Errorf("want a number from %g to below %g", lo, hi)
+		}
+		*p = f
+		return nil
+	})
+}
+
+// Bool binds true or false.
+func (b binder) Bool(p *bool, env, flagName string, def bool, help string) {
+	b.add(env, flagName, strconv.FormatBool(def), help, func(v string) error {
+		switch v {
+		case "true", "false":
+			*p = v == "true"
+			return nil
+		}
+		return fmt.Errorf("want true or false")
+	})
+}
+
+// Duration binds a Go duration of at least lowest.
+func (b binder) Duration(p *time.Duration, env, flagName string, def, lowest time.Duration, help string) {
+	b.add(env, flagName, FormatDuration(def), help, func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("want a duration such as 30s or 72h")
+		}
+		if d < lowest {
+			return fmt.Errorf("want at least %s", FormatDuration(lowest))
+		}
+		*p = d
+		return nil
+	})
+}
+
+// Bytes binds a size: bytes, or with a KiB, MiB or GiB suffix.
+func (b binder) Bytes(p *int64, env, flagName string, def int64, help string) {
+	b.add(env, flagName, FormatBytes(def), help, func(v string) error {
+		n, err := ParseBytes(v)
+		if err != nil {
+			return err
+		}
+		*p = n
+		return nil
+	})
+}
+
+// Func binds a value with its own parser.
+func (b binder) Func(env, flagName, def, help string, set func(string) error) {
+	b.add(env, flagName, def, help, set)
+}
+
+// FormatDuration writes a duration as a person would: 30s, 5m, 72h, 1h30m.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}}
+
+// FormatBytes writes a size with the largest unit that divides it.
+func FormatBytes(n int64) string {
+	for _, u := range byteUnits {
+		if n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
 		}
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%s=%q: want a size such as 1GiB", env, s.String(env))
-	}
-	return n * mult, nil
+	return strconv.FormatInt(n, 10)
 }
 
-// Secret reads a secret from its variable, or from the file named by the variable
-// with a _FILE suffix (for orchestrators that mount secrets).
-func (s *Set) Secret(env string, getenv func(string) string) (string, error) {
-	if v := s.String(env); v != "" {
-		return v, nil
+// ParseBytes reads a size such as 1GiB, 64MiB or 1048576.
+func ParseBytes(v string) (int64, error) {
+	num, mult := v, int64(1)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(v, u.suffix); ok {
+			num, mult = rest, u.mult
+			break
+		}
 	}
-	path := getenv(env + "_FILE")
-	if path == "" {
-		return "", nil
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("want a size such as 1GiB")
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%s_FILE: %w", env, err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	return n * mult, nil
 }

@@ -4,9 +4,11 @@ package connect
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -14,69 +16,54 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/mpaas-push/pushworker/internal/config"
 )
 
-// NATSSettings are the NATS connection settings other than NATS_URL, shared by
-// the worker and the loader.
-var NATSSettings = []config.Setting{
-	{Group: "Connections", Env: "NATS_CREDS", Flag: "nats-creds", Help: "NATS credentials file (JWT and NKey seed)"},
-	{Group: "Connections", Env: "NATS_NKEY_SEED_FILE", Flag: "nats-nkey-seed-file", Help: "file holding a NATS NKey seed"},
-	{Group: "Connections", Env: "NATS_USER", Flag: "nats-user", Help: "NATS user (with NATS_PASSWORD)"},
-	{Group: "Connections", Env: "NATS_PASSWORD", Secret: true, Help: "NATS password; or NATS_PASSWORD_FILE"},
-	{Group: "Connections", Env: "NATS_TOKEN", Secret: true, Help: "NATS token; or NATS_TOKEN_FILE"},
-	{Group: "Connections", Env: "NATS_CA", Flag: "nats-ca", Help: "CA file to verify the NATS server's certificate"},
-	{Group: "Connections", Env: "NATS_CERT", Flag: "nats-cert", Help: "client certificate file for NATS (with NATS_KEY)"},
-	{Group: "Connections", Env: "NATS_KEY", Flag: "nats-key", Help: "client key file for NATS"},
+// NATSConfig is how to reach and log in to NATS.
+type NATSConfig struct {
+	URL                   string // one or more URLs, comma-separated
+	Creds, NKeySeedFile   string // files
+	User, Password, Token string
+	CA, Cert, Key         string // files
 }
 
-// RedisSettings are the Redis connection settings.
-var RedisSettings = []config.Setting{
-	{Group: "Connections", Env: "REDIS_URL", Flag: "redis-url", Help: "redis:// or rediss:// URL (user and password may be in it); unset: in-memory dedupe and rate limit, dev mode only"},
-	{Group: "Connections", Env: "REDIS_PASSWORD", Secret: true, Help: "Redis password, if not in REDIS_URL; or REDIS_PASSWORD_FILE"},
-	{Group: "Connections", Env: "REDIS_CA", Flag: "redis-ca", Help: "CA file to verify Redis's certificate (rediss://)"},
-	{Group: "Connections", Env: "REDIS_SENTINEL_MASTER", Flag: "redis-sentinel-master", Help: "Sentinel master name: REDIS_URL's host and REDIS_ADDRS are then Sentinels"},
-	{Group: "Connections", Env: "REDIS_ADDRS", Flag: "redis-addrs", Help: "more Redis addresses, comma-separated: Cluster nodes (or Sentinels with REDIS_SENTINEL_MASTER)"},
+// RedisConfig is how to reach Redis: one URL, or Sentinels, or Cluster nodes.
+type RedisConfig struct {
+	URL            string // redis:// or rediss://
+	Password       string // when not in URL
+	CA             string // file, with rediss://
+	SentinelMaster string // URL's host and Addrs are then Sentinels
+	Addrs          string // more addresses, comma-separated
 }
 
 // NATSOptions are the connection options from the settings: authentication, TLS,
 // and reconnecting for ever (an outage pauses the worker, it does not stop it).
-func NATSOptions(cfg *config.Set, getenv func(string) string) ([]nats.Option, error) {
+func NATSOptions(c NATSConfig) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name("pushworker"),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.Timeout(5 * time.Second),
 	}
-	if f := cfg.String("NATS_CREDS"); f != "" {
-		opts = append(opts, nats.UserCredentials(f))
+	if c.Creds != "" {
+		opts = append(opts, nats.UserCredentials(c.Creds))
 	}
-	if f := cfg.String("NATS_NKEY_SEED_FILE"); f != "" {
-		o, err := nats.NkeyOptionFromSeed(f)
+	if c.NKeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
 		if err != nil {
 			return nil, fmt.Errorf("NATS_NKEY_SEED_FILE: %w", err)
 		}
 		opts = append(opts, o)
 	}
-	if user := cfg.String("NATS_USER"); user != "" {
-		pass, err := cfg.Secret("NATS_PASSWORD", getenv)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, nats.UserInfo(user, pass))
+	if c.User != "" {
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
 	}
-	token, err := cfg.Secret("NATS_TOKEN", getenv)
-	if err != nil {
-		return nil, err
+	if c.Token != "" {
+		opts = append(opts, nats.Token(c.Token))
 	}
-	if token != "" {
-		opts = append(opts, nats.Token(token))
+	if c.CA != "" {
+		opts = append(opts, nats.RootCAs(c.CA))
 	}
-	if ca := cfg.String("NATS_CA"); ca != "" {
-		opts = append(opts, nats.RootCAs(ca))
-	}
-	cert, key := cfg.String("NATS_CERT"), cfg.String("NATS_KEY")
+	cert, key := c.Cert, c.Key
 	if (cert == "") != (key == "") {
 		return nil, errors.New("set both NATS_CERT and NATS_KEY, or neither")
 	}
@@ -92,9 +79,9 @@ func NATS(urls string, opts []nats.Option) (*nats.Conn, error) {
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
 		switch {
-		case strings.Contains(err.Error(), "tls error") || strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "certificate"):
+		case tlsFailure(err):
 			return nil, fmt.Errorf("NATS at %s: TLS handshake failed: check NATS_CA, NATS_CERT and NATS_KEY: %w", RedactURLs(urls), err)
-		case errors.Is(err, nats.ErrAuthorization), strings.Contains(strings.ToLower(err.Error()), "authorization"):
+		case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):
 			return nil, fmt.Errorf("NATS at %s refused the login: check NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS or NATS_NKEY_SEED_FILE: %w", RedactURLs(urls), err)
 		default:
 			return nil, fmt.Errorf("cannot connect to NATS at %s (check NATS_URL, and that the server runs with JetStream): %w", RedactURLs(urls), err)
@@ -103,10 +90,26 @@ func NATS(urls string, opts []nats.Option) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// tlsFailure reports a failed TLS handshake: a certificate that does not
+// verify, a server that asked for one the client lacks, or any TLS alert.
+func tlsFailure(err error) bool {
+	var (
+		verify  *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		record  tls.RecordHeaderError
+		op      *net.OpError
+	)
+	// crypto/tls reports an alert from the server (such as "certificate
+	// required") as a *net.OpError whose Op is "remote error".
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &record) ||
+		(errors.As(err, &op) && op.Op == "remote error") ||
+		errors.Is(err, nats.ErrTLS) || errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted)
+}
+
 // Redis builds the universal client: plain, Sentinel (REDIS_SENTINEL_MASTER)
 // or Cluster (several addresses), and checks that Redis answers.
-func Redis(ctx context.Context, cfg *config.Set, getenv func(string) string) (redis.UniversalClient, error) {
-	raw := cfg.String("REDIS_URL")
+func Redis(ctx context.Context, c RedisConfig) (redis.UniversalClient, error) {
+	raw := c.URL
 	u, err := redis.ParseURL(raw)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL %s: want redis://[user:password@]host:port[/db] or rediss://…: %w", RedactURL(raw), err)
@@ -117,14 +120,14 @@ func Redis(ctx context.Context, cfg *config.Set, getenv func(string) string) (re
 		Password:   u.Password,
 		DB:         u.DB,
 		TLSConfig:  u.TLSConfig,
-		MasterName: cfg.String("REDIS_SENTINEL_MASTER"),
+		MasterName: c.SentinelMaster,
 
 		DialTimeout:  2 * time.Second,
 		ReadTimeout:  2 * time.Second,
 		WriteTimeout: 2 * time.Second,
 		PoolSize:     64,
 	}
-	if extra := cfg.String("REDIS_ADDRS"); extra != "" {
+	if extra := c.Addrs; extra != "" {
 		for _, a := range strings.Split(extra, ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				opts.Addrs = append(opts.Addrs, a)
@@ -132,11 +135,9 @@ func Redis(ctx context.Context, cfg *config.Set, getenv func(string) string) (re
 		}
 	}
 	if opts.Password == "" {
-		if opts.Password, err = cfg.Secret("REDIS_PASSWORD", getenv); err != nil {
-			return nil, err
-		}
+		opts.Password = c.Password
 	}
-	if ca := cfg.String("REDIS_CA"); ca != "" {
+	if ca := c.CA; ca != "" {
 		if opts.TLSConfig == nil {
 			return nil, errors.New("REDIS_CA is set but REDIS_URL is not rediss://")
 		}

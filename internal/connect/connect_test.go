@@ -1,4 +1,4 @@
-package connect
+package connect_test
 
 import (
 	"context"
@@ -15,18 +15,19 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mpaas-push/pushworker/internal/config"
+	"github.com/mpaas-push/pushworker/internal/connect"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 )
 
-// settings builds the worker's connection settings from env.
-func settings(t *testing.T, env map[string]string) (*config.Set, func(string) string) {
+// settings reads the worker's connection settings from env, through the
+// worker's own table.
+func settings(t *testing.T, env map[string]string) *config.Worker {
 	t.Helper()
-	getenv := func(k string) string { return env[k] }
-	set := config.NewSet(append(append([]config.Setting{{Env: "NATS_URL", Flag: "nats-url"}}, NATSSettings...), RedisSettings...))
-	if err := set.Parse("test", nil, getenv, "", io.Discard); err != nil {
+	w := &config.Worker{}
+	if err := w.Settings().Parse("test", nil, func(k string) string { return env[k] }, "", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	return set, getenv
+	return w
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -43,13 +44,12 @@ func writeFile(t *testing.T, name, content string) string {
 func dial(t *testing.T, url string, env map[string]string) (time.Duration, error) {
 	t.Helper()
 	env["NATS_URL"] = url
-	set, getenv := settings(t, env)
-	opts, err := NATSOptions(set, getenv)
+	opts, err := connect.NATSOptions(settings(t, env).NATS)
 	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	nc, err := NATS(url, opts)
+	nc, err := connect.NATS(url, opts)
 	if err == nil {
 		nc.Close()
 	}
@@ -188,8 +188,7 @@ func TestRedisACLUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	try := func(env map[string]string) error {
-		set, getenv := settings(t, env)
-		rdb, err := Redis(ctx, set, getenv)
+		rdb, err := connect.Redis(ctx, settings(t, env).Redis)
 		if err == nil {
 			defer rdb.Close()
 			// The ACL allows the worker's keys only: the user really is the one logged in.
@@ -220,18 +219,15 @@ func TestRedisTLS(t *testing.T) {
 	certs := testenv.NewCerts(t)
 	srv := testenv.StartRedisTLS(t, certs)
 	ctx := context.Background()
-	set, getenv := settings(t, map[string]string{"REDIS_URL": "rediss://" + srv.Addr(), "REDIS_CA": certs.CA})
-	rdb, err := Redis(ctx, set, getenv)
+	rdb, err := connect.Redis(ctx, settings(t, map[string]string{"REDIS_URL": "rediss://" + srv.Addr(), "REDIS_CA": certs.CA}).Redis)
 	if err != nil {
 		t.Fatalf("rediss:// with REDIS_CA: %v", err)
 	}
 	rdb.Close()
-	set, getenv = settings(t, map[string]string{"REDIS_URL": "rediss://" + srv.Addr()})
-	if _, err := Redis(ctx, set, getenv); err == nil || !strings.Contains(err.Error(), "certificate") {
+	if _, err := connect.Redis(ctx, settings(t, map[string]string{"REDIS_URL": "rediss://" + srv.Addr()}).Redis); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("a server whose CA is not trusted must be refused: %v", err)
 	}
-	set, getenv = settings(t, map[string]string{"REDIS_URL": "redis://" + srv.Addr(), "REDIS_CA": certs.CA})
-	if _, err := Redis(ctx, set, getenv); err == nil || !strings.Contains(err.Error(), "REDIS_CA is set but REDIS_URL is not rediss://") {
+	if _, err := connect.Redis(ctx, settings(t, map[string]string{"REDIS_URL": "redis://" + srv.Addr(), "REDIS_CA": certs.CA}).Redis); err == nil || !strings.Contains(err.Error(), "REDIS_CA is set but REDIS_URL is not rediss://") {
 		t.Fatalf("REDIS_CA without rediss:// must say so: %v", err)
 	}
 }

@@ -12,10 +12,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mpaas-push/pushworker/internal/health"
 )
 
 // Defaults.
@@ -58,8 +59,9 @@ type Mark struct {
 }
 
 // ErrUnavailable wraps every error of the store itself (Redis down, timeouts):
-// not the job's fault.
-var ErrUnavailable = errors.New("dedupe store unavailable")
+// not the job's fault. It is health.ErrUnavailable, the one sentinel for a store
+// the worker cannot reach.
+var ErrUnavailable = health.ErrUnavailable
 
 // Holder is who claims: a job, the message that carried it (its stream sequence)
 // and one delivery of that message. None of them holds a '|'.

@@ -67,7 +67,7 @@ func NewRedis(rdb redis.UniversalClient, cfg RedisConfig) *Redis {
 func (r *Redis) Load(ctx context.Context) error {
 	for _, s := range []*redis.Script{claimScript, releaseScript} {
 		if err := r.loadOne(ctx, s); err != nil {
-			return fmt.Errorf("%w: loading scripts: %w", ErrUnavailable, err)
+			return fmt.Errorf("dedupe: %w: loading scripts: %w", ErrUnavailable, err)
 		}
 	}
 	return nil
@@ -96,7 +96,7 @@ func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error
 		sets[i] = pipe.SetArgs(ctx, names[i], lease, redis.SetArgs{Mode: "NX", TTL: r.cfg.LeaseTTL})
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("dedupe: %w: %w", ErrUnavailable, err)
 	}
 	claims := make([]Claim, len(keys))
 	var held []int
@@ -120,7 +120,7 @@ func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error
 	for n, c := range cmds {
 		v, err := c.Text()
 		if err != nil {
-			return nil, fmt.Errorf("%w: claim answer: %w", ErrUnavailable, err)
+			return nil, fmt.Errorf("dedupe: %w: claim answer: %w", ErrUnavailable, err)
 		}
 		claims[held[n]] = withSelf(parseClaim(v), h.JobID)
 	}
@@ -136,7 +136,7 @@ func (r *Redis) MarkSent(ctx context.Context, h Holder, keys []Key, m Mark) erro
 		pipe.Set(ctx, hashKey(r.cfg.Prefix, k), v, r.cfg.SentTTL)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("dedupe: %w: %w", ErrUnavailable, err)
 	}
 	return nil
 }
@@ -168,7 +168,7 @@ func (r *Redis) pipeline(ctx context.Context, s *redis.Script, keys []Key, args 
 			}
 			continue
 		}
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("dedupe: %w: %w", ErrUnavailable, err)
 	}
 }
 

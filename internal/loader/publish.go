@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mpaas-push/pushworker/internal/ctxsleep"
+	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/retry"
 )
 
 // Publisher publishes jobs asynchronously with backpressure: at most MaxBytes of
@@ -32,6 +32,8 @@ type Publisher struct {
 	Duplicates atomic.Int64 // jobs the stream already had (a rerun)
 	Retries    atomic.Int64 // publishes sent again (full stream, timeouts)
 	FullWaits  atomic.Int64 // of those, because the job queue was full
+
+	retry retry.Policy // the wait before a refused or timed-out publish goes again
 }
 
 type pending struct {
@@ -50,7 +52,7 @@ func NewPublisher(ctx context.Context, js jetstream.JetStream, subject string, m
 		maxBytes = DefaultMaxBytes
 	}
 	p := &Publisher{js: js, subject: subject, budget: make(chan struct{}, maxBytes>>10),
-		acks: make(chan pending, 1<<16), done: make(chan struct{})}
+		acks: make(chan pending, 1<<16), done: make(chan struct{}), retry: retry.Load}
 	go p.collect(ctx)
 	return p
 }
@@ -93,7 +95,7 @@ func (p *Publisher) send(ctx context.Context, m *nats.Msg) (jetstream.PubAckFutu
 		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 			return nil, fmt.Errorf("publishing %s: %w", m.Header.Get(jetstream.MsgIDHeader), err)
 		}
-		if !ctxsleep.Sleep(ctx, 20*time.Millisecond) {
+		if !clock.Sleep(ctx, 20*time.Millisecond) {
 			return nil, ctx.Err()
 		}
 	}
@@ -116,8 +118,7 @@ func (p *Publisher) collect(ctx context.Context) {
 }
 
 func (p *Publisher) await(ctx context.Context, pe pending) error {
-	delay := 50 * time.Millisecond
-	for {
+	for attempt := 1; ; attempt++ {
 		select {
 		case ack := <-pe.fut.Ok():
 			if ack.Duplicate {
@@ -134,10 +135,9 @@ func (p *Publisher) await(ctx context.Context, pe pending) error {
 			if isFull(err) {
 				p.FullWaits.Add(1)
 			}
-			if !ctxsleep.Sleep(ctx, delay) {
+			if !clock.Sleep(ctx, p.retry.NextRetry(attempt)) {
 				return ctx.Err()
 			}
-			delay = min(2*delay, 2*time.Second)
 			fut, serr := p.send(ctx, pe.msg)
 			if serr != nil {
 				return serr
@@ -160,12 +160,12 @@ func retryable(err error) bool {
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
+// isFull: the server could not store the message. With discard-new that is the
+// full stream ("maximum bytes exceeded"); any other storage failure is worth the
+// same retry.
 func isFull(err error) bool {
 	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed {
-		return true
-	}
-	return strings.Contains(err.Error(), "maximum bytes exceeded") || strings.Contains(err.Error(), "maximum messages exceeded")
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed
 }
 
 func (p *Publisher) fail(err error) { p.errOnce.Do(func() { p.err = err }) }

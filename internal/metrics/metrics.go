@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/push"
 )
 
@@ -28,6 +29,7 @@ type Metrics struct {
 	deadLetters *prometheus.CounterVec
 	paused      *prometheus.GaugeVec
 	rate        prometheus.Gauge
+	ackFailed   *prometheus.CounterVec
 }
 
 // New registers every metric on a registry of its own.
@@ -41,14 +43,14 @@ func New() *Metrics {
 	m.chunks = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_chunks_total",
 		Help: "Chunks (calls of at most 10 targets) that ended, by lane and status (sent, failed)."}, []string{"lane", "status"})).(*prometheus.CounterVec)
 	m.calls = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_mpaas_calls_total",
-		Help: "PushTemplate calls, by lane, class (success, transient, job_fault, config_fault) and mPaaS code."}, []string{"lane", "class", "code"})).(*prometheus.CounterVec)
+		Help: "mPaaS calls, by lane, class (success, transient, job_fault, config_fault) and mPaaS code."}, []string{"lane", "class", "code"})).(*prometheus.CounterVec)
 	m.duplicates = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_dedupe_hits_total",
 		Help: "Targets skipped because another job sent or is sending the same pair."}, []string{"lane"})).(*prometheus.CounterVec)
 	m.limiterWait = f(prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushworker_limiter_wait_seconds",
 		Help: "Time a call waited for a slot of the shared rate limit, by lane.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)},
 		[]string{"lane"})).(*prometheus.HistogramVec)
 	m.callSeconds = f(prometheus.NewHistogram(prometheus.HistogramOpts{Name: "pushworker_mpaas_call_seconds",
-		Help: "Latency of PushTemplate calls.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)})).(prometheus.Histogram)
+		Help: "Latency of mPaaS calls.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)})).(prometheus.Histogram)
 	m.inFlight = f(prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushworker_calls_in_flight",
 		Help: "Calls holding one of the worker's call slots (claimed, waiting for the limiter or calling)."})).(prometheus.Gauge)
 	m.redelivered = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_redeliveries_total",
@@ -56,11 +58,13 @@ func New() *Metrics {
 	m.deadLetters = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_dead_letters_total",
 		Help: "Dead letters written, by lane and reason (rejected, failed, stopped)."}, []string{"lane", "reason"})).(*prometheus.CounterVec)
 	m.paused = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_paused",
-		Help: "1 while the worker waits for this cause (redis, nats, mpaas-credentials, mpaas-unreachable)."}, []string{"cause"})).(*prometheus.GaugeVec)
+		Help: "1 while the worker waits for this cause (redis, nats, streams, mpaas-credentials, mpaas-unreachable)."}, []string{"cause"})).(*prometheus.GaugeVec)
 	m.rate = f(prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushworker_rate_limit_calls_per_second",
 		Help: "The shared mPaaS rate in force: PUSH_RATE_LIMIT, or less while mPaaS throttles."})).(prometheus.Gauge)
-	for _, c := range []string{"redis", "nats", "mpaas-credentials", "mpaas-unreachable"} {
-		m.paused.WithLabelValues(c).Set(0)
+	m.ackFailed = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_acks_failed_total",
+		Help: "Acknowledgements the server did not take, by kind (ack, term, retry, release, in_progress); the job then comes back after its AckWait."}, []string{"op"})).(*prometheus.CounterVec)
+	for _, c := range health.Causes {
+		m.paused.WithLabelValues(string(c)).Set(0)
 	}
 	return m
 }
@@ -118,6 +122,9 @@ func (m *Metrics) Paused(cause string, paused bool) {
 	}
 	m.paused.WithLabelValues(cause).Set(v)
 }
+
+// AckFailed counts an acknowledgement the server did not take.
+func (m *Metrics) AckFailed(op string) { m.ackFailed.WithLabelValues(op).Inc() }
 
 // Rate sets the shared rate in force.
 func (m *Metrics) Rate(perSecond float64) { m.rate.Set(perSecond) }

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/ctxsleep"
+	"github.com/mpaas-push/pushworker/internal/clock"
 )
 
 // Defaults of Config.
@@ -162,7 +162,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if aerr == nil {
 		aerr = missingParam(form)
 	}
-	if !ctxsleep.Sleep(r.Context(), faults.Latency+jitter(faults.Jitter)) {
+	if !clock.Sleep(r.Context(), faults.Latency+jitter(faults.Jitter)) {
 		return
 	}
 	if aerr != nil {
@@ -189,7 +189,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			hold = DefaultTimeoutHold
 		}
 		call.Code = "TIMEOUT_AFTER_RECORD"
-		if !ctxsleep.Sleep(r.Context(), hold) {
+		if !clock.Sleep(r.Context(), hold) {
 			s.note(call)
 			return
 		}

@@ -48,7 +48,7 @@ return tostring(rate)`)
 func adapt(ctx context.Context, rdb redis.UniversalClient, key, mode string, ceiling, floor float64) (float64, error) {
 	v, err := adaptScript.Run(ctx, rdb, []string{key}, mode, ceiling, floor, Decrease, Increase).Text()
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return 0, fmt.Errorf("rate limiter: %w: %w", ErrUnavailable, err)
 	}
 	return strconv.ParseFloat(v, 64)
 }

@@ -5,7 +5,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -17,11 +16,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
-	"github.com/mpaas-push/pushworker/internal/ctxsleep"
+	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/health"
 )
 
-// ErrUnavailable wraps errors of the limiter's store (Redis down): not the job's fault.
-var ErrUnavailable = errors.New("rate limiter unavailable")
+// ErrUnavailable wraps errors of the limiter's store (Redis down): not the job's
+// fault. It is health.ErrUnavailable, the one sentinel for a store the worker
+// cannot reach.
+var ErrUnavailable = health.ErrUnavailable
 
 // Limiter hands out call slots.
 type Limiter interface {
@@ -199,13 +201,13 @@ func (r *Redis) Run(ctx context.Context) {
 				return
 			}
 			for _, w := range append(events, bulk...) {
-				w.done <- fmt.Errorf("%w: %w", ErrUnavailable, err)
+				w.done <- fmt.Errorf("rate limiter: %w: %w", ErrUnavailable, err)
 			}
 			events, bulk = events[:0], bulk[:0]
 			continue
 		}
 		if res.Allowed == 0 {
-			if !ctxsleep.Sleep(ctx, res.RetryAfter+r.jitter()) {
+			if !clock.Sleep(ctx, res.RetryAfter+r.jitter()) {
 				return
 			}
 			continue
@@ -221,7 +223,7 @@ func (r *Redis) Run(ctx context.Context) {
 		// Those slots are spent: for whoever still waits, the next ones are not
 		// free before they are due.
 		if len(events) > 0 || len(bulk) > 0 || len(r.reqs) > 0 {
-			if !ctxsleep.Sleep(ctx, time.Duration(res.Allowed)*r.interval()) {
+			if !clock.Sleep(ctx, time.Duration(res.Allowed)*r.interval()) {
 				return
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -166,6 +165,3 @@ func MachineNATS(t testing.TB) string {
 	c.Close()
 	return url
 }
-
-// Names are stream and subject names unique to one test, so tests can share a server.
-func Names() (suffix string) { return fmt.Sprintf("T%s", ID()) }

@@ -9,10 +9,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -67,4 +69,17 @@ func ID() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// DeleteStreams removes a test's streams from a shared server, with a context of
+// its own: t.Context() is already canceled when cleanups run, and a stream left
+// on the machine's server keeps its storage reserved.
+func DeleteStreams(t testing.TB, js jetstream.JetStream, names ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range names {
+		if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("deleting test stream %s: %v", s, err)
+		}
+	}
 }

@@ -1,7 +1,4 @@
-// Package consumer is the worker's JetStream side: the streams and durable
-// consumers, the fetch loops of both lanes, heartbeats while a job runs, and the
-// result, dead letter and acknowledgement that end every job.
-package consumer
+package queue
 
 import (
 	"context"
@@ -10,33 +7,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/topology"
 )
 
-// Topology names the streams, subjects and consumers (interface.md §1). Tests give
-// their own names to share a server.
-type Topology struct {
-	Root          string // subject root; "push" gives push.jobs.*, push.results.>, push.dlq.>
-	JobsStream    string
-	ResultsStream string
-	DLQStream     string
-	Durable       string // the default lane's consumer
-	BulkDurable   string // the bulk lane's consumer
-}
-
-// DefaultTopology is the public interface.
-func DefaultTopology() Topology {
-	return Topology{Root: "push", JobsStream: "PUSH_JOBS", ResultsStream: "PUSH_RESULTS", DLQStream: "PUSH_DLQ",
-		Durable: "push-worker", BulkDurable: "push-worker-bulk"}
-}
-
-// Subjects of the topology.
-func (t Topology) DefaultLaneSubjects() string { return t.Root + ".jobs.*" }
-func (t Topology) BulkLaneSubjects() string    { return t.Root + ".jobs.bulk.>" }
-func (t Topology) ResultSubjects() string      { return t.Root + ".results.>" }
-func (t Topology) ResultPrefix() string        { return t.Root + ".results." }
-func (t Topology) DLQPrefix() string           { return t.Root + ".dlq." }
-
-// Limits are the sizes and times of the streams and consumers.
+// Limits are the sizes and times of the streams and consumers. Each zero field
+// takes its Default* constant.
 type Limits struct {
 	JobsMaxBytes     int64         // the job queue's size; a full queue refuses new jobs
 	JobsDuplicates   time.Duration // publish dedupe window by Nats-Msg-Id; at least 2 min
@@ -51,14 +27,52 @@ type Limits struct {
 	MaxAckPending    int
 }
 
-// DefaultLimits are the documented defaults.
-func DefaultLimits() Limits {
-	return Limits{
-		JobsMaxBytes: 1 << 30, JobsDuplicates: 2 * time.Minute,
-		ResultsMaxAge: 24 * time.Hour, ResultsMaxBytes: 1 << 30, ResultsDupWindow: 10 * time.Minute,
-		DLQMaxAge: 14 * 24 * time.Hour, DLQMaxBytes: 1 << 30,
-		Replicas: 1, AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 1000,
+// Defaults of Limits (the README's settings table shows the same values: the
+// configuration takes them from here).
+const (
+	DefaultJobsMaxBytes     = 1 << 30
+	DefaultJobsDuplicates   = 2 * time.Minute
+	DefaultResultsMaxAge    = 24 * time.Hour
+	DefaultResultsMaxBytes  = 1 << 30
+	DefaultResultsDupWindow = 10 * time.Minute
+	DefaultDLQMaxAge        = 14 * 24 * time.Hour
+	DefaultDLQMaxBytes      = 1 << 30
+	DefaultReplicas         = 1
+	DefaultAckWait          = 30 * time.Second
+	DefaultMaxDeliver       = 5
+	DefaultMaxAckPending    = 1000
+)
+
+// withDefaults fills each zero field with its own default, so that a caller who
+// sets only AckWait keeps every other field at its default.
+func (l Limits) withDefaults() Limits {
+	def := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
 	}
+	dur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	num := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.JobsMaxBytes, DefaultJobsMaxBytes)
+	dur(&l.JobsDuplicates, DefaultJobsDuplicates)
+	dur(&l.ResultsMaxAge, DefaultResultsMaxAge)
+	def(&l.ResultsMaxBytes, DefaultResultsMaxBytes)
+	dur(&l.ResultsDupWindow, DefaultResultsDupWindow)
+	dur(&l.DLQMaxAge, DefaultDLQMaxAge)
+	def(&l.DLQMaxBytes, DefaultDLQMaxBytes)
+	num(&l.Replicas, DefaultReplicas)
+	dur(&l.AckWait, DefaultAckWait)
+	num(&l.MaxDeliver, DefaultMaxDeliver)
+	num(&l.MaxAckPending, DefaultMaxAckPending)
+	return l
 }
 
 // ErrWrongRetention is returned when a job stream exists with another retention:
@@ -67,7 +81,8 @@ var ErrWrongRetention = errors.New("job stream has the wrong retention")
 
 // Ensure creates or updates the three streams and both consumers. Every worker
 // runs it at start; it is safe to run from many at once.
-func Ensure(ctx context.Context, js jetstream.JetStream, t Topology, l Limits) (defaultLane, bulkLane jetstream.Consumer, err error) {
+func Ensure(ctx context.Context, js jetstream.JetStream, t topology.Topology, l Limits) (defaultLane, bulkLane jetstream.Consumer, err error) {
+	t, l = t.OrDefault(), l.withDefaults()
 	if l.JobsDuplicates < 2*time.Minute {
 		return nil, nil, fmt.Errorf("the job stream's duplicate window must be at least 2 minutes, not %s", l.JobsDuplicates)
 	}
@@ -85,7 +100,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology, l Limits) (
 			Description: "push results (pushworker)",
 		},
 		{
-			Name: t.DLQStream, Subjects: []string{t.Root + ".dlq.>"},
+			Name: t.DLQStream, Subjects: []string{t.DLQSubjects()},
 			Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld,
 			MaxAge: l.DLQMaxAge, MaxBytes: l.DLQMaxBytes, Duplicates: 2 * time.Minute, Replicas: l.Replicas,
 			Description: "push dead letters (pushworker)",

@@ -1,4 +1,4 @@
-package app_test
+package service_test
 
 import (
 	"context"
@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/consumer"
+	"github.com/mpaas-push/pushworker/internal/harness"
+	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -16,8 +17,8 @@ import (
 // refused at publish, where the producer sees it.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, setup{})
-	h.startWorker()
+	h := harness.New(t, harness.Setup{})
+	h.StartWorker()
 	base := func(id, extra string) string {
 		return `{"jobId":"` + id + `","taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,` +
 			`"targetMsgkey":{"u":"k"},"expiredSeconds":300,"templateName":"n"` + extra + `}`
@@ -39,21 +40,21 @@ func TestBadInput(t *testing.T) {
 		{"reply-outside", base("reply-outside", `,"replyTo":"orders.results"`), "replyTo: must be a subject under push.results.>"},
 	}
 	for _, c := range cases {
-		h.publish("push.jobs.bad", []byte(c.body), "")
+		h.Publish("push.jobs.bad", []byte(c.body), "")
 	}
-	h.publish("push.jobs.bad", []byte(base("bad id!", "")), "") // a bad jobId: the result falls back to seq-<n>
+	h.Publish("push.jobs.bad", []byte(base("bad id!", "")), "") // a bad jobId: the result falls back to seq-<n>
 
 	// Over the server's maximum payload (1 MiB): refused at publish.
 	huge := base("huge", `,"extendedParams":{"k":"`+strings.Repeat("x", 1<<20)+`"}`)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := h.js.Publish(ctx, "push.jobs.bad", []byte(huge)); err == nil || !strings.Contains(err.Error(), "maximum payload") {
+	if _, err := h.JS.Publish(ctx, "push.jobs.bad", []byte(huge)); err == nil || !strings.Contains(err.Error(), "maximum payload") {
 		t.Fatalf("a message over the maximum must be refused at publish: %v", err)
 	}
 
 	got := map[string]job.Result{}
 	for range len(cases) + 1 {
-		r := h.result(15 * time.Second)
+		r := h.Result(15 * time.Second)
 		if r.Status != job.StatusRejected || r.Sent != 0 || len(r.Chunks) != 0 || strings.Contains(r.Error, "\n") {
 			t.Fatalf("want a one-line rejected result: %+v", r)
 		}
@@ -88,16 +89,16 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("a rejected job counts its parsed targets as failed: %+v", r)
 	}
 	for range len(cases) + 1 {
-		if dl := h.deadLetter(5 * time.Second); dl.Headers().Get(consumer.HeaderReason) != "rejected" {
+		if dl := h.DeadLetter(5 * time.Second); dl.Headers().Get(queue.HeaderReason) != "rejected" {
 			t.Fatalf("dead letter %v", dl.Headers())
 		}
 	}
-	good := newJob("after-garbage", "good", 3)
-	h.publishJob("push.jobs.good", good)
-	if r := h.result(10 * time.Second); r.JobID != "after-garbage" || r.Sent != 3 {
+	good := harness.NewJob("after-garbage", "good", 3)
+	h.PublishJob("push.jobs.good", good)
+	if r := h.Result(10 * time.Second); r.JobID != "after-garbage" || r.Sent != 3 {
 		t.Fatalf("the worker must go on: %+v", r)
 	}
-	if n := len(h.sim.Calls()); n != 1 {
+	if n := len(h.Sim.Calls()); n != 1 {
 		t.Fatalf("garbage must cost no mPaaS call: %d calls", n)
 	}
 }

@@ -1,0 +1,218 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/pipeline"
+	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/queue"
+	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// Defaults that belong to the worker as a whole (the parts' own defaults are
+// their packages' Default* constants, used below).
+const (
+	DefaultDevNATSPort = 14222 // dev mode's embedded NATS server, on 127.0.0.1
+	DefaultRedisPrefix = "pushworker:"
+	DefaultRateLimit   = 100 // mPaaS calls per second over all workers
+	DefaultRateFloor   = 1
+	DefaultEventsShare = 0.2
+	DefaultTimezone    = "UTC+8"
+	DefaultLogLevel    = "info"
+	DefaultDataDir     = "data"
+	DefaultDevHTTPAddr = "127.0.0.1:8080" // dev mode: loopback only
+	DefaultHTTPAddr    = ":8080"          // otherwise: every interface, for probes and Prometheus
+)
+
+// DevNATSURL is where dev mode's embedded server listens by default, and where
+// cmd/enqueue goes when NATS_URL is unset.
+var DevNATSURL = "nats://127.0.0.1:" + strconv.Itoa(DefaultDevNATSPort)
+
+// Worker is the whole configuration of a worker. Parse fills it from the
+// environment and flags; each field's default is the constant its setting names.
+type Worker struct {
+	NATS        connect.NATSConfig  // URL unset: dev mode (an embedded JetStream server)
+	Redis       connect.RedisConfig // URL unset: in-memory stores (dev mode only)
+	RedisPrefix string              // default DefaultRedisPrefix
+
+	MPaaSEndpoint string        // default push.DefaultEndpoint (HTTPS)
+	MPaaSRegion   string        // default push.DefaultRegion
+	AccessKeyID   string        // unset in dev mode: the built-in emulator
+	AccessSecret  string        // never logged
+	MPaaSCA       string        // CA file; default the system's roots
+	MPaaSTimeout  time.Duration // default push.DefaultTimeout
+	RateLimit     int           // default DefaultRateLimit
+	RateAdaptive  bool          // default true
+	RateFloor     int           // default DefaultRateFloor
+	EventsShare   float64       // default DefaultEventsShare
+	RateBurst     int           // default 0: ratelimit.DefaultBurst of the rate
+
+	MaxTargets         int            // default job.DefaultMaxTargets
+	MaxScheduledChunks int            // default job.DefaultMaxScheduledChunks
+	Zone               *time.Location // default job.MPaaSZone (UTC+8)
+	JobsPerLane        int            // default queue.DefaultJobsPerLane
+	MaxInFlight        int            // default pipeline.DefaultMaxInFlight
+	Attempts           int            // default pipeline.DefaultAttempts
+	AckWait            time.Duration  // default queue.DefaultAckWait
+	MaxDeliver         int            // default queue.DefaultMaxDeliver
+	RetryDelay         time.Duration  // default retry.HandBack.Initial
+	SentTTL            time.Duration  // default dedupe.DefaultSentTTL
+	LeaseTTL           time.Duration  // default dedupe.DefaultLeaseTTL
+
+	JobsMaxBytes    int64         // default queue.DefaultJobsMaxBytes
+	DuplicateWindow time.Duration // default queue.DefaultJobsDuplicates
+	ResultsMaxAge   time.Duration // default queue.DefaultResultsMaxAge
+	DLQMaxAge       time.Duration // default queue.DefaultDLQMaxAge
+	Replicas        int           // default queue.DefaultReplicas
+
+	HTTPAddr      string        // default DefaultDevHTTPAddr in dev mode, DefaultHTTPAddr otherwise
+	LogLevel      zapcore.Level // default DefaultLogLevel
+	LogFormat     string        // default console in dev mode, json otherwise
+	Pprof         bool          // default false
+	ShutdownGrace time.Duration // default queue.DefaultGrace
+	DataDir       string        // default DefaultDataDir
+	DevNATSPort   int           // default DefaultDevNATSPort
+}
+
+// Dev reports dev mode: no NATS_URL.
+func (w *Worker) Dev() bool { return w.NATS.URL == "" }
+
+// NATSSettings binds the NATS connection settings (shared by every command);
+// urlHelp and urlDefault describe NATS_URL for that command.
+func NATSSettings(t *Table, c *connect.NATSConfig, urlDefault, urlHelp string) {
+	b := binder{"Connections", t}
+	b.String(&c.URL, "NATS_URL", "nats-url", urlDefault, urlHelp)
+	b.String(&c.Creds, "NATS_CREDS", "nats-creds", "", "NATS credentials file (JWT and NKey seed)")
+	b.String(&c.NKeySeedFile, "NATS_NKEY_SEED_FILE", "nats-nkey-seed-file", "", "file holding a NATS NKey seed")
+	b.String(&c.User, "NATS_USER", "nats-user", "", "NATS user (with NATS_PASSWORD)")
+	b.Secret(&c.Password, "NATS_PASSWORD", "NATS password; or NATS_PASSWORD_FILE")
+	b.Secret(&c.Token, "NATS_TOKEN", "NATS token; or NATS_TOKEN_FILE")
+	b.String(&c.CA, "NATS_CA", "nats-ca", "", "CA file to verify the NATS server's certificate")
+	b.String(&c.Cert, "NATS_CERT", "nats-cert", "", "client certificate file for NATS (with NATS_KEY)")
+	b.String(&c.Key, "NATS_KEY", "nats-key", "", "client key file for NATS")
+}
+
+// Settings is the worker's table, bound to w. Parse through it.
+func (w *Worker) Settings() Table {
+	var t Table
+	NATSSettings(&t, &w.NATS, "", "NATS server URLs, comma-separated; unset: dev mode, an embedded JetStream server on 127.0.0.1:"+strconv.Itoa(DefaultDevNATSPort))
+	b := binder{"Connections", &t}
+	b.String(&w.Redis.URL, "REDIS_URL", "redis-url", "", "redis:// or rediss:// URL (user and password may be in it); unset: in-memory dedupe and rate limit, dev mode only")
+	b.Secret(&w.Redis.Password, "REDIS_PASSWORD", "Redis password, if not in REDIS_URL; or REDIS_PASSWORD_FILE")
+	b.String(&w.Redis.CA, "REDIS_CA", "redis-ca", "", "CA file to verify Redis's certificate (rediss://)")
+	b.String(&w.Redis.SentinelMaster, "REDIS_SENTINEL_MASTER", "redis-sentinel-master", "", "Sentinel master name: REDIS_URL's host and REDIS_ADDRS are then Sentinels")
+	b.String(&w.Redis.Addrs, "REDIS_ADDRS", "redis-addrs", "", "more Redis addresses, comma-separated: Cluster nodes (or Sentinels with REDIS_SENTINEL_MASTER)")
+	b.String(&w.RedisPrefix, "PUSH_REDIS_PREFIX", "redis-prefix", DefaultRedisPrefix, "prefix of every Redis key the worker writes")
+
+	b = binder{"mPaaS", &t}
+	b.String(&w.MPaaSEndpoint, "MPAAS_ENDPOINT", "mpaas-endpoint", push.DefaultEndpoint, "host (HTTPS), or a full URL with scheme and port such as http://127.0.0.1:18080")
+	b.String(&w.MPaaSRegion, "MPAAS_REGION", "mpaas-region", push.DefaultRegion, "region id")
+	b.String(&w.AccessKeyID, "MPAAS_AK_ENV", "mpaas-access-key-id", "", "AccessKey id; unset in dev mode: the built-in emulator")
+	b.Secret(&w.AccessSecret, "MPAAS_SK_ENV", "AccessKey secret; or MPAAS_SK_ENV_FILE (never a flag: flags show in the process list)")
+	b.String(&w.MPaaSCA, "MPAAS_CA", "mpaas-ca", "", "CA file to verify mPaaS's certificate (default: the system's roots)")
+	b.Duration(&w.MPaaSTimeout, "PUSH_MPAAS_TIMEOUT", "mpaas-timeout", push.DefaultTimeout, time.Millisecond, "timeout of one mPaaS call")
+	b.Int(&w.RateLimit, "PUSH_RATE_LIMIT", "rate-limit", DefaultRateLimit, 1, "mPaaS calls per second, shared by all workers on the same Redis (the ceiling when adaptive)")
+	b.Bool(&w.RateAdaptive, "PUSH_RATE_ADAPTIVE", "rate-adaptive", true, "lower the shared rate when mPaaS throttles (×0.9, at most once a second) and raise it back (+2 % of PUSH_RATE_LIMIT a second after 2 s without throttling)")
+	b.Int(&w.RateFloor, "PUSH_RATE_FLOOR", "rate-floor", DefaultRateFloor, 1, "the adaptive rate never goes below this many calls per second")
+	b.Float(&w.EventsShare, "PUSH_EVENTS_SHARE", "events-share", DefaultEventsShare, 0, 1, "share of the rate kept for the default (events) lane while it has calls; the bulk lane borrows it while events are idle")
+	b.Int(&w.RateBurst, "PUSH_RATE_BURST", "rate-burst", 0, 0, "calls that may go at once above the rate; 0: rate/40+1, at least 2")
+
+	b = binder{"Jobs", &t}
+	b.Int(&w.MaxTargets, "PUSH_MAX_TARGETS", "max-targets", job.DefaultMaxTargets, 1, "targets per job")
+	b.Int(&w.MaxScheduledChunks, "PUSH_MAX_SCHEDULED_CHUNKS", "max-scheduled-chunks", job.DefaultMaxScheduledChunks, 1, "calls (10 targets each) per scheduled job; mPaaS keeps 100 pending scheduled tasks")
+	b.Func("PUSH_TIMEZONE", "timezone", DefaultTimezone, "zone of 'today' for recurring pushes: UTC+8, or an IANA name such as Asia/Shanghai",
+		func(v string) (err error) { w.Zone, err = zone(v); return err })
+	b.Int(&w.JobsPerLane, "PUSH_JOBS_PER_LANE", "jobs-per-lane", queue.DefaultJobsPerLane, 1, "jobs run at once on each lane")
+	b.Int(&w.MaxInFlight, "PUSH_MAX_IN_FLIGHT", "max-in-flight", pipeline.DefaultMaxInFlight, 1, "mPaaS calls in flight at once, over all jobs")
+	b.Int(&w.Attempts, "PUSH_ATTEMPTS", "attempts", pipeline.DefaultAttempts, 1, "calls per chunk and delivery for transient failures before the job is handed back")
+	b.Duration(&w.AckWait, "PUSH_ACK_WAIT", "ack-wait", queue.DefaultAckWait, time.Second, "JetStream AckWait; the worker sends InProgress while a job runs")
+	b.Int(&w.MaxDeliver, "PUSH_MAX_DELIVER", "max-deliver", queue.DefaultMaxDeliver, 1, "deliveries of a job; the last one dead-letters what still fails")
+	b.Duration(&w.RetryDelay, "PUSH_RETRY_DELAY", "retry-delay", retry.HandBack.Initial, time.Millisecond, "first redelivery delay of a handed-back job; doubles each time, at most "+FormatDuration(retry.HandBack.Max))
+	b.Duration(&w.SentTTL, "PUSH_SENT_TTL", "sent-ttl", dedupe.DefaultSentTTL, time.Second, "how long a sent (app, workspace, target, msgKey) is remembered")
+	b.Duration(&w.LeaseTTL, "PUSH_LEASE_TTL", "lease-ttl", dedupe.DefaultLeaseTTL, time.Second, "how long a claim holds without a sent mark (a crashed worker's claims expire)")
+
+	b = binder{"Streams", &t}
+	b.Bytes(&w.JobsMaxBytes, "PUSH_JOBS_MAX_BYTES", "jobs-max-bytes", queue.DefaultJobsMaxBytes, "size of the job queue; a full queue refuses new jobs")
+	b.Duration(&w.DuplicateWindow, "PUSH_DUPLICATE_WINDOW", "duplicate-window", queue.DefaultJobsDuplicates, queue.DefaultJobsDuplicates, "job stream's Nats-Msg-Id dedupe window (at least "+FormatDuration(queue.DefaultJobsDuplicates)+")")
+	b.Duration(&w.ResultsMaxAge, "PUSH_RESULTS_MAX_AGE", "results-max-age", queue.DefaultResultsMaxAge, time.Second, "how long results are kept")
+	b.Duration(&w.DLQMaxAge, "PUSH_DLQ_MAX_AGE", "dlq-max-age", queue.DefaultDLQMaxAge, time.Second, "how long dead letters are kept")
+	b.Int(&w.Replicas, "PUSH_REPLICAS", "replicas", queue.DefaultReplicas, 1, "stream and consumer replicas: 3 on a clustered JetStream")
+
+	b = binder{"Operations", &t}
+	b.String(&w.HTTPAddr, "PUSH_HTTP_ADDR", "http-addr", "", "address of /metrics, /healthz and /readyz; unset: "+DefaultDevHTTPAddr+" in dev mode, "+DefaultHTTPAddr+" otherwise")
+	b.Func("PUSH_LOG_LEVEL", "log-level", DefaultLogLevel, "debug, info, warn or error", func(v string) error {
+		l, err := zapcore.ParseLevel(v)
+		if err != nil {
+			return fmt.Errorf("want debug, info, warn or error")
+		}
+		w.LogLevel = l
+		return nil
+	})
+	b.Func("PUSH_LOG_FORMAT", "log-format", "", "json or console; unset: console in dev mode, json otherwise", func(v string) error {
+		if v != "" && v != "json" && v != "console" {
+			return fmt.Errorf("want json or console")
+		}
+		w.LogFormat = v
+		return nil
+	})
+	b.Bool(&w.Pprof, "PUSH_PPROF", "pprof", false, "serve Go's /debug/pprof on PUSH_HTTP_ADDR too (diagnostics; keep the address private)")
+	b.Duration(&w.ShutdownGrace, "PUSH_SHUTDOWN_GRACE", "shutdown-grace", queue.DefaultGrace, time.Millisecond, "how long jobs in flight may finish after SIGINT/SIGTERM")
+	b.String(&w.DataDir, "PUSH_DATA_DIR", "data-dir", DefaultDataDir, "dev mode: where the embedded NATS server keeps its store")
+	b.Int(&w.DevNATSPort, "PUSH_DEV_NATS_PORT", "dev-nats-port", DefaultDevNATSPort, 1, "dev mode: the embedded NATS server's port on 127.0.0.1")
+	return t
+}
+
+// ParseWorker reads a worker's configuration and checks what spans settings.
+func ParseWorker(args []string, getenv func(string) string, usage string, out io.Writer) (*Worker, error) {
+	w := &Worker{}
+	if err := w.Settings().Parse("worker", args, getenv, usage, out); err != nil {
+		return nil, err
+	}
+	return w, w.check()
+}
+
+func (w *Worker) check() error {
+	if !w.Dev() && w.Redis.URL == "" {
+		return fmt.Errorf("NATS_URL is set but REDIS_URL is not: workers share dedupe and the rate limit through Redis; " +
+			"set REDIS_URL, or unset NATS_URL for dev mode")
+	}
+	if (w.AccessKeyID == "") != (w.AccessSecret == "") {
+		return fmt.Errorf("set both MPAAS_AK_ENV and MPAAS_SK_ENV (or MPAAS_SK_ENV_FILE), or neither in dev mode")
+	}
+	if w.AccessKeyID == "" && !w.Dev() {
+		return fmt.Errorf("MPAAS_AK_ENV and MPAAS_SK_ENV are required outside dev mode (NATS_URL is set)")
+	}
+	if w.AccessKeyID != "" { // dev mode without credentials sends to the emulator, whatever the endpoint
+		if _, err := push.ParseEndpoint(w.MPaaSEndpoint); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// zone reads "UTC+8"-style offsets or IANA names.
+func zone(s string) (*time.Location, error) {
+	if s == "" || s == DefaultTimezone {
+		return job.MPaaSZone, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "UTC"); ok {
+		var h int
+		if _, err := fmt.Sscanf(rest, "%d", &h); err == nil && h >= -12 && h <= 14 {
+			return time.FixedZone(s, h*3600), nil
+		}
+	}
+	loc, err := time.LoadLocation(s)
+	if err != nil {
+		return nil, fmt.Errorf("want UTC+8 or a zone name such as Asia/Shanghai")
+	}
+	return loc, nil
+}

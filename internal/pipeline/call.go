@@ -1,0 +1,179 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// send makes the chunk's call until it ends: sent, failed for good, or handed
+// back to a later delivery. It runs in its own goroutine and holds one call slot.
+// On the last delivery a chunk that still fails is failed, not handed back.
+func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
+	attempts, transient, probes := 0, 0, 0
+	for {
+		if r.expired(p) {
+			p.releaseClaims(r, c.keys)
+			c.result = deadline(c.targets, attempts)
+			return
+		}
+		waitStart := p.cfg.Clock.Now()
+		if err := p.untilOK(ctx, health.CauseRedis, func() error { return p.limiter.Wait(ctx, r.event) }); err != nil {
+			p.handBack(r, c)
+			return
+		}
+		p.obs.LimiterWait(r.d.Lane, p.cfg.Clock.Now().Sub(waitStart))
+		out := p.pusher.Push(ctx, r.j, c.targets)
+		attempts++
+		p.obs.Call(r.d.Lane, out)
+		if out.Throttled {
+			p.limiter.Throttled()
+		}
+		r.log.Debug("mPaaS call", zap.Int("targets", len(c.targets)), zap.Int("attempt", attempts), zap.Stringer("class", out.Class),
+			zap.String("code", out.ResultCode), zap.String("request_id", out.RequestID), zap.Duration("latency", out.Latency), zap.Error(out.Err))
+
+		switch {
+		case out.Class == push.Success:
+			p.gate.Clear(health.CauseCredentials)
+			p.gate.Clear(health.CauseMPaaS)
+			p.markSent(ctx, r, c, dedupe.Mark{RequestID: out.RequestID, Attempts: attempts, Data: out.Data})
+			c.result = chunkResult(c.targets, out, attempts, job.ChunkSent)
+			return
+
+		case out.Class == push.JobFault:
+			p.releaseClaims(r, c.keys)
+			c.result = chunkResult(c.targets, out, attempts, job.ChunkFailed)
+			return
+
+		case out.Class == push.ConfigFault, unreachable(out) && transient+1 >= p.cfg.Attempts:
+			// The worker's problem, not the job's: hold the chunk, stop fetching, probe.
+			cause := health.CauseCredentials
+			if out.Class != push.ConfigFault {
+				cause = health.CauseMPaaS
+			}
+			p.gate.Set(cause, out.Err)
+			probes++
+			if !p.cfg.Clock.Sleep(ctx, p.cfg.Probe.NextRetry(probes)) || !p.refresh(ctx, r, c) {
+				p.handBack(r, c)
+				return
+			}
+			if len(c.targets) == 0 {
+				return
+			}
+
+		default: // transient
+			transient++
+			if transient >= p.cfg.Attempts {
+				p.releaseClaims(r, c.keys)
+				if r.d.Last {
+					c.result = chunkResult(c.targets, out, attempts, job.ChunkFailed)
+				} else {
+					c.handed = true
+				}
+				r.log.Info("chunk still failing after retries", zap.Int("targets", len(c.targets)),
+					zap.Int("attempts", attempts), zap.String("code", out.ResultCode), zap.Bool("last_delivery", r.d.Last))
+				return
+			}
+			if !p.cfg.Clock.Sleep(ctx, p.cfg.Call.NextRetry(transient)) {
+				p.handBack(r, c)
+				return
+			}
+		}
+	}
+}
+
+// unreachable is a call that got no answer and did not go out: mPaaS cannot be reached.
+func unreachable(out push.Outcome) bool {
+	return out.Class == push.Transient && out.HTTPStatus == 0 && !out.MaybeSent
+}
+
+func chunkResult(t job.Targets, out push.Outcome, attempts int, status string) job.ChunkResult {
+	r := job.ChunkResult{TargetMsgkey: t, Status: status, Attempts: attempts, RequestID: out.RequestID,
+		ResultCode: out.ResultCode, ResultMessage: out.ResultMessage, PushSuccess: out.PushSuccess, Data: out.Data}
+	if status == job.ChunkFailed && out.Err != nil {
+		r.Error = out.Err.Error()
+	}
+	return r
+}
+
+func (p *Pipeline) handBack(r *run, c *chunk) {
+	p.releaseClaims(r, c.keys)
+	c.handed = true
+}
+
+// markSent records the push. A push that went out is never released: when Redis
+// is down the mark waits for it, holding the job.
+func (p *Pipeline) markSent(ctx context.Context, r *run, c *chunk, m dedupe.Mark) {
+	err := p.untilOK(ctx, health.CauseRedis, func() error { return p.store.MarkSent(ctx, r.holder, c.keys, m) })
+	if err != nil {
+		// Only when the worker is stopped for good: the lease stays until it
+		// expires, and a redelivery of this job may push these targets again.
+		r.log.Error("sent mark not stored", zap.Int("targets", len(c.keys)), zap.String("request_id", m.RequestID), zap.Error(err))
+	}
+}
+
+// releaseClaims gives up this delivery's leases. It is best effort: a lease that
+// stays expires on its own.
+func (p *Pipeline) releaseClaims(r *run, keys []dedupe.Key) {
+	if len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.store.Release(ctx, r.holder, keys); err != nil {
+		r.log.Warn("releasing claims", zap.Int("targets", len(keys)), zap.Error(err))
+	}
+}
+
+// refresh claims the chunk's pairs again after a pause, which renews the leases;
+// a pair another job took meanwhile leaves the chunk as a duplicate.
+func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
+	var claims []dedupe.Claim
+	err := p.untilOK(ctx, health.CauseRedis, func() error {
+		var err error
+		claims, err = p.store.Claim(ctx, r.holder, c.keys)
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	targets, keys := c.targets[:0:0], c.keys[:0:0]
+	for i, cl := range claims {
+		if cl.State == dedupe.Claimed {
+			targets, keys = append(targets, c.targets[i]), append(keys, c.keys[i])
+		} else {
+			c.skipped = append(c.skipped, c.targets[i])
+		}
+	}
+	c.targets, c.keys = targets, keys
+	return true
+}
+
+// untilOK runs f until it succeeds. While a store the worker needs is
+// unavailable, that is the worker's problem: the gate stays shut and f is probed
+// with a growing delay. Any other error, or ctx ending, is returned.
+func (p *Pipeline) untilOK(ctx context.Context, cause health.Cause, f func() error) error {
+	for probes := 1; ; probes++ {
+		err := f()
+		if err == nil {
+			if probes > 1 {
+				p.gate.Clear(cause)
+			}
+			return nil
+		}
+		if ctx.Err() != nil || !errors.Is(err, health.ErrUnavailable) {
+			return err
+		}
+		p.gate.Set(cause, err)
+		if !p.cfg.Clock.Sleep(ctx, p.cfg.Probe.NextRetry(probes)) {
+			return ctx.Err()
+		}
+	}
+}

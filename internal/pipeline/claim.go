@@ -1,0 +1,104 @@
+package pipeline
+
+import (
+	"context"
+
+	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// claimAhead is how many targets one claim round trip takes: several calls' worth.
+const claimAhead = 5 * job.MaxTargetsPerCall
+
+// claimer claims a job's targets ahead of its calls, in the job's order, and
+// hands them out a call at a time. It records, for the result, the pairs another
+// job owns (skipped) and the pairs an earlier delivery of this job sent
+// (sentBefore, under that call's request id).
+type claimer struct {
+	p          *Pipeline
+	r          *run
+	pending    job.Targets  // not claimed yet
+	ready      job.Targets  // claimed, waiting for a call
+	readyKeys  []dedupe.Key // their keys
+	skipped    job.Targets
+	sentBefore []*job.ChunkResult // in order of first appearance
+	byRequest  map[string]*job.ChunkResult
+}
+
+func (c *claimer) more() bool { return len(c.ready) > 0 || len(c.pending) > 0 }
+
+// next is the next call's chunk, or nil when every target left was skipped.
+func (c *claimer) next(ctx context.Context) (*chunk, error) {
+	for len(c.ready) < job.MaxTargetsPerCall && len(c.pending) > 0 {
+		if err := c.claim(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if len(c.ready) == 0 {
+		return nil, nil
+	}
+	n := min(job.MaxTargetsPerCall, len(c.ready))
+	ch := &chunk{targets: c.ready[:n:n], keys: c.readyKeys[:n:n]}
+	c.ready, c.readyKeys = c.ready[n:], c.readyKeys[n:]
+	return ch, nil
+}
+
+// claim claims the next window of pending targets in one round trip.
+func (c *claimer) claim(ctx context.Context) error {
+	n := min(claimAhead, len(c.pending))
+	window := c.pending[:n]
+	keys := keysOf(c.r.j, window)
+	var claims []dedupe.Claim
+	err := c.p.untilOK(ctx, health.CauseRedis, func() error {
+		var err error
+		claims, err = c.p.store.Claim(ctx, c.r.holder, keys)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.pending = c.pending[n:]
+	for i, cl := range claims {
+		switch cl.State {
+		case dedupe.Claimed:
+			c.ready = append(c.ready, window[i])
+			c.readyKeys = append(c.readyKeys, keys[i])
+		case dedupe.SentBySelf:
+			c.addSentBefore(window[i], cl.Mark)
+		default:
+			c.skipped = append(c.skipped, window[i])
+		}
+	}
+	return nil
+}
+
+func (c *claimer) addSentBefore(t job.Target, m dedupe.Mark) {
+	if c.byRequest == nil {
+		c.byRequest = map[string]*job.ChunkResult{}
+	}
+	cr := c.byRequest[m.RequestID]
+	if cr == nil {
+		cr = &job.ChunkResult{Status: job.ChunkSent, Attempts: m.Attempts, RequestID: m.RequestID,
+			ResultCode: "OK", PushSuccess: true, Data: m.Data}
+		c.byRequest[m.RequestID] = cr
+		c.sentBefore = append(c.sentBefore, cr)
+	}
+	cr.TargetMsgkey = append(cr.TargetMsgkey, t)
+}
+
+// giveUp releases the claims made ahead and returns every target not handed out.
+func (c *claimer) giveUp() job.Targets {
+	c.p.releaseClaims(c.r, c.readyKeys)
+	left := append(c.ready[:len(c.ready):len(c.ready)], c.pending...)
+	c.ready, c.readyKeys, c.pending = nil, nil, nil
+	return left
+}
+
+func keysOf(j *job.Job, t job.Targets) []dedupe.Key {
+	keys := make([]dedupe.Key, len(t))
+	for i, x := range t {
+		keys[i] = dedupe.Key{AppID: j.AppID, WorkspaceID: j.WorkspaceID, Target: x.Target, MsgKey: x.MsgKey}
+	}
+	return keys
+}

@@ -1,0 +1,202 @@
+// Package pipeline is the path of one job inside a worker, from the bytes the
+// queue delivered to the outcome it hands back: decode and validate, claim each
+// pair in the dedupe store, chunk the claimed targets into calls of at most ten,
+// take a slot from the shared rate limit, call mPaaS, retry what is transient,
+// mark what was sent and release what was not. It knows nothing of JetStream: it
+// implements queue.Handler, and the queue carries out what it decides.
+package pipeline
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/queue"
+	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/job"
+	"github.com/mpaas-push/pushworker/topology"
+)
+
+// Pusher makes one mPaaS call for some of a job's targets.
+type Pusher interface {
+	Push(ctx context.Context, j *job.Job, targets job.Targets) push.Outcome
+}
+
+// Limiter hands out call slots, event calls first, and slows down when mPaaS throttles.
+type Limiter interface {
+	Wait(ctx context.Context, event bool) error
+	Throttled()
+}
+
+// Defaults of Config.
+const (
+	DefaultMaxInFlight = 32
+	DefaultAttempts    = 4
+)
+
+// Config of a Pipeline. Every zero field takes its default.
+type Config struct {
+	MaxInFlight int       // mPaaS calls in flight at once, over all jobs; default DefaultMaxInFlight
+	Attempts    int       // calls per chunk per delivery for transient failures; default DefaultAttempts
+	Rules       job.Rules // validation (target cap, scheduled chunks cap, zone, topology)
+
+	Call     retry.Policy // between calls of a chunk within a delivery; default retry.Call
+	Probe    retry.Policy // between probes of a worker problem; default retry.Probe
+	HandBack retry.Policy // the redelivery delay of a job handed back, by delivery; default retry.HandBack
+	Clock    clock.Clock  // default clock.Real
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = DefaultAttempts
+	}
+	if c.Call == nil {
+		c.Call = retry.Call
+	}
+	if c.Probe == nil {
+		c.Probe = retry.Probe
+	}
+	if c.HandBack == nil {
+		c.HandBack = retry.HandBack
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	c.Rules.Topology = c.Rules.Topology.OrDefault()
+	return c
+}
+
+// Observer is told what happens, for metrics. Every method must be cheap.
+type Observer interface {
+	Call(lane string, out push.Outcome)
+	Chunk(lane, status string)
+	Duplicates(lane string, n int)
+	LimiterWait(lane string, d time.Duration)
+	InFlight(delta int)
+}
+
+type noObserver struct{}
+
+func (noObserver) Call(string, push.Outcome)         {}
+func (noObserver) Chunk(string, string)              {}
+func (noObserver) Duplicates(string, int)            {}
+func (noObserver) LimiterWait(string, time.Duration) {}
+func (noObserver) InFlight(int)                      {}
+
+// Pipeline runs deliveries. It is safe for concurrent use: every job it runs
+// shares one cap on calls in flight.
+type Pipeline struct {
+	cfg     Config
+	store   dedupe.Store
+	limiter Limiter
+	pusher  Pusher
+	gate    *health.Gate
+	log     *zap.Logger
+	obs     Observer
+	slots   chan struct{} // every call in flight
+	bulk    chan struct{} // bulk calls in flight: fewer, so that events always find a slot
+}
+
+// New makes a Pipeline. log and obs may be nil.
+func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *health.Gate, log *zap.Logger, obs Observer) *Pipeline {
+	cfg = cfg.withDefaults()
+	if obs == nil {
+		obs = noObserver{}
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Pipeline{cfg: cfg, store: store, limiter: limiter, pusher: pusher, gate: gate, log: log, obs: obs,
+		slots: make(chan struct{}, cfg.MaxInFlight), bulk: make(chan struct{}, max(1, cfg.MaxInFlight-max(1, cfg.MaxInFlight/4)))}
+}
+
+var _ queue.Handler = (*Pipeline)(nil)
+
+// Handle runs one delivery of a job to its outcome: a rejected job is answered
+// at once; a valid one is processed, and either ends with its result or is handed
+// back. On the last delivery nothing is handed back: what still fails is failed
+// (and dead-lettered), and a job stopped midway is dead-lettered whole.
+func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
+	fallback := fallbackID(d)
+	j, err := job.Decode(d.Data)
+	if err == nil {
+		if j.JobID == "" {
+			j.JobID = fallback
+		}
+		rules := p.cfg.Rules
+		rules.SkipTimeRules = d.Number > 1 // a half-sent job is never rejected because time moved on
+		err = j.Validate(rules)
+	}
+	if err != nil {
+		return p.reject(d, j, fallback, err)
+	}
+	log := p.log.With(zap.String("job", j.JobID), zap.String("lane", d.Lane), zap.Int("delivery", d.Number))
+	log.Debug("job received", zap.String("subject", d.Subject), zap.Int("targets", len(j.TargetMsgkey)))
+	run := p.process(ctx, j, d, log)
+	subject := p.cfg.Rules.Topology.ResultSubject(j.ReplyTo, j.JobID)
+	switch {
+	case run.result != nil:
+		out := queue.Outcome{Result: run.result, ResultSubject: subject, Action: queue.Ack}
+		if len(run.failed) > 0 {
+			failed := *j
+			failed.TargetMsgkey = run.failed
+			body, _ := failed.Encode()
+			out.DeadLetter = &queue.DeadLetter{JobID: j.JobID, Body: body, Reason: queue.ReasonFailed, Error: run.lastError}
+		}
+		log.Info("job done", zap.String("status", string(run.result.Status)), zap.Int("sent", run.result.Sent),
+			zap.Int("duplicates", run.result.Duplicates), zap.Int("failed", run.result.Failed))
+		return out
+	case d.Last:
+		// No delivery comes after this one: a work-queue stream would keep the job for
+		// ever. Dead-letter it whole; what it already sent is in the dedupe store, so a
+		// replay sends only the rest.
+		log.Warn("job stopped during its last delivery: dead-lettered whole")
+		return queue.Outcome{Action: queue.Term, DeadLetter: &queue.DeadLetter{JobID: j.JobID, Body: d.Data,
+			Reason: queue.ReasonStopped, Error: "the worker stopped during the last delivery"}}
+	case ctx.Err() != nil:
+		return queue.Outcome{Action: queue.Release} // the worker is stopping: another may take it at once
+	default:
+		delay := p.cfg.HandBack.NextRetry(d.Number)
+		log.Info("job handed back", zap.Duration("delay", delay), zap.Int("sent", run.sent))
+		return queue.Outcome{Action: queue.Retry, Delay: delay}
+	}
+}
+
+// reject answers an invalid job: a rejected result, a dead letter with the bytes
+// as received, and Term, since no retry can fix it.
+func (p *Pipeline) reject(d queue.Delivery, j *job.Job, fallback string, cause error) queue.Outcome {
+	topo := p.cfg.Rules.Topology
+	id := fallback
+	if j != nil && job.ValidJobID(j.JobID) {
+		id = j.JobID
+	}
+	subject := topo.ResultSubject("", id)
+	if j != nil && j.ReplyTo != "" && topo.ValidReplyTo(j.ReplyTo) {
+		subject = j.ReplyTo
+	}
+	res := job.Rejected(id, j, cause, d.Number, p.cfg.Clock.Now())
+	p.log.Info("job rejected", zap.String("job", id), zap.String("lane", d.Lane), zap.String("error", res.Error))
+	return queue.Outcome{Result: res, ResultSubject: subject, Action: queue.Term,
+		DeadLetter: &queue.DeadLetter{JobID: id, Body: d.Data, Reason: queue.ReasonRejected, Error: res.Error}}
+}
+
+// fallbackID is the job id of a job without one: its Nats-Msg-Id when that is a
+// valid job id, else seq-<stream sequence>.
+func fallbackID(d queue.Delivery) string {
+	if d.MsgID != "" && job.ValidJobID(d.MsgID) {
+		return d.MsgID
+	}
+	return "seq-" + strconv.FormatUint(d.Sequence, 10)
+}
+
+// Lane of a delivery, from the topology's lane names.
+func event(d queue.Delivery) bool { return d.Lane == topology.LaneDefault }

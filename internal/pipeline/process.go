@@ -1,0 +1,171 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/queue"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// run is one delivery of one valid job: who holds its claims, and what became
+// of it. Its goroutines (one per chunk in flight) write only their own chunk.
+type run struct {
+	j      *job.Job
+	d      queue.Delivery
+	holder dedupe.Holder
+	event  bool
+	log    *zap.Logger
+
+	// The outcome, filled in by process once every chunk has ended.
+	result    *job.Result // nil: hand the job back
+	failed    job.Targets // failed for good, to dead-letter
+	lastError string
+	sent      int
+}
+
+// chunk is one call's worth of claimed targets and what became of it.
+type chunk struct {
+	targets job.Targets
+	keys    []dedupe.Key
+	result  job.ChunkResult
+	handed  bool        // not finished on this delivery
+	skipped job.Targets // lost to another job while this chunk waited out a worker problem
+}
+
+// process runs one delivery of a valid job whose JobID is set.
+func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, log *zap.Logger) *run {
+	r := &run{j: j, d: d, event: event(d), log: log,
+		holder: dedupe.Holder{JobID: j.JobID, Message: strconv.FormatUint(d.Sequence, 10), Token: newToken()}}
+	started := p.cfg.Clock.Now()
+	cl := &claimer{p: p, r: r, pending: j.TargetMsgkey}
+	var (
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		chunks []*chunk
+		handed bool
+	)
+	for cl.more() {
+		if r.expired(p) {
+			for _, t := range job.Chunk(cl.giveUp(), job.MaxTargetsPerCall) {
+				chunks = append(chunks, &chunk{targets: t, result: deadline(t, 0)})
+			}
+			break
+		}
+		// Hold a call slot before taking a chunk, so that claims wait for calls
+		// only as long as the claims made ahead of them.
+		if err := p.acquire(ctx, r.event); err != nil {
+			handed = true
+			break
+		}
+		c, err := cl.next(ctx)
+		if err != nil || c == nil { // c == nil: every target left was a duplicate or sent before
+			p.release(r.event)
+			handed = handed || err != nil
+			if err != nil {
+				break
+			}
+			continue
+		}
+		chunks = append(chunks, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer p.release(r.event)
+			p.send(ctx, r, c)
+			if c.handed {
+				mu.Lock()
+				handed = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if handed {
+		cl.giveUp()
+	}
+	r.finish(p, cl, chunks, handed, started)
+	return r
+}
+
+// finish builds the result, in one place, from what the claims found and what
+// each chunk became.
+func (r *run) finish(p *Pipeline, cl *claimer, chunks []*chunk, handed bool, started time.Time) {
+	res := job.NewResult(r.j, r.d.Number, started)
+	for _, c := range cl.sentBefore {
+		res.AddChunk(*c)
+	}
+	for _, t := range cl.skipped {
+		res.AddSkipped(t)
+	}
+	for _, c := range chunks {
+		for _, t := range c.skipped {
+			res.AddSkipped(t)
+		}
+		if c.handed || c.result.Status == "" { // handed back, or nothing left to send
+			continue
+		}
+		res.AddChunk(c.result)
+		p.obs.Chunk(r.d.Lane, c.result.Status)
+		if c.result.Status == job.ChunkFailed {
+			r.failed = append(r.failed, c.result.TargetMsgkey...)
+			r.lastError = c.result.Error
+		}
+	}
+	p.obs.Duplicates(r.d.Lane, res.Duplicates)
+	r.sent = res.Sent
+	if !handed {
+		r.result = res.Finish(p.cfg.Clock.Now())
+	}
+}
+
+func (r *run) expired(p *Pipeline) bool {
+	return r.j.NotAfter != nil && !p.cfg.Clock.Now().Before(*r.j.NotAfter)
+}
+
+func deadline(t job.Targets, attempts int) job.ChunkResult {
+	return job.ChunkResult{TargetMsgkey: t, Status: job.ChunkFailed, Attempts: attempts, Error: "deadline passed"}
+}
+
+// acquire takes a call slot. Bulk calls take one of the bulk slots first, a
+// quarter fewer than all, so that event calls never wait behind bulk ones.
+func (p *Pipeline) acquire(ctx context.Context, event bool) error {
+	if !event {
+		select {
+		case p.bulk <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case p.slots <- struct{}{}:
+		p.obs.InFlight(1)
+		return nil
+	case <-ctx.Done():
+		if !event {
+			<-p.bulk
+		}
+		return ctx.Err()
+	}
+}
+
+func (p *Pipeline) release(event bool) {
+	<-p.slots
+	if !event {
+		<-p.bulk
+	}
+	p.obs.InFlight(-1)
+}
+
+func newToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,83 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// Headers of a dead letter.
+const (
+	HeaderReason     = "Pushworker-Reason"     // rejected, failed or stopped
+	HeaderError      = "Pushworker-Error"      // the last error, one line
+	HeaderJobID      = "Pushworker-Job-Id"     // the job's id (or its fallback id)
+	HeaderSubject    = "Pushworker-Subject"    // the subject the job came on
+	HeaderDeliveries = "Pushworker-Deliveries" // how many times it was delivered
+)
+
+// publishResult stores the result in the result stream. Nats-Msg-Id = job id:
+// a re-run's result is dropped as a duplicate.
+func (q *Queue) publishResult(ctx context.Context, subject string, r *job.Result) error {
+	body, err := r.Encode()
+	if err != nil {
+		return err
+	}
+	return q.publish(ctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{r.JobID}}})
+}
+
+func (q *Queue) publishDeadLetter(ctx context.Context, subject string, dl *DeadLetter, msg jetstream.Msg) error {
+	deliveries := "0"
+	if meta, err := msg.Metadata(); err == nil {
+		deliveries = strconv.FormatUint(meta.NumDelivered, 10)
+	}
+	m := &nats.Msg{Subject: q.cfg.Topology.DLQSubject(dl.JobID), Data: dl.Body, Header: nats.Header{}}
+	m.Header.Set(HeaderReason, dl.Reason)
+	m.Header.Set(HeaderError, dl.Error)
+	m.Header.Set(HeaderJobID, dl.JobID)
+	m.Header.Set(HeaderSubject, subject)
+	m.Header.Set(HeaderDeliveries, deliveries)
+	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+dl.JobID)
+	return q.publish(ctx, m)
+}
+
+// ErrRefused wraps a publish that the server refused for the message itself (too
+// big, a subject no stream takes): trying again changes nothing.
+var ErrRefused = errors.New("publish refused")
+
+// publish retries while JetStream cannot be reached, until ctx ends. A stream
+// deleted under the worker is re-created (or the gate says which is gone).
+func (q *Queue) publish(ctx context.Context, m *nats.Msg) error {
+	for attempt := 1; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := q.js.PublishMsg(pctx, m)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				q.gate.Clear(health.CauseNATS)
+			}
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		switch {
+		case errors.Is(err, jetstream.ErrNoStreamResponse) && q.js.Conn().IsConnected():
+			// Connected, yet no stream answered: the stream for this subject is gone.
+			q.recreate(ctx, fmt.Errorf("no stream answered a publish to %s: %w", m.Subject, err))
+		case errors.As(err, &apiErr), errors.Is(err, nats.ErrMaxPayload):
+			return fmt.Errorf("%w: publishing to %s: %w", ErrRefused, m.Subject, err)
+		default:
+			q.gate.Set(health.CauseNATS, err)
+		}
+		if !clock.Sleep(ctx, q.cfg.Publish.NextRetry(attempt)) {
+			return fmt.Errorf("publishing to %s: %w", m.Subject, err)
+		}
+	}
+}

@@ -1,0 +1,328 @@
+// Package queue is the worker's JetStream side: the streams and durable
+// consumers, the fetch loops of both lanes, heartbeats while a job runs, and the
+// dead letter, result and acknowledgement that end every delivery. What a job
+// means is the Handler's business; the queue only carries it.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/topology"
+)
+
+// Defaults of Config.
+const (
+	DefaultJobsPerLane = 8
+	DefaultFetchWait   = 2 * time.Second
+	DefaultGrace       = 20 * time.Second
+)
+
+// Config of a Queue. Every zero field takes its default.
+type Config struct {
+	Topology    topology.Topology // default topology.Default()
+	Limits      Limits            // each zero field: its Default* constant
+	JobsPerLane int               // jobs handled at once per lane; default DefaultJobsPerLane
+	FetchWait   time.Duration     // how long one fetch waits for jobs; default DefaultFetchWait
+	Grace       time.Duration     // how long jobs in flight may finish after a stop; default DefaultGrace
+	Publish     retry.Policy      // between publishes of a result or dead letter; default retry.Publish
+	Fetch       retry.Policy      // after a failed fetch; default retry.Fetch
+}
+
+func (c Config) withDefaults() Config {
+	c.Topology = c.Topology.OrDefault()
+	c.Limits = c.Limits.withDefaults()
+	if c.JobsPerLane <= 0 {
+		c.JobsPerLane = DefaultJobsPerLane
+	}
+	if c.FetchWait <= 0 {
+		c.FetchWait = DefaultFetchWait
+	}
+	if c.Grace <= 0 {
+		c.Grace = DefaultGrace
+	}
+	if c.Publish == nil {
+		c.Publish = retry.Publish
+	}
+	if c.Fetch == nil {
+		c.Fetch = retry.Fetch
+	}
+	return c
+}
+
+// Observer is told how deliveries end, for metrics. Every method must be cheap.
+type Observer interface {
+	Job(lane, status string)
+	Redelivered(lane string)
+	DeadLetter(lane, reason string)
+	// AckFailed counts an Ack, Term, Nak or InProgress that the server did not take.
+	AckFailed(op string)
+}
+
+type noObserver struct{}
+
+func (noObserver) Job(string, string)        {}
+func (noObserver) Redelivered(string)        {}
+func (noObserver) DeadLetter(string, string) {}
+func (noObserver) AckFailed(string)          {}
+
+// Queue pulls jobs from both lanes and hands each delivery to a Handler.
+type Queue struct {
+	cfg     Config
+	js      jetstream.JetStream
+	handler Handler
+	gate    *health.Gate
+	log     *zap.Logger
+	obs     Observer
+
+	mu    sync.Mutex
+	lanes map[string]jetstream.Consumer
+}
+
+// New sets up the streams and consumers (Ensure) and returns a Queue ready to
+// Run. obs may be nil.
+func New(ctx context.Context, cfg Config, js jetstream.JetStream, h Handler, gate *health.Gate, log *zap.Logger, obs Observer) (*Queue, error) {
+	if obs == nil {
+		obs = noObserver{}
+	}
+	q := &Queue{cfg: cfg.withDefaults(), js: js, handler: h, gate: gate, log: log, obs: obs}
+	if err := q.ensure(ctx); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// Topology is the names the queue uses.
+func (q *Queue) Topology() topology.Topology { return q.cfg.Topology }
+
+func (q *Queue) ensure(ctx context.Context) error {
+	def, bulk, err := Ensure(ctx, q.js, q.cfg.Topology, q.cfg.Limits)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.lanes = map[string]jetstream.Consumer{topology.LaneDefault: def, topology.LaneBulk: bulk}
+	q.mu.Unlock()
+	return nil
+}
+
+func (q *Queue) lane(name string) jetstream.Consumer {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lanes[name]
+}
+
+// Run fetches and handles jobs until ctx ends, then stops fetching, lets the
+// jobs in flight finish for up to Grace, hands back the rest (their context
+// ends) and returns.
+func (q *Queue) Run(ctx context.Context) {
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var fetchers, jobs sync.WaitGroup
+	for _, name := range []string{topology.LaneDefault, topology.LaneBulk} {
+		fetchers.Add(1)
+		go func() {
+			defer fetchers.Done()
+			q.fetchLoop(ctx, work, name, &jobs)
+		}()
+	}
+	fetchers.Wait() // they return when ctx ends
+	done := make(chan struct{})
+	go func() { jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(q.cfg.Grace):
+		q.log.Warn("jobs still running after the grace period: handing them back", zap.Duration("grace", q.cfg.Grace))
+		stopWork()
+		<-done
+	}
+}
+
+// fetchLoop pulls only as many jobs as the lane has free slots, so no job waits
+// in a client buffer while its AckWait runs, and pulls nothing while the gate is shut.
+func (q *Queue) fetchLoop(ctx, work context.Context, lane string, jobs *sync.WaitGroup) {
+	slots := make(chan struct{}, q.cfg.JobsPerLane)
+	failures := 0
+	for ctx.Err() == nil {
+		if err := q.gate.Wait(ctx); err != nil {
+			return
+		}
+		n := takeSlots(ctx, slots)
+		if n == 0 {
+			return
+		}
+		fetchCtx, cancel := context.WithTimeout(ctx, q.cfg.FetchWait)
+		batch, err := q.lane(lane).Fetch(n, jetstream.FetchContext(fetchCtx))
+		got := 0
+		if err == nil {
+			for msg := range batch.Messages() {
+				got++
+				jobs.Add(1)
+				go func() {
+					defer jobs.Done()
+					defer func() { <-slots }()
+					q.deliver(work, lane, msg)
+				}()
+			}
+			err = batch.Error()
+		}
+		cancel()
+		for range n - got {
+			<-slots
+		}
+		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || ctx.Err() != nil {
+			if failures > 0 {
+				failures = 0
+				q.gate.Clear(health.CauseNATS)
+			}
+			continue
+		}
+		failures++
+		q.log.Warn("fetching jobs", zap.String("lane", lane), zap.Error(err))
+		if missing(err) {
+			q.recreate(ctx, err)
+		} else if failures >= 3 {
+			q.gate.Set(health.CauseNATS, err)
+		}
+		clock.Sleep(ctx, q.cfg.Fetch.NextRetry(failures))
+	}
+}
+
+// takeSlots blocks for one free slot, then takes every other free one.
+func takeSlots(ctx context.Context, slots chan struct{}) int {
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for n < cap(slots) {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// missing reports an error that says a stream or consumer of the topology is gone.
+func missing(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted)
+}
+
+// recreate puts the topology back after a stream or consumer was deleted under
+// the worker; when it cannot, the gate stays shut with a cause that says why.
+func (q *Queue) recreate(ctx context.Context, cause error) {
+	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := q.ensure(ectx); err != nil {
+		q.gate.Set(health.CauseStreams, fmt.Errorf("a stream or consumer is gone (%w) and re-creating it failed: %w", cause, err))
+		return
+	}
+	q.log.Warn("a stream or consumer was gone: re-created the topology", zap.Error(cause))
+	q.gate.Clear(health.CauseStreams)
+}
+
+// deliver runs one delivery through the handler and carries out its outcome.
+func (q *Queue) deliver(ctx context.Context, lane string, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		q.log.Error("job message without metadata", zap.Error(err))
+		q.settle(ctx, msg, Release, 0)
+		return
+	}
+	d := Delivery{Lane: lane, Subject: msg.Subject(), Data: msg.Data(), MsgID: msg.Headers().Get(jetstream.MsgIDHeader),
+		Sequence: meta.Sequence.Stream, Number: int(meta.NumDelivered)}
+	d.Last = d.Number >= q.cfg.Limits.MaxDeliver
+	if d.Number > 1 {
+		q.obs.Redelivered(lane)
+	}
+	stop := q.heartbeat(msg)
+	out := q.handler.Handle(ctx, d)
+	stop()
+	q.finish(ctx, lane, msg, out)
+}
+
+// finish stores the dead letter and the result, then acks, terms or hands back.
+func (q *Queue) finish(ctx context.Context, lane string, msg jetstream.Msg, out Outcome) {
+	if dl := out.DeadLetter; dl != nil {
+		if err := q.publishDeadLetter(ctx, msg.Subject(), dl, msg); err != nil {
+			q.log.Error("dead letter not stored", zap.String("job", dl.JobID), zap.Error(err))
+		} else {
+			q.obs.DeadLetter(lane, dl.Reason)
+		}
+	}
+	action := out.Action
+	if out.Result != nil {
+		if err := q.publishResult(ctx, out.ResultSubject, out.Result); err != nil {
+			q.log.Warn("result not published", zap.String("job", out.Result.JobID), zap.String("subject", out.ResultSubject), zap.Error(err))
+			if action == Ack {
+				action = Release // never ack a job whose result is not stored
+			}
+		} else {
+			q.obs.Job(lane, string(out.Result.Status))
+		}
+	}
+	q.settle(ctx, msg, action, out.Delay)
+}
+
+// settle carries out the action. Its errors are not the job's: the message then
+// comes back after its AckWait, and the dedupe store makes the re-run send nothing
+// twice. They are logged at debug and counted.
+func (q *Queue) settle(ctx context.Context, msg jetstream.Msg, a Action, delay time.Duration) {
+	var err error
+	switch a {
+	case Ack:
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		err = msg.DoubleAck(actx)
+		cancel()
+	case Term:
+		err = msg.Term()
+	case Retry:
+		err = msg.NakWithDelay(delay)
+	case Release:
+		err = msg.Nak()
+	}
+	if err != nil {
+		q.obs.AckFailed(a.String())
+		q.log.Debug("acknowledgement not taken", zap.Stringer("action", a), zap.String("subject", msg.Subject()), zap.Error(err))
+	}
+}
+
+// heartbeat keeps the job's AckWait from running out while it runs.
+func (q *Queue) heartbeat(msg jetstream.Msg) (stop func()) {
+	every := max(q.cfg.Limits.AckWait/3, 500*time.Millisecond)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				if err := msg.InProgress(); err != nil {
+					q.obs.AckFailed("in_progress")
+					q.log.Debug("InProgress not taken", zap.String("subject", msg.Subject()), zap.Error(err))
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}

@@ -1,0 +1,90 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/mpaas-push/pushworker/internal/config"
+	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/metrics"
+)
+
+// httpServer serves /metrics, /healthz and /readyz (and /debug/pprof when asked).
+type httpServer struct {
+	srv  *http.Server
+	addr string
+}
+
+func serveHTTP(addr string, m *metrics.Metrics, gate *health.Gate, nc *nats.Conn, profiling bool) (*httpServer, error) {
+	mux := http.NewServeMux()
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		causes := gate.Causes()
+		if !nc.IsConnected() && !slices.Contains(causes, health.CauseNATS) {
+			causes = append(causes, health.CauseNATS)
+		}
+		if len(causes) > 0 {
+			names := make([]string, len(causes))
+			for i, c := range causes {
+				names[i] = string(c)
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: waiting for %s\n", strings.Join(names, ", "))
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	return &httpServer{srv: srv, addr: l.Addr().String()}, nil
+}
+
+func (h *httpServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.srv.Shutdown(ctx)
+}
+
+func newLogger(c *config.Worker, out io.Writer) (*zap.Logger, error) {
+	if out == nil {
+		out = os.Stdout
+	}
+	format := c.LogFormat
+	if format == "" {
+		format = map[bool]string{true: "console", false: "json"}[c.Dev()]
+	}
+	var enc zapcore.Encoder
+	if format == "json" {
+		ec := zap.NewProductionEncoderConfig()
+		ec.EncodeTime = zapcore.ISO8601TimeEncoder
+		enc = zapcore.NewJSONEncoder(ec)
+	} else {
+		ec := zap.NewDevelopmentEncoderConfig()
+		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+		enc = zapcore.NewConsoleEncoder(ec)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(out), c.LogLevel)), nil
+}

@@ -1,0 +1,325 @@
+// Package service wires one worker process together from its configuration:
+// the connections (or, in dev mode, an embedded NATS server, in-memory stores and
+// the mPaaS emulator), the stores, the pipeline, the queue, metrics and the HTTP
+// endpoints. cmd/worker parses the configuration and calls Run; the tests start
+// workers through New, so that they run what ships.
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/mpaas-push/pushworker/internal/config"
+	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/metrics"
+	"github.com/mpaas-push/pushworker/internal/pipeline"
+	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/queue"
+	"github.com/mpaas-push/pushworker/internal/ratelimit"
+	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/topology"
+)
+
+// Options are what a caller gives besides the configuration. All are optional;
+// tests use them to share a connection, cut one, or shorten the waits.
+type Options struct {
+	Log      io.Writer             // where logs go; default os.Stdout
+	Logger   *zap.Logger           // instead of a logger built from the configuration
+	NATS     *nats.Conn            // instead of connecting to cfg.NATS (the caller closes it)
+	Redis    redis.UniversalClient // instead of connecting to cfg.Redis (the caller closes it)
+	Pusher   pipeline.Pusher       // instead of the mPaaS client from cfg
+	Topology topology.Topology     // default topology.Default()
+	// Tune adjusts the parts' configurations after they are made from cfg (tests:
+	// short waits, small streams).
+	Tune func(*Parts)
+}
+
+// Parts are the configurations of the long-running parts, as made from the
+// worker's configuration.
+type Parts struct {
+	Queue    queue.Config
+	Pipeline pipeline.Config
+}
+
+// Service is one wired worker.
+type Service struct {
+	cfg     *config.Worker
+	log     *zap.Logger
+	gate    *health.Gate
+	metrics *metrics.Metrics
+	nc      *nats.Conn
+	rdb     redis.UniversalClient
+	queue   *queue.Queue
+	limiter *ratelimit.Redis // nil in dev mode (in-memory limiter)
+	http    *httpServer
+	desc    map[string]string // what the start line says it connected to
+	closers []func()          // in order of opening; Close runs them backwards
+}
+
+// New connects, or starts dev mode's servers, and sets up the topology. Close
+// releases everything, also after an error.
+func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err error) {
+	s = &Service{cfg: cfg, desc: map[string]string{}, metrics: metrics.New()}
+	defer func() {
+		if err != nil {
+			s.Close()
+			s = nil
+		}
+	}()
+	if s.log = o.Logger; s.log == nil {
+		if s.log, err = newLogger(cfg, o.Log); err != nil {
+			return s, err
+		}
+	}
+	redis.SetLogger(discardRedisLog{}) // go-redis's own logger prints to stderr; its errors reach our log through the worker
+	s.gate = health.NewGate(s.paused, s.resumed)
+
+	pusher, err := s.pusher(o)
+	if err != nil {
+		return s, err
+	}
+	if s.nc = o.NATS; s.nc == nil {
+		if s.nc, err = s.connectNATS(); err != nil {
+			return s, err
+		}
+	} else {
+		s.desc["nats"] = connect.RedactURLs(s.nc.ConnectedUrl())
+	}
+	store, limiter, err := s.stores(ctx, o)
+	if err != nil {
+		return s, err
+	}
+
+	parts := s.parts(o.Topology)
+	if o.Tune != nil {
+		o.Tune(&parts)
+	}
+	pipe := pipeline.New(parts.Pipeline, store, limiter, pusher, s.gate, s.log, s.metrics)
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return s, err
+	}
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if s.queue, err = queue.New(setup, parts.Queue, js, pipe, s.gate, s.log, s.metrics); err != nil {
+		return s, err
+	}
+	addr := cfg.HTTPAddr
+	if addr == "" {
+		addr = map[bool]string{true: config.DefaultDevHTTPAddr, false: config.DefaultHTTPAddr}[cfg.Dev()]
+	}
+	if s.http, err = serveHTTP(addr, s.metrics, s.gate, s.nc, cfg.Pprof); err != nil {
+		return s, fmt.Errorf("PUSH_HTTP_ADDR %s: %w", addr, err)
+	}
+	s.closers = append(s.closers, s.http.close)
+	return s, nil
+}
+
+// parts makes the parts' configurations from the worker's.
+func (s *Service) parts(topo topology.Topology) Parts {
+	c := s.cfg
+	topo = topo.OrDefault()
+	handBack := retry.HandBack
+	handBack.Initial = c.RetryDelay
+	return Parts{
+		Queue: queue.Config{Topology: topo, JobsPerLane: c.JobsPerLane, Grace: c.ShutdownGrace,
+			Limits: queue.Limits{JobsMaxBytes: c.JobsMaxBytes, JobsDuplicates: c.DuplicateWindow, ResultsMaxAge: c.ResultsMaxAge,
+				DLQMaxAge: c.DLQMaxAge, Replicas: c.Replicas, AckWait: c.AckWait, MaxDeliver: c.MaxDeliver}},
+		Pipeline: pipeline.Config{MaxInFlight: c.MaxInFlight, Attempts: c.Attempts, HandBack: handBack,
+			Rules: jobRules(c, topo)},
+	}
+}
+
+// pusher is the mPaaS client: the configured account, or in dev mode the
+// built-in emulator.
+func (s *Service) pusher(o Options) (pipeline.Pusher, error) {
+	if o.Pusher != nil {
+		s.desc["mpaas"] = "(given)"
+		return o.Pusher, nil
+	}
+	c := s.cfg
+	pc := push.Config{Endpoint: c.MPaaSEndpoint, Region: c.MPaaSRegion, AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessSecret,
+		Timeout: c.MPaaSTimeout, MaxConns: c.MaxInFlight * 2}
+	if c.AccessKeyID == "" {
+		em, err := startEmulator()
+		if err != nil {
+			return nil, fmt.Errorf("dev mode: starting the mPaaS emulator: %w", err)
+		}
+		s.closers = append(s.closers, em.stop)
+		pc.Endpoint, pc.AccessKeyID, pc.AccessKeySecret = em.url, devKeyID, devKeySecret
+		s.log.Info("dev mode: pushes go to the built-in mPaaS emulator, which accepts any template (MPAAS_AK_ENV is unset)",
+			zap.String("endpoint", em.url), zap.String("stats", em.url+"/sim/stats"))
+	}
+	if c.MPaaSCA != "" {
+		pool, err := connect.LoadCA(c.MPaaSCA)
+		if err != nil {
+			return nil, fmt.Errorf("MPAAS_CA: %w", err)
+		}
+		pc.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	client, err := push.New(pc)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, client.Close)
+	s.desc["mpaas"] = client.Endpoint().URL()
+	return client, nil
+}
+
+// connectNATS connects to the configured servers, or in dev mode starts one.
+func (s *Service) connectNATS() (*nats.Conn, error) {
+	nc := s.cfg.NATS
+	if s.cfg.Dev() {
+		dev, err := startDevNATS(s.cfg.DataDir, s.cfg.DevNATSPort)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, dev.stop)
+		nc.URL = dev.url
+		s.log.Info("dev mode: embedded NATS JetStream server (NATS_URL is unset)", zap.String("url", dev.url), zap.String("store", dev.dir))
+	}
+	opts, err := connect.NATSOptions(nc)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := connect.NATS(nc.URL, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { _ = conn.Drain() })
+	s.desc["nats"] = connect.RedactURLs(nc.URL)
+	return conn, nil
+}
+
+// stores are the dedupe store and the limiter: on Redis, or in memory in dev mode.
+func (s *Service) stores(ctx context.Context, o Options) (dedupe.Store, pipeline.Limiter, error) {
+	c := s.cfg
+	s.metrics.Rate(float64(c.RateLimit))
+	s.rdb = o.Redis
+	if s.rdb == nil && c.Redis.URL == "" {
+		s.log.Info("dev mode: in-memory dedupe and rate limit (REDIS_URL is unset): one worker only, nothing survives a restart")
+		s.desc["redis"] = "in-memory"
+		return dedupe.NewMemory(c.SentTTL, c.LeaseTTL), ratelimit.NewMemory(c.RateLimit, c.RateBurst), nil
+	}
+	if s.rdb == nil {
+		rdb, err := connect.Redis(ctx, c.Redis)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.closers = append(s.closers, func() { _ = rdb.Close() })
+		s.rdb = rdb
+		s.desc["redis"] = connect.RedactURL(c.Redis.URL)
+	} else {
+		s.desc["redis"] = "(given)"
+	}
+	store := dedupe.NewRedis(s.rdb, dedupe.RedisConfig{Prefix: c.RedisPrefix + "dedupe:", SentTTL: c.SentTTL, LeaseTTL: c.LeaseTTL})
+	if err := store.Load(ctx); err != nil {
+		return nil, nil, fmt.Errorf("redis: %w", err)
+	}
+	s.limiter = ratelimit.NewRedis(s.rdb, c.RedisPrefix+"rate:mpaas", c.RateLimit, c.RateBurst)
+	s.limiter.ReserveForEvents(c.EventsShare)
+	if c.RateAdaptive {
+		s.limiter.Adapt(c.RateFloor, func(rate float64) {
+			s.log.Info("shared rate changed", zap.Float64("calls_per_second", rate))
+			s.metrics.Rate(rate)
+		})
+	}
+	return store, s.limiter, nil
+}
+
+func (s *Service) paused(cause health.Cause, err error) {
+	s.log.Warn("paused: waiting for "+string(cause), zap.String("cause", string(cause)), zap.Error(err))
+	s.metrics.Paused(string(cause), true)
+}
+
+func (s *Service) resumed(cause health.Cause) {
+	s.log.Info("resumed: "+string(cause)+" is back", zap.String("cause", string(cause)))
+	s.metrics.Paused(string(cause), false)
+}
+
+// Gate tells what the worker waits for.
+func (s *Service) Gate() *health.Gate { return s.gate }
+
+// HTTPAddr is where /metrics, /healthz and /readyz listen.
+func (s *Service) HTTPAddr() string { return s.http.addr }
+
+// Run works until ctx ends, then stops fetching, finishes or hands back what is
+// in flight, and returns. The parts that jobs need (the limiter's dispenser, the
+// monitor) stop only after the queue has.
+func (s *Service) Run(ctx context.Context) {
+	s.log.Info("worker started", zap.String("nats", s.desc["nats"]), zap.String("redis", s.desc["redis"]),
+		zap.String("mpaas", s.desc["mpaas"]), zap.Int("rate_limit", s.cfg.RateLimit),
+		zap.String("http", "http://"+s.http.addr+"/metrics /healthz /readyz"))
+	after, stopAfter := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	start := func(run func(context.Context), ctx context.Context) {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(ctx) }()
+	}
+	start(s.monitor, ctx)
+	if s.limiter != nil {
+		start(s.limiter.Run, after)
+	}
+	s.queue.Run(ctx)
+	stopAfter()
+	wg.Wait()
+	s.log.Info("stopped fetching; jobs in flight finished or handed back")
+}
+
+// Close releases what New opened, newest first.
+func (s *Service) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+	if s.log != nil {
+		_ = s.log.Sync()
+	}
+}
+
+// MonitorEvery is how often the worker checks Redis and NATS while idle, so that
+// readiness tells the truth before a job finds out.
+const MonitorEvery = 2 * time.Second
+
+func (s *Service) monitor(ctx context.Context) {
+	t := time.NewTicker(MonitorEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.rdb != nil {
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			err := s.rdb.Ping(pctx).Err()
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				s.gate.Set(health.CauseRedis, fmt.Errorf("%w: %w", health.ErrUnavailable, err))
+			} else if err == nil {
+				s.gate.Clear(health.CauseRedis)
+			}
+		}
+		if s.nc.IsConnected() {
+			s.gate.Clear(health.CauseNATS)
+		} else {
+			s.gate.Set(health.CauseNATS, errors.New("NATS connection "+s.nc.Status().String()))
+		}
+	}
+}
+
+type discardRedisLog struct{}
+
+func (discardRedisLog) Printf(context.Context, string, ...any) {}

@@ -1,0 +1,129 @@
+// Package topology names every subject, stream and consumer of the worker's
+// JetStream surface. It is the one owner of those names: the job package, the
+// producer, the worker, the loader, the bench and the tests all take them from a
+// Topology value, so that a deployment (or a test sharing a server) can move the
+// whole surface under another root and every part still agrees.
+package topology
+
+import "strings"
+
+// Topology is one set of names. The zero value is not usable: start from Default.
+type Topology struct {
+	Root          string // subject root: "push" gives push.jobs.*, push.results.>, push.dlq.>
+	JobsStream    string
+	ResultsStream string
+	DLQStream     string
+	Durable       string // the default (events) lane's consumer
+	BulkDurable   string // the bulk lane's consumer
+}
+
+// The public names (the README's "Subjects and streams").
+const (
+	DefaultRoot          = "push"
+	DefaultJobsStream    = "PUSH_JOBS"
+	DefaultResultsStream = "PUSH_RESULTS"
+	DefaultDLQStream     = "PUSH_DLQ"
+	DefaultDurable       = "push-worker"
+	DefaultBulkDurable   = "push-worker-bulk"
+)
+
+// Lanes.
+const (
+	LaneDefault = "default" // business events: <root>.jobs.<name>
+	LaneBulk    = "bulk"    // campaigns: <root>.jobs.bulk.<name>…
+)
+
+// Default is the public interface.
+func Default() Topology {
+	return Topology{Root: DefaultRoot, JobsStream: DefaultJobsStream, ResultsStream: DefaultResultsStream,
+		DLQStream: DefaultDLQStream, Durable: DefaultDurable, BulkDurable: DefaultBulkDurable}
+}
+
+// OrDefault is t, or Default when t is the zero value.
+func (t Topology) OrDefault() Topology {
+	if t.Root == "" {
+		return Default()
+	}
+	return t
+}
+
+// Suffixed is t with every stream and consumer name ending in suffix and the
+// root extended by it, so that tests and benches can share one server.
+func (t Topology) Suffixed(suffix string) Topology {
+	return Topology{Root: t.Root + suffix, JobsStream: t.JobsStream + "_" + suffix, ResultsStream: t.ResultsStream + "_" + suffix,
+		DLQStream: t.DLQStream + "_" + suffix, Durable: t.Durable + "-" + suffix, BulkDurable: t.BulkDurable + "-" + suffix}
+}
+
+func (t Topology) jobsPrefix() string { return t.Root + ".jobs." }
+
+// DefaultLaneSubjects is the default lane's filter: <root>.jobs.*.
+func (t Topology) DefaultLaneSubjects() string { return t.jobsPrefix() + "*" }
+
+// BulkLaneSubjects is the bulk lane's filter: <root>.jobs.bulk.>.
+func (t Topology) BulkLaneSubjects() string { return t.jobsPrefix() + "bulk.>" }
+
+// ResultSubjects is the result stream's filter: <root>.results.>.
+func (t Topology) ResultSubjects() string { return t.Root + ".results.>" }
+
+// DLQSubjects is the dead-letter stream's filter: <root>.dlq.>.
+func (t Topology) DLQSubjects() string { return t.Root + ".dlq.>" }
+
+// ResultPrefix starts every result subject.
+func (t Topology) ResultPrefix() string { return t.Root + ".results." }
+
+// EventsSubject is the default lane's subject for name (one token).
+func (t Topology) EventsSubject(name string) string { return t.jobsPrefix() + name }
+
+// BulkSubject is the bulk lane's subject for a campaign (one or more tokens).
+func (t Topology) BulkSubject(campaign string) string { return t.jobsPrefix() + "bulk." + campaign }
+
+// ResultSubject is where a job's result goes: replyTo when set, else <root>.results.<jobId>.
+func (t Topology) ResultSubject(replyTo, jobID string) string {
+	if replyTo != "" {
+		return replyTo
+	}
+	return t.ResultPrefix() + jobID
+}
+
+// CampaignResults is the filter of a campaign's results when the loader names
+// them <root>.results.<campaign>.<jobId>.
+func (t Topology) CampaignResults(campaign string) string { return t.ResultPrefix() + campaign + ".>" }
+
+// DLQSubject is the dead letter subject of a job.
+func (t Topology) DLQSubject(jobID string) string { return t.Root + ".dlq." + jobID }
+
+// ValidReplyTo reports whether s can be a job's replyTo: a subject under
+// <root>.results.> with no wildcard, space or empty token.
+func (t Topology) ValidReplyTo(s string) bool {
+	rest, ok := strings.CutPrefix(s, t.ResultPrefix())
+	return ok && len(s) <= 255 && validTokens(rest)
+}
+
+// Lane tells which lane a job subject belongs to, or "" when the job stream
+// would not take it: <root>.jobs.<name> (one token) or <root>.jobs.bulk.<name>….
+func (t Topology) Lane(subject string) string {
+	rest, ok := strings.CutPrefix(subject, t.jobsPrefix())
+	if !ok || !validTokens(rest) {
+		return ""
+	}
+	if campaign, bulk := strings.CutPrefix(rest, "bulk."); bulk && campaign != "" {
+		return LaneBulk
+	}
+	if strings.Contains(rest, ".") {
+		return ""
+	}
+	return LaneDefault
+}
+
+// validTokens: at least one token, none empty, no wildcard or white space.
+func validTokens(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return false
+		}
+	}
+	return true
+}

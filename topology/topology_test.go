@@ -1,0 +1,73 @@
+package topology_test
+
+import (
+	"testing"
+
+	"github.com/mpaas-push/pushworker/topology"
+)
+
+func TestDefaultIsThePublicInterface(t *testing.T) {
+	d := topology.Default()
+	for got, want := range map[string]string{
+		d.DefaultLaneSubjects():                      "push.jobs.*",
+		d.BulkLaneSubjects():                         "push.jobs.bulk.>",
+		d.ResultSubjects():                           "push.results.>",
+		d.DLQSubjects():                              "push.dlq.>",
+		d.ResultSubject("", "j1"):                    "push.results.j1",
+		d.ResultSubject("push.results.x", "j1"):      "push.results.x",
+		d.EventsSubject("orders"):                    "push.jobs.orders",
+		d.BulkSubject("spring"):                      "push.jobs.bulk.spring",
+		d.DLQSubject("j1"):                           "push.dlq.j1",
+		d.JobsStream + d.ResultsStream + d.DLQStream: "PUSH_JOBSPUSH_RESULTSPUSH_DLQ",
+		d.Durable + " " + d.BulkDurable:              "push-worker push-worker-bulk",
+	} {
+		if got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	if (topology.Topology{}).OrDefault() != d {
+		t.Error("the zero value must mean the default")
+	}
+}
+
+func TestReplyToFollowsTheRoot(t *testing.T) {
+	other := topology.Default().Suffixed("T1")
+	for _, c := range []struct {
+		topo  topology.Topology
+		s     string
+		valid bool
+	}{
+		{topology.Default(), "push.results.orders", true},
+		{topology.Default(), "push.results.a.b", true},
+		{topology.Default(), "push.results.", false},
+		{topology.Default(), "push.results.a..b", false},
+		{topology.Default(), "push.results.*", false},
+		{topology.Default(), "push.results.a b", false},
+		{topology.Default(), "other.results.a", false},
+		{other, "pushT1.results.a", true},
+		{other, "push.results.a", false},
+	} {
+		if got := c.topo.ValidReplyTo(c.s); got != c.valid {
+			t.Errorf("%s ValidReplyTo(%q) = %v, want %v", c.topo.Root, c.s, got, c.valid)
+		}
+	}
+}
+
+func TestLane(t *testing.T) {
+	d := topology.Default()
+	for s, want := range map[string]string{
+		"push.jobs.orders":            topology.LaneDefault,
+		"push.jobs.bulk.spring":       topology.LaneBulk,
+		"push.jobs.bulk.spring.part2": topology.LaneBulk,
+		"push.jobs.bulk":              topology.LaneDefault, // a one-token name, as the stream takes it
+		"push.jobs.a.b":               "",
+		"push.jobs.":                  "",
+		"push.jobs.*":                 "",
+		"push.results.x":              "",
+		"push.jobs.bulk..x":           "",
+	} {
+		if got := d.Lane(s); got != want {
+			t.Errorf("Lane(%q) = %q, want %q", s, got, want)
+		}
+	}
+}
