@@ -1,0 +1,180 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/pipeline"
+	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/queue"
+	"github.com/mpaas-push/pushworker/internal/ratelimit"
+	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+var start = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+
+// bench is a pipeline on the in-memory stores, the emulator over HTTP and a
+// fake clock: retries and delays move the clock, nothing sleeps.
+type bench struct {
+	p     *pipeline.Pipeline
+	sim   *mpaassim.Server
+	clock *clock.Fake
+	gate  *health.Gate
+}
+
+// The policies without jitter, so that the test knows every wait.
+var (
+	callPolicy = retry.Exponential{Initial: 100 * time.Millisecond, Max: time.Second}
+	handBack   = retry.Exponential{Initial: 5 * time.Second, Max: time.Minute}
+)
+
+func newBench(t *testing.T, faults mpaassim.Faults) *bench {
+	t.Helper()
+	sim := mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "sk"}, AcceptAnyTemplate: true, Faults: faults})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	client, err := push.New(push.Config{Endpoint: srv.URL, AccessKeyID: "ak", AccessKeySecret: "sk", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	b := &bench{sim: sim, clock: clock.NewFake(start), gate: health.NewGate(nil, nil)}
+	b.p = pipeline.New(pipeline.Config{Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack, Clock: b.clock},
+		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, b.gate, nil, nil)
+	return b
+}
+
+func newJob(id string, n int) *job.Job {
+	t := make(job.Targets, n)
+	for i := range t {
+		t[i] = job.Target{Target: id + "-u" + string(rune('a'+i/26)) + string(rune('a'+i%26)), MsgKey: "m"}
+	}
+	return &job.Job{JobID: id, TaskName: "t", AppID: "app", WorkspaceID: "w", DeliveryType: 3, ExpiredSeconds: 60,
+		TemplateName: "n", TargetMsgkey: t}
+}
+
+func delivery(t *testing.T, j *job.Job, number int, last bool) queue.Delivery {
+	t.Helper()
+	body, err := j.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return queue.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c", Data: body, Sequence: 7, Number: number, Last: last}
+}
+
+func calls(sim *mpaassim.Server) []int {
+	var sizes []int
+	for _, c := range sim.Calls() {
+		var m map[string]string
+		_ = json.Unmarshal([]byte(c.Params["TargetMsgkey"]), &m)
+		sizes = append(sizes, len(m))
+	}
+	slices.Sort(sizes)
+	return sizes
+}
+
+func TestAJobEndsInItsResult(t *testing.T) {
+	b := newBench(t, mpaassim.Faults{})
+	j := newJob("j1", 25)
+	out := b.p.Handle(context.Background(), delivery(t, j, 1, false))
+	if out.Action != queue.Ack || out.Result == nil || out.DeadLetter != nil || out.ResultSubject != "push.results.j1" {
+		t.Fatalf("outcome: %+v", out)
+	}
+	if r := out.Result; r.Status != job.StatusSucceeded || r.Sent != 25 || len(r.Chunks) != 3 || r.Deliveries != 1 {
+		t.Fatalf("result: %+v", r)
+	}
+	if got := calls(b.sim); !slices.Equal(got, []int{5, 10, 10}) {
+		t.Fatalf("calls of %v targets, want 10, 10 and 5", got)
+	}
+	// The same job again (a redelivery after a lost ack): nothing is sent twice,
+	// and its one result still reports every target as sent.
+	again := b.p.Handle(context.Background(), delivery(t, j, 2, false))
+	if again.Result.Sent != 25 || len(b.sim.Calls()) != 3 {
+		t.Fatalf("the re-run sent again or lost the count: %+v, %d calls", again.Result, len(b.sim.Calls()))
+	}
+}
+
+func TestAnInvalidJobIsRejectedWithItsBytes(t *testing.T) {
+	b := newBench(t, mpaassim.Faults{})
+	d := queue.Delivery{Lane: "default", Data: []byte(`{"jobId":"x","appId":""}`), Sequence: 42, Number: 1}
+	out := b.p.Handle(context.Background(), d)
+	if out.Action != queue.Term || out.Result == nil || out.Result.Status != job.StatusRejected || out.ResultSubject != "push.results.x" {
+		t.Fatalf("outcome: %+v", out)
+	}
+	if dl := out.DeadLetter; dl == nil || dl.Reason != queue.ReasonRejected || string(dl.Body) != string(d.Data) || dl.JobID != "x" {
+		t.Fatalf("dead letter: %+v", out.DeadLetter)
+	}
+	garbage := b.p.Handle(context.Background(), queue.Delivery{Data: []byte("not json"), Sequence: 42, Number: 1})
+	if garbage.ResultSubject != "push.results.seq-42" || garbage.Result.JobID != "seq-42" {
+		t.Fatalf("a job that cannot be read answers under seq-<n>: %+v", garbage)
+	}
+	if len(b.sim.Calls()) != 0 {
+		t.Fatal("an invalid job made a call")
+	}
+}
+
+// A chunk that keeps failing is retried by the call policy, then handed back by
+// the hand-back policy; on the last delivery it fails and is dead-lettered.
+func TestTransientFailuresFollowThePolicies(t *testing.T) {
+	b := newBench(t, mpaassim.Faults{Rate5xx: 1})
+	j := newJob("j2", 3)
+	out := b.p.Handle(context.Background(), delivery(t, j, 2, false))
+	if out.Action != queue.Retry || out.Delay != 10*time.Second || out.Result != nil {
+		t.Fatalf("want a hand-back after 10s (second delivery): %+v", out)
+	}
+	if got, want := b.clock.Slept(), []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}; !slices.Equal(got, want) {
+		t.Fatalf("waits between calls %v, want %v", got, want)
+	}
+	last := b.p.Handle(context.Background(), delivery(t, j, 4, true))
+	if last.Action != queue.Ack || last.Result.Status != job.StatusFailed || last.Result.Failed != 3 {
+		t.Fatalf("last delivery: %+v", last)
+	}
+	if dl := last.DeadLetter; dl == nil || dl.Reason != queue.ReasonFailed {
+		t.Fatalf("the failed targets must be dead-lettered: %+v", dl)
+	}
+	if n := len(b.sim.Calls()); n != 6 {
+		t.Fatalf("%d calls, want 3 attempts × 2 deliveries", n)
+	}
+}
+
+func TestTargetsPastTheDeadlineAreNotSent(t *testing.T) {
+	b := newBench(t, mpaassim.Faults{})
+	j := newJob("j3", 12)
+	j.NotAfter = ptr(start.Add(time.Minute))
+	b.clock.Advance(2 * time.Minute)
+	out := b.p.Handle(context.Background(), delivery(t, j, 1, false))
+	if out.Result == nil || out.Result.Failed != 12 || out.Result.Chunks[0].Error != "deadline passed" || len(b.sim.Calls()) != 0 {
+		t.Fatalf("outcome: %+v", out.Result)
+	}
+}
+
+// Refused credentials are the worker's problem: the gate shuts with that cause,
+// and a worker that stops meanwhile hands the job back at once.
+func TestRefusedCredentialsShutTheGate(t *testing.T) {
+	b := newBench(t, mpaassim.Faults{RefuseSignatures: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan queue.Outcome)
+	go func() { done <- b.p.Handle(ctx, delivery(t, newJob("j4", 2), 1, false)) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !b.gate.Open(health.CauseCredentials) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gate never said mpaas-credentials")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if out := <-done; out.Action != queue.Release || out.Result != nil {
+		t.Fatalf("a stopping worker must hand the job back now: %+v", out)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
