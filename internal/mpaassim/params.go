@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
-
-	"github.com/mpaas-push/pushworker/job"
 )
 
 // bizError is an answer of HTTP 200 with a failure ResultCode.
@@ -28,9 +25,11 @@ const (
 
 type pushParams struct {
 	app, workspace string
-	targets        job.Targets
+	targets        []target
 	scheduled      bool
 }
+
+type target struct{ target, msgKey string }
 
 // required are the API's mandatory parameters: the gateway refuses a call that
 // lacks one with Missing<Name>.
@@ -46,104 +45,121 @@ func missingParam(form map[string]string) *apiError {
 	return nil
 }
 
+// The API's limits, from the PushTemplate document and the API metadata. They
+// are written here on their own, not taken from the worker's job package, so
+// that a worker that gets mPaaS's rules wrong is caught by the emulator.
+const (
+	maxTargetsPerCall  = 10
+	maxExtendedParams  = 20
+	maxExpiredSeconds  = 259200 // 3 days; mPaaS answers 3026 above it
+	codeExpiredTooLong = "3026"
+)
+
+var (
+	deliveryTypes = map[string]bool{"1": true, "2": true, "3": true, "5": true, "6": true, "7": true}
+	strategyTypes = map[string]bool{"0": true, "1": true, "2": true}
+	// The parameters that the document types as a map or JSON object: on the wire,
+	// a JSON object in a string.
+	objectParams = []string{"TemplateKeyValue", "ExtendedParams", "StrategyContent", "SmsTemplateParam",
+		"TransparentMessagePayload", "ThirdChannelCategory", "NotifyLevel", "ActivityContentState"}
+)
+
 // checkParams checks a call's form parameters as the API document says and
 // answers as mPaaS does: HTTP 200 with a failure code.
 func (s *Server) checkParams(form map[string]string, now time.Time) (*pushParams, *bizError) {
-	j, err := formToJob(form)
+	invalid := func(format string, args ...any) *bizError {
+		return &bizError{code: codeInvalidParam, message: "INVALID_PARAM: " + fmt.Sprintf(format, args...)}
+	}
+	if !deliveryTypes[form["DeliveryType"]] {
+		return nil, invalid("DeliveryType %q", form["DeliveryType"])
+	}
+	exp, err := strconv.ParseInt(form["ExpiredSeconds"], 10, 64)
+	if err != nil || exp <= 0 {
+		return nil, invalid("ExpiredSeconds %q", form["ExpiredSeconds"])
+	}
+	if exp > maxExpiredSeconds {
+		return nil, &bizError{code: codeExpiredTooLong, message: fmt.Sprintf("expiredSeconds %d exceeds %d", exp, maxExpiredSeconds)}
+	}
+	targets, err := parseTargets(form["TargetMsgkey"])
 	if err != nil {
-		return nil, &bizError{code: codeInvalidParam, message: "INVALID_PARAM: " + err.Error()}
+		return nil, invalid("TargetMsgkey: %v", err)
 	}
-	if len(j.TargetMsgkey) > job.MaxTargetsPerCall {
-		return nil, &bizError{code: codeTooManyTargets, message: fmt.Sprintf("target count %d exceeds %d", len(j.TargetMsgkey), job.MaxTargetsPerCall)}
+	if len(targets) > maxTargetsPerCall {
+		return nil, &bizError{code: codeTooManyTargets, message: fmt.Sprintf("target count %d exceeds %d", len(targets), maxTargetsPerCall)}
 	}
-	if err := j.Validate(job.Rules{Now: now}); err != nil {
-		var fe *job.FieldError
-		if errors.As(err, &fe) && fe.Field == "extendedParams" && strings.Contains(fe.Rule, "more than") {
-			return nil, &bizError{code: codeTooManyExtended, message: "extended params exceed 20"}
+	objects := map[string]map[string]any{}
+	for _, name := range objectParams {
+		v, ok := form[name]
+		if !ok {
+			continue
 		}
-		return nil, &bizError{code: codeInvalidParam, message: "INVALID_PARAM: " + err.Error()}
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(v), &obj); err != nil || obj == nil {
+			return nil, invalid("%s must be a JSON object", name)
+		}
+		objects[name] = obj
 	}
-	if berr := s.checkTemplate(j); berr != nil {
+	if n := len(objects["ExtendedParams"]); n > maxExtendedParams {
+		return nil, &bizError{code: codeTooManyExtended, message: fmt.Sprintf("extended params %d exceed %d", n, maxExtendedParams)}
+	}
+	strategy := form["StrategyType"]
+	if strategy != "" && !strategyTypes[strategy] {
+		return nil, invalid("StrategyType %q", strategy)
+	}
+	if (strategy == "1" || strategy == "2") && objects["StrategyContent"] == nil {
+		return nil, invalid("StrategyContent is required with StrategyType %s", strategy)
+	}
+	if strategy == "1" {
+		fixed, _ := objects["StrategyContent"]["fixedTime"].(float64)
+		if int64(fixed) <= now.UnixMilli() {
+			return nil, invalid("fixedTime must be in the future")
+		}
+	}
+	// "If smsStrategy is not 0, smsSignName, smsTemplateCode and smsTemplateParam are required."
+	if sms := form["SmsStrategy"]; sms != "" && sms != "0" {
+		if form["SmsSignName"] == "" || form["SmsTemplateCode"] == "" || objects["SmsTemplateParam"] == nil {
+			return nil, invalid("SmsSignName, SmsTemplateCode and SmsTemplateParam are required when SmsStrategy is %s", sms)
+		}
+	}
+	if berr := s.checkTemplate(form["TemplateName"], objects["TemplateKeyValue"]); berr != nil {
 		return nil, berr
 	}
-	return &pushParams{app: j.AppID, workspace: j.WorkspaceID, targets: j.TargetMsgkey, scheduled: j.Scheduled()}, nil
+	return &pushParams{app: form["AppId"], workspace: form["WorkspaceId"], targets: targets,
+		scheduled: strategy == "1" || strategy == "2"}, nil
 }
 
-func (s *Server) checkTemplate(j *job.Job) *bizError {
+// parseTargets reads TargetMsgkey: a JSON object of target → msgKey strings.
+func parseTargets(v string) ([]target, error) {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(v), &m); err != nil || m == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	if len(m) == 0 {
+		return nil, errors.New("no target")
+	}
+	out := make([]target, 0, len(m))
+	for t, k := range m {
+		key, ok := k.(string)
+		if t == "" || !ok || key == "" {
+			return nil, fmt.Errorf("target %q needs a msgKey string", t)
+		}
+		out = append(out, target{target: t, msgKey: key})
+	}
+	return out, nil
+}
+
+func (s *Server) checkTemplate(name string, values map[string]any) *bizError {
 	if s.cfg.AcceptAnyTemplate {
 		return nil
 	}
-	text, ok := s.cfg.Templates[j.TemplateName]
+	text, ok := s.cfg.Templates[name]
 	if !ok {
 		return &bizError{code: codeTemplateNotExist, message: "TEMPLATE_NOT_EXIST"}
 	}
-	values := map[string]bool{}
-	if len(j.TemplateKeyValue) > 0 {
-		var kv map[string]any
-		if err := json.Unmarshal(j.TemplateKeyValue, &kv); err != nil {
-			return &bizError{code: codeInvalidParam, message: "INVALID_PARAM: TemplateKeyValue"}
-		}
-		for k := range kv {
-			values[k] = true
-		}
-	}
 	for _, m := range templateVar.FindAllStringSubmatch(text, -1) {
-		if !values[m[1]] {
+		if _, ok := values[m[1]]; !ok {
 			return &bizError{code: codeTemplateKVNotEnuff, message: "TEMPLATEKV_NOT_ENOUGH: no value for #" + m[1] + "#"}
 		}
 	}
 	return nil
-}
-
-// formToJob reads the wire parameters back into a job, by their PascalCase names.
-func formToJob(form map[string]string) (*job.Job, error) {
-	j := &job.Job{
-		TaskName: form["TaskName"], AppID: form["AppId"], WorkspaceID: form["WorkspaceId"], TemplateName: form["TemplateName"],
-		Classification: form["Classification"], NotifyType: form["NotifyType"],
-		TransparentMessageUrgency: form["TransparentMessageUrgency"], SmsSignName: form["SmsSignName"],
-		SmsTemplateCode: form["SmsTemplateCode"], MiChannelID: form["MiChannelId"], ActivityEvent: form["ActivityEvent"],
-	}
-	var err error
-	ints := []struct {
-		name string
-		dst  *int64
-	}{{"DeliveryType", &j.DeliveryType}, {"ExpiredSeconds", &j.ExpiredSeconds}}
-	for _, f := range ints {
-		if *f.dst, err = strconv.ParseInt(form[f.name], 10, 64); err != nil {
-			return nil, fmt.Errorf("%s must be an integer", f.name)
-		}
-	}
-	optional := []struct {
-		name string
-		dst  **int64
-	}{{"StrategyType", &j.StrategyType}, {"SmsStrategy", &j.SmsStrategy}, {"DismissalDate", &j.DismissalDate}}
-	for _, f := range optional {
-		if v, ok := form[f.name]; ok {
-			n, perr := strconv.ParseInt(v, 10, 64)
-			if perr != nil {
-				return nil, fmt.Errorf("%s must be an integer", f.name)
-			}
-			*f.dst = &n
-		}
-	}
-	if err := j.TargetMsgkey.UnmarshalJSON([]byte(form["TargetMsgkey"])); err != nil {
-		return nil, fmt.Errorf("TargetMsgkey: %w", err)
-	}
-	objects := []struct {
-		name string
-		dst  *job.Object
-	}{
-		{"TemplateKeyValue", &j.TemplateKeyValue}, {"ExtendedParams", &j.ExtendedParams},
-		{"StrategyContent", &j.StrategyContent}, {"SmsTemplateParam", &j.SmsTemplateParam},
-		{"TransparentMessagePayload", &j.TransparentMessagePayload}, {"ThirdChannelCategory", &j.ThirdChannelCategory},
-		{"NotifyLevel", &j.NotifyLevel}, {"ActivityContentState", &j.ActivityContentState},
-	}
-	for _, f := range objects {
-		if v, ok := form[f.name]; ok {
-			if err := f.dst.UnmarshalJSON([]byte(v)); err != nil {
-				return nil, fmt.Errorf("%s must be a JSON object", f.name)
-			}
-		}
-	}
-	return j, nil
 }

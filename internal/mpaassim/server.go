@@ -224,7 +224,7 @@ func (s *Server) record(p *pushParams) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range p.targets {
-		s.delivered[pairKey{p.app, p.workspace, t.Target, t.MsgKey}]++
+		s.delivered[pairKey{p.app, p.workspace, t.target, t.msgKey}]++
 	}
 }
 

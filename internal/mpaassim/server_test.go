@@ -136,6 +136,17 @@ func TestHandBuiltRequests(t *testing.T) {
 			return r.signed("sk")
 		}(), 200, "3029"},
 		{"bad deliveryType", func() request { r := newRequest(now, "n11"); r.form.Set("DeliveryType", "4"); return r.signed("sk") }(), 200, "3028"},
+		{"expiredSeconds over 3 days", func() request {
+			r := newRequest(now, "n21")
+			r.form.Set("ExpiredSeconds", "259201")
+			return r.signed("sk")
+		}(), 200, "3026"},
+		{"21 extended params", func() request {
+			r := newRequest(now, "n22")
+			r.form.Set("ExtendedParams", `{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,"j":1,"k":1,"l":1,"m":1,"n":1,"o":1,"p":1,"q":1,"r":1,"s":1,"t":1,"u":1}`)
+			return r.signed("sk")
+		}(), 200, "3035"},
+		{"an object parameter that is not one", func() request { r := newRequest(now, "n23"); r.form.Set("NotifyLevel", `[1]`); return r.signed("sk") }(), 200, "3028"},
 		{"sms without sign name", func() request { r := newRequest(now, "n12"); r.form.Set("SmsStrategy", "1"); return r.signed("sk") }(), 200, "3028"},
 	}
 	for _, c := range cases {
