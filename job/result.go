@@ -7,7 +7,7 @@ import (
 // Status of a whole job.
 type Status string
 
-// The statuses of a result (interface.md §3).
+// The statuses of a result (docs/jobs.md, "The result").
 const (
 	StatusSucceeded Status = "succeeded" // nothing failed
 	StatusPartial   Status = "partial"   // some targets failed, some were sent or were duplicates
@@ -100,7 +100,7 @@ func (r *Result) Finish(at time.Time) *Result {
 // Encode is the result's JSON message body, without HTML escaping.
 func (r *Result) Encode() ([]byte, error) { return encode(r) }
 
-// StatusOf is the status rule of interface.md §3 for a job that was not rejected.
+// StatusOf is the status rule of docs/jobs.md for a job that was not rejected.
 func StatusOf(sent, duplicates, failed int) Status {
 	switch {
 	case failed == 0:

@@ -127,7 +127,7 @@ func checkRecurring(s Strategy, r Rules) error {
 	case s.Time == nil:
 		return invalid("strategyContent.time", why)
 	}
-	// The circleType and circleValue values are not confirmed (facts.md): any integers are accepted.
+	// The circleType and circleValue values are not confirmed (docs/mpaas.md): any integers are accepted.
 	if !clockPattern.MatchString(*s.Time) {
 		return invalid("strategyContent.time", fmt.Sprintf("must be HH:mm:ss, not %q", *s.Time))
 	}

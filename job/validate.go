@@ -124,7 +124,7 @@ func (j *Job) checkRequired(Rules) error {
 		return invalid("deliveryType", fmt.Sprintf("must be 1, 2, 3, 5, 6 or 7, not %d", j.DeliveryType))
 	}
 	if j.ExpiredSeconds <= 0 {
-		// mPaaS publishes no maximum (facts.md: unconfirmed), so only the lower bound is checked.
+		// mPaaS publishes no maximum (docs/mpaas.md: unconfirmed), so only the lower bound is checked.
 		return invalid("expiredSeconds", "required, and must be greater than 0")
 	}
 	if strings.Contains(j.TemplateName, ",") {
@@ -194,7 +194,7 @@ func (j *Job) checkSMS(Rules) error {
 	if j.SmsStrategy == nil || *j.SmsStrategy == 0 {
 		return nil
 	}
-	// The meanings of 1 and 2 are not confirmed (facts.md); both are accepted.
+	// The meanings of 1 and 2 are not confirmed (docs/mpaas.md); both are accepted.
 	if *j.SmsStrategy != 1 && *j.SmsStrategy != 2 {
 		return invalid("smsStrategy", fmt.Sprintf("must be 0, 1 or 2, not %d", *j.SmsStrategy))
 	}

@@ -33,13 +33,13 @@ func (c Class) String() string {
 	return "unknown"
 }
 
-// mPaaS business codes that mean "try again later" (facts.md).
+// mPaaS business codes that mean "try again later" (docs/mpaas.md).
 const (
 	codeFlowControl = "8011" // FLOW_CONTROL_ERROR: also slows the limiter
 	codeSystemError = "9000" // SYSTEM_ERROR
 )
 
-// classifyOK classifies an HTTP 2xx answer (design.md's table, rows 1–3).
+// classifyOK classifies an HTTP 2xx answer (docs/mpaas.md's classification table, rows 1–3).
 func classifyOK(resultCode string, pushSuccess bool) (class Class, throttled bool) {
 	switch {
 	case resultCode == "OK" && pushSuccess:
@@ -54,7 +54,7 @@ func classifyOK(resultCode string, pushSuccess bool) (class Class, throttled boo
 }
 
 // classifyGateway classifies a non-2xx answer by its error Code, then its status
-// (design.md's table, rows 4, 5, 7 and 8: the code decides, since mPaaS's
+// (docs/mpaas.md's classification table, rows 4, 5, 7 and 8: the code decides, since mPaaS's
 // documented HTTP statuses disagree between pages).
 func classifyGateway(status int, code string) (class Class, throttled bool) {
 	switch {

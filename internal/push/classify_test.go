@@ -2,7 +2,7 @@ package push
 
 import "testing"
 
-// Every row of design.md's classification table, in its order.
+// Every row of docs/mpaas.md's classification table, in its order.
 func TestClassifyTable(t *testing.T) {
 	ok := []struct {
 		code      string

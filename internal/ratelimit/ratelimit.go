@@ -25,14 +25,6 @@ import (
 // cannot reach.
 var ErrUnavailable = health.ErrUnavailable
 
-// Limiter hands out call slots.
-type Limiter interface {
-	// Wait blocks until a slot is free, or ctx ends. Event calls (the default
-	// lane) go before bulk calls.
-	Wait(ctx context.Context, event bool) error
-	// Throttled says mPaaS throttled a call: the rate should come down.
-	Throttled()
-}
 
 // DefaultBurst is the burst for a rate: small, since a one-second window can see
 // rate + burst − 1 calls (2.5 % over the rate at most, and one call at low rates),
@@ -139,9 +131,6 @@ func (r *Redis) adaptLoop(ctx context.Context) {
 		}
 	}
 }
-
-// Limit describes the limit in force, for logs.
-func (r *Redis) Limit() string { return r.now().String() }
 
 // ReserveForEvents keeps share (0–1) of the rate for event calls: while any
 // worker on the same Redis has event calls, bulk calls get at most the rest; when

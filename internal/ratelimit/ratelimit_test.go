@@ -12,12 +12,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 )
 
 // grants runs waiters goroutines on each limiter for d and returns the grant times.
-func grants(t *testing.T, limiters []ratelimit.Limiter, waiters int, d time.Duration) []time.Time {
+func grants(t *testing.T, limiters []pipeline.Limiter, waiters int, d time.Duration) []time.Time {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -72,7 +73,7 @@ func TestSharedRateHolds(t *testing.T) {
 	rdb := testenv.Redis(t)
 	key := testenv.Prefix(t, rdb) + "rate"
 	const perSecond = 100
-	var ls []ratelimit.Limiter
+	var ls []pipeline.Limiter
 	for range 3 {
 		ls = append(ls, startRedisLimiter(t, testenv.RedisAddr(), key, perSecond))
 	}
@@ -112,7 +113,7 @@ func TestWaitersDoNotSpin(t *testing.T) {
 	defer rdb.Close()
 	l := startRedisLimiter(t, srv.Addr(), "rate", 20)
 	before := evalCalls(t, rdb)
-	ts := grants(t, []ratelimit.Limiter{l}, 200, 2*time.Second)
+	ts := grants(t, []pipeline.Limiter{l}, 200, 2*time.Second)
 	calls := evalCalls(t, rdb) - before
 	t.Logf("%d grants, %d Redis script calls", len(ts), calls)
 	if calls > 3*len(ts)+10 {
@@ -157,7 +158,7 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 }
 
 func TestMemoryLimiter(t *testing.T) {
-	ts := grants(t, []ratelimit.Limiter{ratelimit.NewMemory(50, 0)}, 10, 2*time.Second)
+	ts := grants(t, []pipeline.Limiter{ratelimit.NewMemory(50, 0)}, 10, 2*time.Second)
 	if peak := maxWindow(ts); peak > 55 {
 		t.Fatalf("memory limiter: %d in one second at 50/s", peak)
 	}
@@ -251,10 +252,10 @@ func TestEventsShareAcrossWorkers(t *testing.T) {
 		}
 	}()
 	time.Sleep(300 * time.Millisecond)
-	bulkWhile := grants(t, []ratelimit.Limiter{bulkWorker}, 10, 2*time.Second)
+	bulkWhile := grants(t, []pipeline.Limiter{bulkWorker}, 10, 2*time.Second)
 	<-eventsDone
 	time.Sleep(1200 * time.Millisecond) // the events flag lapses
-	bulkAfter := grants(t, []ratelimit.Limiter{bulkWorker}, 10, 2*time.Second)
+	bulkAfter := grants(t, []pipeline.Limiter{bulkWorker}, 10, 2*time.Second)
 	t.Logf("bulk slots in 2 s: %d while events ran (share 0.5 of 100/s), %d after", len(bulkWhile), len(bulkAfter))
 	if len(bulkWhile) > 120 {
 		t.Fatalf("bulk took %d slots in 2 s while events ran: over its share of 50/s", len(bulkWhile))
