@@ -25,7 +25,6 @@ import (
 // cannot reach.
 var ErrUnavailable = health.ErrUnavailable
 
-
 // DefaultBurst is the burst for a rate: small, since a one-second window can see
 // rate + burst − 1 calls (2.5 % over the rate at most, and one call at low rates),
 // but at least 2, so that the bucket can bank a dispenser's late wake-up instead of
