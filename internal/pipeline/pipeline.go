@@ -198,5 +198,5 @@ func fallbackID(d queue.Delivery) string {
 	return "seq-" + strconv.FormatUint(d.Sequence, 10)
 }
 
-// Lane of a delivery, from the topology's lane names.
+// event reports a delivery of the default (events) lane: its calls go before bulk calls.
 func event(d queue.Delivery) bool { return d.Lane == topology.LaneDefault }
