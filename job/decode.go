@@ -16,12 +16,15 @@ import (
 // "StrategyContent" is the seed document's own spelling, accepted as an alias.
 var fieldNames = []string{
 	"jobId", "replyTo", "notAfter",
-	"taskName", "appId", "workspaceId", "deliveryType", "targetMsgkey", "expiredSeconds", "templateName",
+	"taskName", "appId", "workspaceId", "deliveryType", "targetMsgkey", "targetMsgs", "expiredSeconds", "templateName",
 	"templateKeyValue", "extendedParams", "strategyContent", "StrategyContent", "smsTemplateParam",
 	"transparentMessagePayload", "thirdChannelCategory", "notifyLevel", "activityContentState",
 	"classification", "notifyType", "transparentMessageUrgency", "smsSignName", "smsTemplateCode",
-	"miChannelId", "activityEvent", "strategyType", "smsStrategy", "dismissalDate",
+	"miChannelId", "activityEvent", "channelId", "tenantId", "strategyType", "smsStrategy", "dismissalDate",
 }
+
+// targetMsgFields are the fields of one element of targetMsgs.
+var targetMsgFields = []string{"target", "msgKey", "templateKeyValue", "extendedParams"}
 
 // Decode reads one job from its JSON message body, strictly: field names are exact
 // (case-sensitive), an unknown or repeated field is an error that names it, null means
@@ -115,6 +118,10 @@ func (j *Job) set(key string, raw json.RawMessage, seen map[string]bool) error {
 		j.MiChannelID, err = parseString(key, raw)
 	case "activityEvent":
 		j.ActivityEvent, err = parseString(key, raw)
+	case "channelId":
+		j.ChannelID, err = parseString(key, raw)
+	case "tenantId":
+		j.TenantID, err = parseString(key, raw)
 	case "deliveryType":
 		j.DeliveryType, err = parseInt(key, raw)
 	case "expiredSeconds":
@@ -127,6 +134,8 @@ func (j *Job) set(key string, raw json.RawMessage, seen map[string]bool) error {
 		j.DismissalDate, err = parseIntPtr(key, raw)
 	case "targetMsgkey":
 		j.TargetMsgkey, err = parseTargets(key, raw)
+	case "targetMsgs":
+		j.TargetMsgs, err = parseTargetMsgs(key, raw)
 	case "templateKeyValue":
 		j.TemplateKeyValue, err = parseObject(key, raw)
 	case "extendedParams":
@@ -149,13 +158,16 @@ func (j *Job) set(key string, raw json.RawMessage, seen map[string]bool) error {
 	return err
 }
 
-func unknownField(key string) error {
-	for _, name := range fieldNames {
+func unknownField(key string) error { return unknownFieldOf(key, key, fieldNames) }
+
+// unknownFieldOf is the error for field key (shown as path) that is not one of names.
+func unknownFieldOf(path, key string, names []string) error {
+	for _, name := range names {
 		if strings.EqualFold(name, key) {
-			return invalid(key, fmt.Sprintf("unknown field (field names are case-sensitive: did you mean %q?)", name))
+			return invalid(path, fmt.Sprintf("unknown field (field names are case-sensitive: did you mean %q?)", name))
 		}
 	}
-	return invalid(key, "unknown field")
+	return invalid(path, "unknown field")
 }
 
 type member struct {
@@ -402,4 +414,64 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// parseTargetMsgs reads the targetMsgs array: objects with exactly the fields of
+// TargetMsg, errors named by element ("targetMsgs[3].msgKey"). On an error it
+// still returns one element per array entry, so a rejected result counts them.
+func parseTargetMsgs(field string, raw json.RawMessage) ([]TargetMsg, error) {
+	if kindOf(raw) != "an array" {
+		return nil, invalid(field, "must be an array of {target, msgKey, templateKeyValue, extendedParams} objects, not "+kindOf(raw))
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return nil, invalid(field, "not valid JSON: "+err.Error())
+	}
+	if len(elems) == 0 {
+		return nil, nil // an empty array is no targets, the same as an absent one
+	}
+	out := make([]TargetMsg, len(elems))
+	var first error
+	for i, e := range elems {
+		if err := out[i].set(fmt.Sprintf("%s[%d]", field, i), e); err != nil && first == nil {
+			first = err
+		}
+	}
+	return out, first
+}
+
+func (m *TargetMsg) set(path string, raw json.RawMessage) error {
+	if kindOf(raw) != "an object" {
+		return invalid(path, "must be an object {target, msgKey, templateKeyValue, extendedParams}, not "+kindOf(raw))
+	}
+	members, err := parseMembers(raw)
+	if err != nil {
+		return invalid(path, "not valid JSON: "+err.Error())
+	}
+	seen := make(map[string]bool, len(members))
+	var first error
+	for _, mb := range members {
+		name := path + "." + mb.key
+		var err error
+		switch {
+		case seen[mb.key]:
+			err = invalid(name, "field given more than once")
+		case isNull(mb.value):
+		case mb.key == "target":
+			m.Target, err = parseString(name, mb.value)
+		case mb.key == "msgKey":
+			m.MsgKey, err = parseString(name, mb.value)
+		case mb.key == "templateKeyValue":
+			m.TemplateKeyValue, err = parseObject(name, mb.value)
+		case mb.key == "extendedParams":
+			m.ExtendedParams, err = parseObject(name, mb.value)
+		default:
+			err = unknownFieldOf(name, mb.key, targetMsgFields)
+		}
+		seen[mb.key] = true
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

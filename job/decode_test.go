@@ -93,6 +93,80 @@ func TestDecodeTargetErrors(t *testing.T) {
 	}
 }
 
+const multipleJob = `{"taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"expiredSeconds":300,"templateName":"n",
+ "targetMsgs":[{"target":"u1","msgKey":"k1","templateKeyValue":{"name":"张三"}},
+               {"target":"u2","msgKey":"k2","templateKeyValue":"{\"name\":\"李四\"}","extendedParams":{"k":"v"}}]}`
+
+func TestDecodeTargetMsgs(t *testing.T) {
+	j, err := Decode([]byte(multipleJob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TargetMsg{
+		{Target: "u1", MsgKey: "k1", TemplateKeyValue: Object(`{"name":"张三"}`)},
+		{Target: "u2", MsgKey: "k2", TemplateKeyValue: Object(`{"name":"李四"}`), ExtendedParams: Object(`{"k":"v"}`)},
+	}
+	if !reflect.DeepEqual(j.TargetMsgs, want) {
+		t.Fatalf("decoded %+v, want %+v", j.TargetMsgs, want)
+	}
+	if err := j.Validate(Rules{}); err != nil {
+		t.Fatal(err)
+	}
+	if j.API() != APIMultiple || j.CallSize() != 100 || j.TargetCount() != 2 {
+		t.Fatalf("api %s, call size %d, %d targets", j.API(), j.CallSize(), j.TargetCount())
+	}
+	if got := j.Pairs(); !reflect.DeepEqual(got, Targets{{"u1", "k1"}, {"u2", "k2"}}) {
+		t.Fatalf("pairs %v", got)
+	}
+}
+
+func TestDecodeTargetMsgsErrors(t *testing.T) {
+	base := `{"taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"expiredSeconds":300,"templateName":"n","targetMsgs":%s}`
+	cases := []struct{ name, msgs, field, contains string }{
+		{"object, not array", `{"u1":"k1"}`, "targetMsgs", "must be an array"},
+		{"string", `"[]"`, "targetMsgs", "must be an array"},
+		{"element not an object", `[{"target":"u1","msgKey":"k1"},"u2"]`, "targetMsgs[1]", "must be an object"},
+		{"unknown element field", `[{"target":"u1","msgKey":"k1","name":"x"}]`, "targetMsgs[0].name", "unknown field"},
+		{"case variant element field", `[{"target":"u1","msgkey":"k1"}]`, "targetMsgs[0].msgkey", `did you mean "msgKey"`},
+		{"target a number", `[{"target":1,"msgKey":"k1"}]`, "targetMsgs[0].target", "must be a string"},
+		{"msgKey a number", `[{"target":"u","msgKey":"k"},{"target":"u1","msgKey":17}]`, "targetMsgs[1].msgKey", "must be a string"},
+		{"repeated element field", `[{"target":"u1","msgKey":"k1","msgKey":"k2"}]`, "targetMsgs[0].msgKey", "more than once"},
+		{"templateKeyValue an array", `[{"target":"u1","msgKey":"k1","templateKeyValue":["a"]}]`, "targetMsgs[0].templateKeyValue", "not an array"},
+		{"extendedParams not json", `[{"target":"u1","msgKey":"k1","extendedParams":"a=b"}]`, "targetMsgs[0].extendedParams", "does not hold valid JSON"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j, err := Decode([]byte(strings.Replace(base, "%s", c.msgs, 1)))
+			assertFieldError(t, err, c.field, c.contains)
+			var elems []json.RawMessage
+			if json.Unmarshal([]byte(c.msgs), &elems) == nil && j.TargetCount() != len(elems) {
+				t.Fatalf("a rejected job must still count its targets: %d", j.TargetCount())
+			}
+		})
+	}
+	j, err := Decode([]byte(strings.Replace(base, "%s", `[{"target":"u1","msgKey":"k1","templateKeyValue":null}]`, 1)))
+	if err != nil || j.TargetMsgs[0].TemplateKeyValue != nil {
+		t.Fatalf("null must mean absent inside an element too: %v %+v", err, j)
+	}
+}
+
+func TestOnlyKeepsEachTargetsValues(t *testing.T) {
+	j, err := Decode([]byte(multipleJob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := j.Only(Targets{{"u2", "k2"}})
+	if len(only.TargetMsgs) != 1 || only.TargetMsgs[0].TemplateKeyValue.String() != `{"name":"李四"}` || len(j.TargetMsgs) != 2 {
+		t.Fatalf("Only gave %+v (job now %+v)", only.TargetMsgs, j.TargetMsgs)
+	}
+	if _, ok := j.Messages(Targets{{"u9", "k9"}}); ok {
+		t.Fatal("a target that is not the job's must not be found")
+	}
+	if m, ok := j.Messages(Targets{{"u2", "k2"}, {"u1", "k1"}}); !ok || m[0].Target != "u2" || m[1].Target != "u1" {
+		t.Fatalf("out of order lookup: %+v", m)
+	}
+}
+
 func TestDecodeKeepsPartialJobOnFieldError(t *testing.T) {
 	j, err := Decode([]byte(withMembers(`"APPID":"x"`)))
 	if err == nil || j == nil {

@@ -11,7 +11,7 @@ import (
 // loader encodes tens of thousands of jobs a second, and reflection was a third of
 // its time. '<', '>' and '&' inside object parameters reach mPaaS as written.
 func (j *Job) Encode() ([]byte, error) {
-	b := make([]byte, 0, 256+len(j.TargetMsgkey)*40+len(j.TemplateKeyValue))
+	b := make([]byte, 0, 256+len(j.TargetMsgkey)*40+len(j.TargetMsgs)*80+len(j.TemplateKeyValue))
 	b = append(b, '{')
 	first := true
 	str := func(name, v string, omitEmpty bool) {
@@ -48,8 +48,14 @@ func (j *Job) Encode() ([]byte, error) {
 	str("appId", j.AppID, false)
 	str("workspaceId", j.WorkspaceID, false)
 	num("deliveryType", j.DeliveryType)
-	b = appendName(b, "targetMsgkey", &first)
-	b = j.TargetMsgkey.appendJSON(b)
+	if len(j.TargetMsgkey) > 0 {
+		b = appendName(b, "targetMsgkey", &first)
+		b = j.TargetMsgkey.appendJSON(b)
+	}
+	if len(j.TargetMsgs) > 0 {
+		b = appendName(b, "targetMsgs", &first)
+		b = appendTargetMsgs(b, j.TargetMsgs)
+	}
 	num("expiredSeconds", j.ExpiredSeconds)
 	str("templateName", j.TemplateName, false)
 	obj("templateKeyValue", j.TemplateKeyValue)
@@ -67,6 +73,8 @@ func (j *Job) Encode() ([]byte, error) {
 	str("smsTemplateCode", j.SmsTemplateCode, true)
 	str("miChannelId", j.MiChannelID, true)
 	str("activityEvent", j.ActivityEvent, true)
+	str("channelId", j.ChannelID, true)
+	str("tenantId", j.TenantID, true)
 	opt("strategyType", j.StrategyType)
 	opt("smsStrategy", j.SmsStrategy)
 	opt("dismissalDate", j.DismissalDate)
@@ -94,6 +102,29 @@ func (t Targets) appendJSON(b []byte) []byte {
 		b = appendString(b, p.MsgKey)
 	}
 	return append(b, '}')
+}
+
+func appendTargetMsgs(b []byte, msgs []TargetMsg) []byte {
+	b = append(b, '[')
+	for i, m := range msgs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"target":`...)
+		b = appendString(b, m.Target)
+		b = append(b, `,"msgKey":`...)
+		b = appendString(b, m.MsgKey)
+		if len(m.TemplateKeyValue) > 0 {
+			b = append(b, `,"templateKeyValue":`...)
+			b = append(b, m.TemplateKeyValue...)
+		}
+		if len(m.ExtendedParams) > 0 {
+			b = append(b, `,"extendedParams":`...)
+			b = append(b, m.ExtendedParams...)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 // ObjectOf is the JSON object {keys[0]: values[0], …} with string values, in

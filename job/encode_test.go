@@ -89,9 +89,19 @@ func randomJob(rng *rand.Rand) *Job {
 	j := &Job{JobID: maybe(), ReplyTo: maybe(), TaskName: str(), AppID: str(), WorkspaceID: str(),
 		DeliveryType: rng.Int64N(10) - 2, ExpiredSeconds: rng.Int64(), TemplateName: str(),
 		Classification: maybe(), NotifyType: maybe(), TransparentMessageUrgency: maybe(), SmsSignName: maybe(),
-		SmsTemplateCode: maybe(), MiChannelID: maybe(), ActivityEvent: maybe()}
+		SmsTemplateCode: maybe(), MiChannelID: maybe(), ActivityEvent: maybe(), ChannelID: maybe(), TenantID: maybe()}
 	for range rng.IntN(4) {
 		j.TargetMsgkey = append(j.TargetMsgkey, Target{Target: str(), MsgKey: str()})
+	}
+	for range rng.IntN(3) {
+		m := TargetMsg{Target: str(), MsgKey: str()}
+		if rng.IntN(2) == 0 {
+			m.TemplateKeyValue = ObjectOf([]string{str()}, []string{str()})
+		}
+		if rng.IntN(2) == 0 {
+			m.ExtendedParams = ObjectOf([]string{str(), str()}, []string{str(), str()})
+		}
+		j.TargetMsgs = append(j.TargetMsgs, m)
 	}
 	if rng.IntN(2) == 0 {
 		j.StrategyType = Int64(rng.Int64N(3))

@@ -27,7 +27,7 @@ func (e *FieldError) Error() string {
 // must not break the one-line error or the log line that carries it.
 func fieldText(f string) string {
 	for _, c := range f {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' || c == '[' || c == ']') {
 			return strconv.Quote(f)
 		}
 	}

@@ -1,7 +1,7 @@
 // Package job holds the public push job and result types of the mPaaS push worker:
 // what producers publish to push.jobs.*, what result consumers read from push.results.>,
 // the validation every job passes before a single push is sent, and chunking into
-// calls of at most ten targets.
+// calls: at most ten targets for PushTemplate, a hundred for PushMultiple.
 //
 // Programs outside this module import it to build jobs and read results.
 package job
@@ -16,8 +16,21 @@ import (
 // MaxTargetsPerCall is how many target→msgKey pairs one PushTemplate call takes.
 const MaxTargetsPerCall = 10
 
+// MaxTargetsPerMultipleCall is how many targets one PushMultiple call takes.
+const MaxTargetsPerMultipleCall = 100
+
+// The mPaaS actions a job's calls use: a targetMsgkey job is sent with
+// PushTemplate, a targetMsgs job with PushMultiple.
+const (
+	APITemplate = "PushTemplate"
+	APIMultiple = "PushMultiple"
+)
+
 // Job is one push job: the 25 PushTemplate parameters of the mPaaS API under their
-// lowerCamelCase names, plus the envelope fields JobID, ReplyTo and NotAfter.
+// lowerCamelCase names, ChannelID and TenantID, plus the envelope fields JobID,
+// ReplyTo and NotAfter. It carries its targets in exactly one of TargetMsgkey (one
+// set of template values for all: PushTemplate) or TargetMsgs (each target its
+// own values: PushMultiple).
 //
 // Optional integers are pointers so that an explicit 0 ("strategyType":0) is told
 // apart from an absent field: every parameter the job carries is sent to mPaaS, and
@@ -27,13 +40,14 @@ type Job struct {
 	ReplyTo  string     `json:"replyTo,omitempty"`
 	NotAfter *time.Time `json:"notAfter,omitempty"`
 
-	TaskName       string  `json:"taskName"`
-	AppID          string  `json:"appId"`
-	WorkspaceID    string  `json:"workspaceId"`
-	DeliveryType   int64   `json:"deliveryType"`
-	TargetMsgkey   Targets `json:"targetMsgkey"`
-	ExpiredSeconds int64   `json:"expiredSeconds"`
-	TemplateName   string  `json:"templateName"`
+	TaskName       string      `json:"taskName"`
+	AppID          string      `json:"appId"`
+	WorkspaceID    string      `json:"workspaceId"`
+	DeliveryType   int64       `json:"deliveryType"`
+	TargetMsgkey   Targets     `json:"targetMsgkey,omitempty"`
+	TargetMsgs     []TargetMsg `json:"targetMsgs,omitempty"`
+	ExpiredSeconds int64       `json:"expiredSeconds"`
+	TemplateName   string      `json:"templateName"`
 
 	TemplateKeyValue          Object `json:"templateKeyValue,omitempty"`
 	ExtendedParams            Object `json:"extendedParams,omitempty"`
@@ -51,6 +65,8 @@ type Job struct {
 	SmsTemplateCode           string `json:"smsTemplateCode,omitempty"`
 	MiChannelID               string `json:"miChannelId,omitempty"`
 	ActivityEvent             string `json:"activityEvent,omitempty"`
+	ChannelID                 string `json:"channelId,omitempty"`
+	TenantID                  string `json:"tenantId,omitempty"`
 
 	StrategyType  *int64 `json:"strategyType,omitempty"`
 	SmsStrategy   *int64 `json:"smsStrategy,omitempty"`
@@ -72,6 +88,92 @@ func encode(v any) ([]byte, error) {
 // mPaaS (strategyType 1 or 2).
 func (j *Job) Scheduled() bool {
 	return j.StrategyType != nil && (*j.StrategyType == 1 || *j.StrategyType == 2)
+}
+
+// Multiple reports whether the job carries targetMsgs, each target with its own
+// values: its calls use PushMultiple.
+func (j *Job) Multiple() bool { return len(j.TargetMsgs) > 0 }
+
+// API is the mPaaS action of the job's calls.
+func (j *Job) API() string {
+	if j.Multiple() {
+		return APIMultiple
+	}
+	return APITemplate
+}
+
+// CallSize is how many targets one call of this job takes at most.
+func (j *Job) CallSize() int {
+	if j.Multiple() {
+		return MaxTargetsPerMultipleCall
+	}
+	return MaxTargetsPerCall
+}
+
+// TargetCount is the number of targets the job carries, of either kind.
+func (j *Job) TargetCount() int { return len(j.TargetMsgkey) + len(j.TargetMsgs) }
+
+// Pairs are the job's target→msgKey pairs in order, of either kind: what the
+// dedupe store claims and a result reports. For a targetMsgs job it is a new slice.
+func (j *Job) Pairs() Targets {
+	if !j.Multiple() {
+		return j.TargetMsgkey
+	}
+	t := make(Targets, len(j.TargetMsgs))
+	for i, m := range j.TargetMsgs {
+		t[i] = Target{Target: m.Target, MsgKey: m.MsgKey}
+	}
+	return t
+}
+
+// Messages are the targetMsgs entries of targets (which must be the job's own), in
+// the order of targets; ok is false when one of them is not in the job.
+func (j *Job) Messages(targets Targets) (msgs []TargetMsg, ok bool) {
+	msgs = make([]TargetMsg, 0, len(targets))
+	var index map[string]int
+	next := 0
+	for _, t := range targets {
+		// Calls take the job's targets in order, so the match is usually next.
+		if next < len(j.TargetMsgs) && j.TargetMsgs[next].Target == t.Target {
+			msgs = append(msgs, j.TargetMsgs[next])
+			next++
+			continue
+		}
+		if index == nil {
+			index = make(map[string]int, len(j.TargetMsgs))
+			for i, m := range j.TargetMsgs {
+				index[m.Target] = i
+			}
+		}
+		i, found := index[t.Target]
+		if !found {
+			return nil, false
+		}
+		msgs = append(msgs, j.TargetMsgs[i])
+		next = i + 1
+	}
+	return msgs, true
+}
+
+// Only is a copy of the job that carries only targets (the job's own), each with
+// its values: a dead letter of its failed targets replays as the same kind of job.
+func (j *Job) Only(targets Targets) *Job {
+	c := *j
+	if !j.Multiple() {
+		c.TargetMsgkey = targets
+		return &c
+	}
+	c.TargetMsgs, _ = j.Messages(targets)
+	return &c
+}
+
+// TargetMsg is one target of a targetMsgs job, with its own template values and
+// extended parameters.
+type TargetMsg struct {
+	Target           string `json:"target"`
+	MsgKey           string `json:"msgKey"`
+	TemplateKeyValue Object `json:"templateKeyValue,omitempty"`
+	ExtendedParams   Object `json:"extendedParams,omitempty"`
 }
 
 // Int64 returns a pointer to v, for the optional integer fields.
@@ -135,13 +237,15 @@ func (o *Object) UnmarshalJSON(data []byte) error {
 // String is the compact JSON text that goes on the wire.
 func (o Object) String() string { return string(o) }
 
-// Chunk splits targets into calls of at most size pairs (size is capped at
-// MaxTargetsPerCall), in the order given. The same list always gives the same chunks;
-// the chunks share the backing array of t.
+// Chunk splits targets into calls of at most size pairs (a job's CallSize; 0
+// means MaxTargetsPerCall, and size is capped at MaxTargetsPerMultipleCall), in the
+// order given. The same list always gives the same chunks; the chunks share the
+// backing array of t.
 func Chunk(t Targets, size int) []Targets {
-	if size <= 0 || size > MaxTargetsPerCall {
+	if size <= 0 {
 		size = MaxTargetsPerCall
 	}
+	size = min(size, MaxTargetsPerMultipleCall)
 	chunks := make([]Targets, 0, (len(t)+size-1)/size)
 	for len(t) > 0 {
 		n := min(size, len(t))

@@ -32,6 +32,8 @@ type Result struct {
 	AppID       string        `json:"appId"`
 	WorkspaceID string        `json:"workspaceId"`
 	TaskName    string        `json:"taskName"`
+	API         string        `json:"api,omitempty"`      // the mPaaS action of the job's calls: APITemplate or APIMultiple; absent when rejected
+	Campaign    string        `json:"campaign,omitempty"` // the job's campaign (bulk lane); absent for event jobs
 	Targets     int           `json:"targets"`
 	Sent        int           `json:"sent"`
 	Duplicates  int           `json:"duplicates"`
@@ -43,7 +45,8 @@ type Result struct {
 	FinishedAt  Time          `json:"finishedAt"`
 }
 
-// ChunkResult is one mPaaS call that ended a job's chunk.
+// ChunkResult is one mPaaS call that ended a job's chunk. TargetMsgkey lists its
+// targets (up to 100 for PushMultiple, without their values).
 type ChunkResult struct {
 	TargetMsgkey  Targets `json:"targetMsgkey"`
 	Status        string  `json:"status"` // ChunkSent or ChunkFailed
@@ -63,6 +66,7 @@ func NewResult(j *Job, deliveries int, startedAt time.Time) *Result {
 		AppID:       j.AppID,
 		WorkspaceID: j.WorkspaceID,
 		TaskName:    j.TaskName,
+		API:         j.API(),
 		Deliveries:  deliveries,
 		StartedAt:   Time{startedAt},
 	}
@@ -119,7 +123,7 @@ func Rejected(jobID string, j *Job, err error, deliveries int, at time.Time) *Re
 	r := &Result{JobID: jobID, Status: StatusRejected, Error: err.Error(), Deliveries: deliveries, StartedAt: Time{at}}
 	if j != nil {
 		r.AppID, r.WorkspaceID, r.TaskName = j.AppID, j.WorkspaceID, j.TaskName
-		r.Targets = len(j.TargetMsgkey)
+		r.Targets = j.TargetCount()
 		r.Failed = r.Targets
 	}
 	return r.Finish(at)

@@ -117,8 +117,15 @@ func TestChunk(t *testing.T) {
 	if !reflect.DeepEqual(sizes, []int{10, 10, 5}) {
 		t.Fatalf("25 targets → %v, want [10 10 5]", sizes)
 	}
-	if got := len(Chunk(manyTargets(25), 50)); got != 3 {
-		t.Fatalf("a size above 10 must be capped at 10: %d chunks", got)
+	sizes = sizes[:0]
+	for _, c := range Chunk(manyTargets(250), MaxTargetsPerMultipleCall) {
+		sizes = append(sizes, len(c))
+	}
+	if !reflect.DeepEqual(sizes, []int{100, 100, 50}) {
+		t.Fatalf("250 targets in PushMultiple calls → %v, want [100 100 50]", sizes)
+	}
+	if got := len(Chunk(manyTargets(250), 500)); got != 3 {
+		t.Fatalf("a size above 100 must be capped at 100: %d chunks", got)
 	}
 	// Appending to a chunk must not overwrite the next one.
 	chunks := Chunk(manyTargets(20), 10)

@@ -14,9 +14,15 @@ const (
 	DefaultMaxTargets         = 1000
 	DefaultMaxScheduledChunks = 10
 	MaxJobIDLength            = 128
-	MaxExtendedParams         = 20
+	MaxExtendedParams         = 20     // job-level extendedParams keys (mPaaS 3035 above)
+	MaxTargetExtendedParams   = 9      // a targetMsgs element's extendedParams keys: fewer than 10 (mPaaS 3049)
+	MaxExpiredSeconds         = 259200 // 3 days (mPaaS 3026 above)
 	recurringWindowDays       = 180
 )
+
+// ReservedExtendedParams are the extendedParams keys mPaaS keeps for itself, at
+// the job's level and a target's.
+var ReservedExtendedParams = []string{"notifyType", "action", "silent", "pushType", "templateCode", "channel", "taskId"}
 
 // MPaaSZone is the time zone of the mPaaS region (China Standard Time, UTC+8): the
 // days of a recurring push's window are counted in it.
@@ -56,12 +62,14 @@ func (r Rules) withDefaults() Rules {
 }
 
 var (
-	clockPattern   = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$`)
-	deliveryTypes  = map[int64]bool{1: true, 2: true, 3: true, 5: true, 6: true, 7: true}
-	notifyTypes    = []string{"transparent", "notify"}
-	classes        = []string{"0", "1"}
-	activityEvents = []string{"update", "end"}
-	urgencies      = []string{"HIGH", "NORMAL"}
+	clockPattern  = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$`)
+	deliveryTypes = map[int64]bool{1: true, 2: true, 3: true, 5: true, 6: true, 7: true}
+	// PushMultiple has no Live Activity targets (5, 6).
+	multipleDeliveryTypes = map[int64]bool{1: true, 2: true, 3: true, 7: true}
+	notifyTypes           = []string{"transparent", "notify"}
+	classes               = []string{"0", "1"}
+	activityEvents        = []string{"update", "end"}
+	urgencies             = []string{"HIGH", "NORMAL"}
 )
 
 // ValidJobID reports whether id can be a job id: 1–128 characters, dot-separated
@@ -82,14 +90,15 @@ func ValidJobID(id string) bool {
 	return true
 }
 
-// Validate checks every rule of the mPaaS PushTemplate API that can be checked
-// before a call, and the envelope rules of this worker. It returns the first broken
+// Validate checks every rule of the mPaaS API (PushTemplate, or PushMultiple for a
+// targetMsgs job) that can be checked before a call, and the envelope rules of
+// this worker. It returns the first broken
 // rule as a *FieldError naming the field, or nil.
 func (j *Job) Validate(r Rules) error {
 	r = r.withDefaults()
 	checks := []func(Rules) error{
 		j.checkEnvelope, j.checkRequired, j.checkEnums, j.checkTargets,
-		j.checkSMS, j.checkStrategy, j.checkExtras,
+		j.checkMultiple, j.checkSMS, j.checkStrategy, j.checkExtras,
 	}
 	for _, check := range checks {
 		if err := check(r); err != nil {
@@ -124,8 +133,10 @@ func (j *Job) checkRequired(Rules) error {
 		return invalid("deliveryType", fmt.Sprintf("must be 1, 2, 3, 5, 6 or 7, not %d", j.DeliveryType))
 	}
 	if j.ExpiredSeconds <= 0 {
-		// mPaaS publishes no maximum (docs/mpaas.md: unconfirmed), so only the lower bound is checked.
 		return invalid("expiredSeconds", "required, and must be greater than 0")
+	}
+	if j.ExpiredSeconds > MaxExpiredSeconds {
+		return invalid("expiredSeconds", fmt.Sprintf("%d is more than the %d (3 days) mPaaS allows", j.ExpiredSeconds, MaxExpiredSeconds))
 	}
 	if strings.Contains(j.TemplateName, ",") {
 		return invalid("templateName", "must not contain a comma")
@@ -160,31 +171,117 @@ func (j *Job) checkEnums(Rules) error {
 }
 
 func (j *Job) checkTargets(r Rules) error {
-	if len(j.TargetMsgkey) == 0 {
-		return invalid("targetMsgkey", "required: at least one target → msgKey")
+	field := "targetMsgkey"
+	switch {
+	case len(j.TargetMsgkey) > 0 && len(j.TargetMsgs) > 0:
+		return invalid("targetMsgs", "give targetMsgkey (one set of values for all targets) or targetMsgs (values per target), not both")
+	case len(j.TargetMsgs) > 0:
+		field = "targetMsgs"
+		if err := j.checkTargetMsgs(); err != nil {
+			return err
+		}
+	case len(j.TargetMsgkey) == 0:
+		return invalid("targetMsgkey", "required: at least one target → msgKey (or targetMsgs, values per target)")
+	default:
+		if err := checkPairs(j.TargetMsgkey); err != nil {
+			return err
+		}
 	}
-	if len(j.TargetMsgkey) > r.MaxTargets {
-		return invalid("targetMsgkey", fmt.Sprintf("%d targets, more than the %d a job may have", len(j.TargetMsgkey), r.MaxTargets))
-	}
-	seen := make(map[string]struct{}, len(j.TargetMsgkey))
-	for _, t := range j.TargetMsgkey {
-		if t.Target == "" {
-			return invalid("targetMsgkey", "a target is empty")
-		}
-		if t.MsgKey == "" {
-			return invalid("targetMsgkey", fmt.Sprintf("msgKey of target %q is empty", t.Target))
-		}
-		if _, dup := seen[t.Target]; dup {
-			return invalid("targetMsgkey", fmt.Sprintf("target %q given more than once", t.Target))
-		}
-		seen[t.Target] = struct{}{}
+	n := j.TargetCount()
+	if n > r.MaxTargets {
+		return invalid(field, fmt.Sprintf("%d targets, more than the %d a job may have", n, r.MaxTargets))
 	}
 	if j.Scheduled() {
-		chunks := (len(j.TargetMsgkey) + MaxTargetsPerCall - 1) / MaxTargetsPerCall
+		size := j.CallSize()
+		chunks := (n + size - 1) / size
 		if chunks > r.MaxScheduledChunks {
-			return invalid("targetMsgkey", fmt.Sprintf(
+			return invalid(field, fmt.Sprintf(
 				"a scheduled job (strategyType 1 or 2) creates one mPaaS task per %d targets and may create at most %d; this one needs %d",
-				MaxTargetsPerCall, r.MaxScheduledChunks, chunks))
+				size, r.MaxScheduledChunks, chunks))
+		}
+	}
+	return nil
+}
+
+func checkPairs(t Targets) error {
+	seen := make(map[string]struct{}, len(t))
+	for _, p := range t {
+		if p.Target == "" {
+			return invalid("targetMsgkey", "a target is empty")
+		}
+		if p.MsgKey == "" {
+			return invalid("targetMsgkey", fmt.Sprintf("msgKey of target %q is empty", p.Target))
+		}
+		if _, dup := seen[p.Target]; dup {
+			return invalid("targetMsgkey", fmt.Sprintf("target %q given more than once", p.Target))
+		}
+		seen[p.Target] = struct{}{}
+	}
+	return nil
+}
+
+func (j *Job) checkTargetMsgs() error {
+	first := make(map[string]int, len(j.TargetMsgs))
+	for i, m := range j.TargetMsgs {
+		at := func(f string) string { return fmt.Sprintf("targetMsgs[%d].%s", i, f) }
+		if m.Target == "" {
+			return invalid(at("target"), "required")
+		}
+		if m.MsgKey == "" {
+			return invalid(at("msgKey"), "required")
+		}
+		if k, dup := first[m.Target]; dup {
+			return invalid(at("target"), fmt.Sprintf("target %q is already targetMsgs[%d]", m.Target, k))
+		}
+		first[m.Target] = i
+		if err := checkExtended(at("extendedParams"), m.ExtendedParams, MaxTargetExtendedParams,
+			"fewer than 10 keys per target (mPaaS 3049)"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMultiple holds what PushMultiple does not take.
+func (j *Job) checkMultiple(Rules) error {
+	if !j.Multiple() {
+		return nil
+	}
+	const why = "not with targetMsgs: PushMultiple has no SMS fallback"
+	switch {
+	case len(j.TemplateKeyValue) > 0:
+		return invalid("templateKeyValue", "not with targetMsgs: each target carries its own templateKeyValue")
+	case j.SmsStrategy != nil && *j.SmsStrategy != 0:
+		return invalid("smsStrategy", "must be 0 or absent "+why)
+	case j.SmsSignName != "":
+		return invalid("smsSignName", why)
+	case j.SmsTemplateCode != "":
+		return invalid("smsTemplateCode", why)
+	case len(j.SmsTemplateParam) > 0:
+		return invalid("smsTemplateParam", why)
+	case !multipleDeliveryTypes[j.DeliveryType]:
+		return invalid("deliveryType", fmt.Sprintf("must be 1, 2, 3 or 7 with targetMsgs (PushMultiple has no Live Activity targets), not %d", j.DeliveryType))
+	}
+	return nil
+}
+
+// checkExtended holds an extendedParams object to at most max keys, none reserved.
+func checkExtended(field string, o Object, max int, limit string) error {
+	if len(o) == 0 {
+		return nil
+	}
+	members, err := parseMembers(o)
+	if err != nil {
+		return invalid(field, "not a JSON object")
+	}
+	if len(members) > max {
+		return invalid(field, fmt.Sprintf("%d keys, more than mPaaS allows: %s", len(members), limit))
+	}
+	for _, m := range members {
+		for _, r := range ReservedExtendedParams {
+			if m.key == r {
+				return invalid(field, fmt.Sprintf("key %q is reserved by mPaaS (reserved: %s)", m.key, strings.Join(ReservedExtendedParams, ", ")))
+			}
 		}
 	}
 	return nil
@@ -210,14 +307,8 @@ func (j *Job) checkSMS(Rules) error {
 }
 
 func (j *Job) checkExtras(Rules) error {
-	if len(j.ExtendedParams) > 0 {
-		members, err := parseMembers(j.ExtendedParams)
-		if err != nil {
-			return invalid("extendedParams", "not a JSON object")
-		}
-		if len(members) > MaxExtendedParams {
-			return invalid("extendedParams", fmt.Sprintf("%d entries, more than the %d mPaaS allows", len(members), MaxExtendedParams))
-		}
+	if err := checkExtended("extendedParams", j.ExtendedParams, MaxExtendedParams, "at most 20 (mPaaS 3035)"); err != nil {
+		return err
 	}
 	if j.TransparentMessageUrgency != "" && len(j.TransparentMessagePayload) == 0 {
 		return invalid("transparentMessageUrgency", "only valid with transparentMessagePayload")

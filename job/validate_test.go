@@ -74,7 +74,8 @@ func TestValidateRules(t *testing.T) {
 		{"targetMsgkey missing", func(j *Job) { j.TargetMsgkey = nil }, "targetMsgkey", "required"},
 		{"expiredSeconds missing", func(j *Job) { j.ExpiredSeconds = 0 }, "expiredSeconds", "greater than 0"},
 		{"expiredSeconds negative", func(j *Job) { j.ExpiredSeconds = -5 }, "expiredSeconds", "greater than 0"},
-		{"expiredSeconds large accepted (no published maximum)", func(j *Job) { j.ExpiredSeconds = 30 * 86400 }, "", ""},
+		{"expiredSeconds 3 days", func(j *Job) { j.ExpiredSeconds = 259200 }, "", ""},
+		{"expiredSeconds over 3 days", func(j *Job) { j.ExpiredSeconds = 259201 }, "expiredSeconds", "more than the 259200"},
 		{"templateName comma", func(j *Job) { j.TemplateName = "a,b" }, "templateName", "comma"},
 
 		// allowed values
@@ -138,7 +139,7 @@ func TestValidateRules(t *testing.T) {
 
 		// extended params
 		{"20 extendedParams", func(j *Job) { j.ExtendedParams = params(20) }, "", ""},
-		{"21 extendedParams", func(j *Job) { j.ExtendedParams = params(21) }, "extendedParams", "more than the 20"},
+		{"21 extendedParams", func(j *Job) { j.ExtendedParams = params(21) }, "extendedParams", "at most 20"},
 
 		// strategies
 		{"strategyType 0 explicit", func(j *Job) { j.StrategyType = Int64(0) }, "", ""},
@@ -225,6 +226,71 @@ func TestValidateRules(t *testing.T) {
 		{"content with strategyType 0 is only shape-checked", func(j *Job) {
 			j.StrategyContent = Object(`{"fixedTime":1}`)
 		}, "", ""},
+
+		// reserved extended-param keys, at the job's level
+		{"extendedParams reserved notifyType", func(j *Job) { j.ExtendedParams = Object(`{"a":"1","notifyType":"x"}`) }, "extendedParams", `"notifyType" is reserved`},
+		{"extendedParams reserved taskId", func(j *Job) { j.ExtendedParams = Object(`{"taskId":"x"}`) }, "extendedParams", `"taskId" is reserved`},
+		{"extendedParams reserved is case-sensitive", func(j *Job) { j.ExtendedParams = Object(`{"TaskId":"x"}`) }, "", ""},
+		{"channelId and tenantId accepted", func(j *Job) { j.ChannelID, j.TenantID = "c1", "t1" }, "", ""},
+
+		// targetMsgs (PushMultiple)
+		{"targetMsgs ok", func(j *Job) { j.TargetMsgkey, j.TargetMsgs = nil, msgs(3) }, "", ""},
+		{"targetMsgs and targetMsgkey", func(j *Job) { j.TargetMsgs = msgs(2) }, "targetMsgs", "not both"},
+		{"neither targetMsgs nor targetMsgkey", func(j *Job) { j.TargetMsgkey = nil }, "targetMsgkey", "or targetMsgs"},
+		{"targetMsgs empty target", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs = nil, msgs(3)
+			j.TargetMsgs[2].Target = ""
+		}, "targetMsgs[2].target", "required"},
+		{"targetMsgs empty msgKey", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs = nil, msgs(3)
+			j.TargetMsgs[1].MsgKey = ""
+		}, "targetMsgs[1].msgKey", "required"},
+		{"targetMsgs repeated target", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs = nil, msgs(4)
+			j.TargetMsgs[3].Target = j.TargetMsgs[1].Target
+		}, "targetMsgs[3].target", "already targetMsgs[1]"},
+		{"targetMsgs over the cap", func(j *Job) { j.TargetMsgkey, j.TargetMsgs = nil, msgs(1001) }, "targetMsgs", "more than the 1000"},
+		{"targetMsgs with job templateKeyValue", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs = nil, msgs(1)
+			j.TemplateKeyValue = Object(`{"name":"x"}`)
+		}, "templateKeyValue", "each target carries its own"},
+		{"targetMsgs with smsStrategy", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs = nil, msgs(1)
+			j.SmsStrategy, j.SmsSignName, j.SmsTemplateCode, j.SmsTemplateParam = Int64(1), "s", "c", Object(`{}`)
+		}, "smsStrategy", "no SMS fallback"},
+		{"targetMsgs with smsStrategy 0", func(j *Job) { j.TargetMsgkey, j.TargetMsgs, j.SmsStrategy = nil, msgs(1), Int64(0) }, "", ""},
+		{"targetMsgs with smsSignName", func(j *Job) { j.TargetMsgkey, j.TargetMsgs, j.SmsSignName = nil, msgs(1), "s" }, "smsSignName", "no SMS fallback"},
+		{"targetMsgs with smsTemplateCode", func(j *Job) { j.TargetMsgkey, j.TargetMsgs, j.SmsTemplateCode = nil, msgs(1), "c" }, "smsTemplateCode", "no SMS fallback"},
+		{"targetMsgs with smsTemplateParam", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs, j.SmsTemplateParam = nil, msgs(1), Object(`{"a":1}`)
+		}, "smsTemplateParam", "no SMS fallback"},
+		{"targetMsgs deliveryType 7", func(j *Job) { j.TargetMsgkey, j.TargetMsgs, j.DeliveryType = nil, msgs(1), 7 }, "", ""},
+		{"targetMsgs deliveryType 5", func(j *Job) { j.TargetMsgkey, j.TargetMsgs, j.DeliveryType = nil, msgs(1), 5 }, "deliveryType", "1, 2, 3 or 7 with targetMsgs"},
+		{"targetMsgs deliveryType 6", func(j *Job) { j.TargetMsgkey, j.TargetMsgs, j.DeliveryType = nil, msgs(1), 6 }, "deliveryType", "1, 2, 3 or 7 with targetMsgs"},
+		{"targetMsgs 9 extendedParams", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs = nil, msgs(2)
+			j.TargetMsgs[1].ExtendedParams = params(9)
+		}, "", ""},
+		{"targetMsgs 10 extendedParams", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs = nil, msgs(2)
+			j.TargetMsgs[1].ExtendedParams = params(10)
+		}, "targetMsgs[1].extendedParams", "fewer than 10"},
+		{"targetMsgs reserved extendedParams", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs = nil, msgs(2)
+			j.TargetMsgs[0].ExtendedParams = Object(`{"silent":"1"}`)
+		}, "targetMsgs[0].extendedParams", `"silent" is reserved`},
+		{"targetMsgs job extendedParams 20", func(j *Job) { j.TargetMsgkey, j.TargetMsgs, j.ExtendedParams = nil, msgs(1), params(20) }, "", ""},
+		{"targetMsgs job extendedParams 21", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs, j.ExtendedParams = nil, msgs(1), params(21)
+		}, "extendedParams", "at most 20"},
+		{"targetMsgs expiredSeconds over 3 days", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs, j.ExpiredSeconds = nil, msgs(1), 259201
+		}, "expiredSeconds", "259200"},
+		{"targetMsgs scheduled 1000 targets: 10 tasks", func(j *Job) {
+			j.TargetMsgkey, j.TargetMsgs = nil, msgs(1000)
+			j.StrategyType = Int64(1)
+			j.StrategyContent = Object(fmt.Sprintf(`{"fixedTime":%d}`, ms(now.Add(time.Hour))))
+		}, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -240,6 +306,16 @@ func TestValidateRules(t *testing.T) {
 			assertFieldError(t, err, c.field, c.rule)
 		})
 	}
+}
+
+// msgs are n targetMsgs entries, each with its own template values.
+func msgs(n int) []TargetMsg {
+	m := make([]TargetMsg, n)
+	for i := range m {
+		m[i] = TargetMsg{Target: fmt.Sprintf("u%d", i), MsgKey: fmt.Sprintf("k%d", i),
+			TemplateKeyValue: Object(fmt.Sprintf(`{"name":"用户%d"}`, i))}
+	}
+	return m
 }
 
 func params(n int) Object {
@@ -293,6 +369,17 @@ func TestValidateConfigurableCaps(t *testing.T) {
 	j.StrategyContent = Object(fmt.Sprintf(`{"fixedTime":%d}`, ms(time.Now().Add(time.Hour))))
 	assertFieldError(t, j.Validate(Rules{MaxScheduledChunks: 1}), "targetMsgkey", "at most 1;")
 	if err := j.Validate(Rules{MaxScheduledChunks: 2}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateScheduledTargetMsgsCountCallsOf100(t *testing.T) {
+	j := validJob()
+	j.TargetMsgkey, j.TargetMsgs = nil, msgs(201)
+	j.StrategyType = Int64(1)
+	j.StrategyContent = Object(fmt.Sprintf(`{"fixedTime":%d}`, ms(time.Now().Add(time.Hour))))
+	assertFieldError(t, j.Validate(Rules{MaxScheduledChunks: 2}), "targetMsgs", "one mPaaS task per 100 targets and may create at most 2; this one needs 3")
+	if err := j.Validate(Rules{MaxScheduledChunks: 3}); err != nil {
 		t.Fatal(err)
 	}
 }

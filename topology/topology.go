@@ -115,6 +115,18 @@ func (t Topology) Lane(subject string) string {
 	return LaneDefault
 }
 
+// Campaign is the campaign of a bulk-lane subject: the token after bulk.
+// (<root>.jobs.bulk.spring-2026.part2 is campaign spring-2026), or "" for any
+// other subject.
+func (t Topology) Campaign(subject string) string {
+	if t.Lane(subject) != LaneBulk {
+		return ""
+	}
+	rest := strings.TrimPrefix(subject, t.jobsPrefix()+"bulk.")
+	campaign, _, _ := strings.Cut(rest, ".")
+	return campaign
+}
+
 // validTokens: at least one token, none empty, no wildcard or white space.
 func validTokens(s string) bool {
 	if s == "" {

@@ -71,3 +71,22 @@ func TestLane(t *testing.T) {
 		}
 	}
 }
+
+func TestCampaign(t *testing.T) {
+	d := topology.Default()
+	for s, want := range map[string]string{
+		"push.jobs.bulk.spring-2026":       "spring-2026",
+		"push.jobs.bulk.spring-2026.part2": "spring-2026",
+		"push.jobs.orders":                 "",
+		"push.jobs.bulk":                   "",
+		"push.jobs.bulk..x":                "",
+		"other.jobs.bulk.x":                "",
+	} {
+		if got := d.Campaign(s); got != want {
+			t.Errorf("Campaign(%q) = %q, want %q", s, got, want)
+		}
+	}
+	if got := d.Suffixed("-t1").Campaign("push-t1.jobs.bulk.c1.x"); got != "c1" {
+		t.Errorf("a suffixed topology: %q", got)
+	}
+}
