@@ -1,7 +1,8 @@
-// Package mpaassim is a stand-in for the mPaaS PushTemplate endpoint: it verifies
-// the request signature, checks the parameters as the API document says, answers in
-// mPaaS's shapes, injects faults on demand and records every delivered (app,
-// workspace, target, msgKey). The project's tests, dev mode and benchmarks run
+// Package mpaassim is a stand-in for the mPaaS PushTemplate and PushMultiple
+// endpoints: it verifies the request signature, checks the parameters as the API
+// document and metadata say, answers in mPaaS's shapes, injects faults on demand
+// and records every delivered (app, workspace, target, msgKey) with the values it
+// was delivered with. The project's tests, dev mode and benchmarks run
 // against it, and cmd/mpaas-sim serves it on its own.
 package mpaassim
 
@@ -61,8 +62,8 @@ type Server struct {
 	second     int64 // current wall-clock second for the quota
 	inSecond   int
 	stats      counters
-	delivered  map[pairKey]int
-	arrivals   []int64 // unix nanos of every PushTemplate call, for rate fidelity
+	delivered  map[pairKey]*delivery
+	arrivals   []int64 // unix nanos of every call, for rate fidelity
 	recent     []Call  // a ring of the last recentCalls calls
 	next       int     // where the next call goes in recent once it is full
 }
@@ -74,15 +75,25 @@ type nonceEntry struct {
 
 type pairKey struct{ app, workspace, target, msgKey string }
 
+// delivery is what became of one pair: how often, by which action, and the
+// values of its last delivery.
+type delivery struct {
+	count            int
+	api              string
+	values, extended string
+}
+
 type counters struct {
 	calls    int64
 	accepted int64
 	byCode   map[string]int64
+	byAPI    map[string]*APIStats
 }
 
-// Call is one PushTemplate request as the emulator received it.
+// Call is one request as the emulator received it.
 type Call struct {
 	At         time.Time         `json:"at"`
+	Action     string            `json:"action"`
 	Params     map[string]string `json:"params"` // form parameters (the body), by their wire names
 	RequestID  string            `json:"requestId"`
 	HTTPStatus int               `json:"httpStatus"`
@@ -130,8 +141,8 @@ func (s *Server) Reset() {
 func (s *Server) resetLocked() {
 	s.nonces = map[string]time.Time{}
 	s.nonceQueue = nil
-	s.stats = counters{byCode: map[string]int64{}}
-	s.delivered = map[pairKey]int{}
+	s.stats = counters{byCode: map[string]int64{}, byAPI: map[string]*APIStats{}}
+	s.delivered = map[pairKey]*delivery{}
 	s.arrivals = nil
 	s.recent, s.next = nil, 0
 }
@@ -146,9 +157,10 @@ type apiError struct {
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	requestID := newRequestID()
-	form, aerr := s.authenticate(r, now)
+	action, form, aerr := s.authenticate(r, now)
 	s.mu.Lock()
 	s.stats.calls++
+	s.apiStatsLocked(action).Calls++
 	s.arrivals = append(s.arrivals, now.UnixNano())
 	faults := s.faults
 	if aerr == nil {
@@ -160,21 +172,21 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		aerr = randomGatewayFault(faults)
 	}
 	if aerr == nil {
-		aerr = missingParam(form)
+		aerr = missingParam(action, form)
 	}
 	if !clock.Sleep(r.Context(), faults.Latency+jitter(faults.Jitter)) {
 		return
 	}
 	if aerr != nil {
-		s.finish(w, Call{At: now, Params: form, RequestID: requestID, HTTPStatus: aerr.status, Code: aerr.code}, gatewayBody(requestID, aerr))
+		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: aerr.status, Code: aerr.code}, gatewayBody(requestID, aerr))
 		return
 	}
-	p, berr := s.checkParams(form, now)
+	p, berr := s.checkParams(action, form, now)
 	if berr == nil && mrand.Float64() < faults.Rate8011 {
 		berr = &bizError{code: "8011", message: "FLOW_CONTROL_ERROR"}
 	}
 	if berr != nil {
-		s.finish(w, Call{At: now, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
+		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
 		return
 	}
 	data := ""
@@ -182,7 +194,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		data = newTaskID()
 	}
 	s.record(p)
-	call := Call{At: now, Params: form, RequestID: requestID, HTTPStatus: 200, Code: "OK"}
+	call := Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: "OK"}
 	if mrand.Float64() < faults.RateTimeout {
 		hold := faults.TimeoutHold
 		if hold <= 0 {
@@ -211,6 +223,7 @@ func (s *Server) note(c Call) {
 	s.stats.byCode[c.Code]++
 	if c.Code == "OK" || c.Code == "TIMEOUT_AFTER_RECORD" {
 		s.stats.accepted++
+		s.apiStatsLocked(c.Action).Accepted++
 	}
 	if len(s.recent) < recentCalls {
 		s.recent = append(s.recent, c)
@@ -223,9 +236,28 @@ func (s *Server) note(c Call) {
 func (s *Server) record(p *pushParams) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.apiStatsLocked(p.api).Deliveries += len(p.targets)
 	for _, t := range p.targets {
-		s.delivered[pairKey{p.app, p.workspace, t.target, t.msgKey}]++
+		k := pairKey{p.app, p.workspace, t.target, t.msgKey}
+		d := s.delivered[k]
+		if d == nil {
+			d = &delivery{}
+			s.delivered[k] = d
+		}
+		d.count++
+		d.api, d.values, d.extended = p.api, t.values, t.extended
 	}
+}
+
+// apiStatsLocked are the counters of one action ("" for a call whose action was
+// refused).
+func (s *Server) apiStatsLocked(action string) *APIStats {
+	st := s.stats.byAPI[action]
+	if st == nil {
+		st = &APIStats{}
+		s.stats.byAPI[action] = st
+	}
+	return st
 }
 
 // quotaLocked applies the per-second quota; it counts every authenticated call.
@@ -261,8 +293,17 @@ func randomGatewayFault(f Faults) *apiError {
 }
 
 // authenticate checks Action, the signature, the timestamp and the nonce, and
-// returns the form (body) parameters.
-func (s *Server) authenticate(r *http.Request, now time.Time) (form map[string]string, err *apiError) {
+// returns the action and the form (body) parameters.
+func (s *Server) authenticate(r *http.Request, now time.Time) (action string, form map[string]string, err *apiError) {
+	form, err = s.verify(r, now)
+	action = r.URL.Query().Get("Action")
+	if action != actionTemplate && action != actionMultiple {
+		action = ""
+	}
+	return action, form, err
+}
+
+func (s *Server) verify(r *http.Request, now time.Time) (form map[string]string, err *apiError) {
 	form = map[string]string{}
 	if perr := r.ParseForm(); perr != nil {
 		return form, &apiError{400, "InvalidParameter", "The request body could not be parsed."}
@@ -277,7 +318,7 @@ func (s *Server) authenticate(r *http.Request, now time.Time) (form map[string]s
 			params[k] = v[0]
 		}
 	}
-	if params["Action"] != "PushTemplate" {
+	if params["Action"] != actionTemplate && params["Action"] != actionMultiple {
 		return form, &apiError{404, "InvalidApi.NotFound", fmt.Sprintf("Specified api %q is not found.", params["Action"])}
 	}
 	for _, k := range []string{"AccessKeyId", "Signature", "SignatureNonce", "Timestamp", "SignatureMethod", "SignatureVersion"} {

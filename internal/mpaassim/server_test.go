@@ -2,6 +2,7 @@ package mpaassim
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -168,6 +169,84 @@ func TestHandBuiltRequests(t *testing.T) {
 	st := sim.Stats()
 	if st.Calls != int64(len(cases)) || st.Accepted != 1 || st.Pairs != 2 || st.DuplicatePairs != 0 {
 		t.Fatalf("stats: %+v", st)
+	}
+}
+
+// newMultiple is a PushMultiple call of n targets built by hand, each with its own name.
+func newMultiple(at time.Time, nonce string, n int) request {
+	r := newRequest(at, nonce)
+	r.query.Set("Action", "PushMultiple")
+	r.form.Del("TargetMsgkey")
+	r.form.Del("TemplateKeyValue")
+	for i := 1; i <= n; i++ {
+		p := fmt.Sprintf("TargetMsg.%d.", i)
+		r.form.Set(p+"Target", fmt.Sprintf("m%d", i))
+		r.form.Set(p+"MsgKey", fmt.Sprintf("mk%d", i))
+		r.form.Set(p+"TemplateKeyValue", fmt.Sprintf(`{"name":"用户%d"}`, i))
+	}
+	return r
+}
+
+func TestHandBuiltPushMultiple(t *testing.T) {
+	now := time.Now()
+	sim, srv := newTestServer(t, Config{Templates: map[string]string{"hello": "你好 #name#"}})
+	with := func(nonce string, n int, f func(r request)) request {
+		r := newMultiple(now, nonce, n)
+		f(r)
+		return r.signed("sk")
+	}
+	none := func(request) {}
+	tenKeys := `{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,"j":1}`
+	cases := []struct {
+		name   string
+		req    request
+		status int
+		code   string
+	}{
+		{"100 targets", with("m1", 100, none), 200, "OK"},
+		{"101 targets", with("m2", 101, none), 200, "3029"},
+		{"no targets", with("m3", 0, none), 400, "MissingTargetMsg"},
+		{"a target without msgKey", with("m4", 2, func(r request) { r.form.Del("TargetMsg.2.MsgKey") }), 200, "3028"},
+		{"a gap in the list", with("m5", 2, func(r request) { r.form.Set("TargetMsg.4.Target", "x") }), 200, "3028"},
+		{"a target without its value", with("m6", 3, func(r request) { r.form.Set("TargetMsg.3.TemplateKeyValue", `{"x":"y"}`) }), 200, "3023"},
+		{"10 extended params on a target", with("m7", 1, func(r request) { r.form.Set("TargetMsg.1.ExtendedParams", tenKeys) }), 200, "3049"},
+		{"9 extended params on a target", with("m8", 1, func(r request) {
+			r.form.Set("TargetMsg.1.ExtendedParams", `{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1}`)
+		}), 200, "OK"},
+		{"a reserved key on a target", with("m9", 1, func(r request) { r.form.Set("TargetMsg.1.ExtendedParams", `{"taskId":"1"}`) }), 200, "3028"},
+		{"21 extended params on the call", with("m10", 1, func(r request) {
+			r.form.Set("ExtendedParams", `{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,"j":1,"k":1,"l":1,"m":1,"n":1,"o":1,"p":1,"q":1,"r":1,"s":1,"t":1,"u":1}`)
+		}), 200, "3035"},
+		{"expiredSeconds over 3 days", with("m11", 1, func(r request) { r.form.Set("ExpiredSeconds", "259201") }), 200, "3026"},
+		{"a Live Activity delivery type", with("m12", 1, func(r request) { r.form.Set("DeliveryType", "5") }), 200, "3028"},
+		{"a call-wide TemplateKeyValue", with("m13", 1, func(r request) { r.form.Set("TemplateKeyValue", `{"name":"x"}`) }), 200, "3028"},
+		{"SMS parameters", with("m14", 1, func(r request) { r.form.Set("SmsStrategy", "1") }), 200, "3028"},
+	}
+	for _, c := range cases {
+		status, body := c.req.send(t, srv)
+		code, _ := body["ResultCode"].(string)
+		if status != 200 {
+			code, _ = body["Code"].(string)
+		}
+		if status != c.status || code != c.code {
+			t.Errorf("%s: got %d %s, want %d %s (%v)", c.name, status, code, c.status, c.code, body)
+		}
+		if msg, _ := body["ResultMessage"].(string); strings.Contains(msg, "用户") {
+			t.Errorf("%s: the answer shows a template value: %s", c.name, msg)
+		}
+	}
+	st := sim.Stats()
+	if m := st.ByAPI["PushMultiple"]; m.Calls != int64(len(cases)) || m.Accepted != 2 || m.Deliveries != 101 || m.Pairs != 100 {
+		t.Fatalf("PushMultiple stats: %+v", m)
+	}
+	var got Delivery
+	for _, d := range sim.Deliveries(1) {
+		if d.Target == "m7" {
+			got = d
+		}
+	}
+	if got.API != "PushMultiple" || got.TemplateKeyValue != `{"name":"用户7"}` {
+		t.Fatalf("delivery of m7: %+v", got)
 	}
 }
 

@@ -10,9 +10,10 @@ import (
 
 // Stats is what the emulator saw.
 type Stats struct {
-	Calls    int64            `json:"calls"`    // PushTemplate requests that arrived
-	Accepted int64            `json:"accepted"` // of them, pushes recorded
-	ByCode   map[string]int64 `json:"byCode"`   // answers by code: OK, 3022, Throttling.User, …
+	Calls    int64               `json:"calls"`    // requests that arrived, of both actions
+	Accepted int64               `json:"accepted"` // of them, pushes recorded
+	ByCode   map[string]int64    `json:"byCode"`   // answers by code: OK, 3022, Throttling.User, …
+	ByAPI    map[string]APIStats `json:"byAPI"`    // by action: PushTemplate, PushMultiple ("" for an unknown one)
 
 	Pairs          int `json:"pairs"`          // distinct (app, workspace, target, msgKey) delivered
 	Deliveries     int `json:"deliveries"`     // deliveries of pairs, repeats included
@@ -24,6 +25,14 @@ type Stats struct {
 	MeanCallsPerSecond  float64 `json:"meanCallsPerSecond"`
 }
 
+// APIStats count one action's calls and pairs.
+type APIStats struct {
+	Calls      int64 `json:"calls"`
+	Accepted   int64 `json:"accepted"`
+	Deliveries int   `json:"deliveries"` // pairs delivered by this action, repeats included
+	Pairs      int   `json:"pairs"`      // distinct pairs whose last delivery was by this action
+}
+
 // Stats counts everything since the start or the last Reset.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -32,12 +41,19 @@ func (s *Server) Stats() Stats {
 	for k, v := range s.stats.byCode {
 		st.ByCode[k] = v
 	}
-	for _, n := range s.delivered {
+	st.ByAPI = make(map[string]APIStats, len(s.stats.byAPI))
+	for k, v := range s.stats.byAPI {
+		st.ByAPI[k] = *v
+	}
+	for _, d := range s.delivered {
 		st.Pairs++
-		st.Deliveries += n
-		if n > 1 {
+		st.Deliveries += d.count
+		if d.count > 1 {
 			st.DuplicatePairs++
 		}
+		a := st.ByAPI[d.api]
+		a.Pairs++
+		st.ByAPI[d.api] = a
 	}
 	st.MaxCallsInOneSecond, st.MeanCallsPerSecond = rateOf(s.arrivals)
 	return st
@@ -67,16 +83,24 @@ func rateOf(arrivals []int64) (maxWindow int, mean float64) {
 func (s *Server) Delivered(app, workspace, target, msgKey string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.delivered[pairKey{app, workspace, target, msgKey}]
+	if d := s.delivered[pairKey{app, workspace, target, msgKey}]; d != nil {
+		return d.count
+	}
+	return 0
 }
 
-// Delivery is one pair and how many times it was delivered.
+// Delivery is one pair, how many times it was delivered, and how it was last:
+// by which action, with which template values and extended params (a JSON
+// object each, "" when none was sent).
 type Delivery struct {
-	AppID       string `json:"appId"`
-	WorkspaceID string `json:"workspaceId"`
-	Target      string `json:"target"`
-	MsgKey      string `json:"msgKey"`
-	Count       int    `json:"count"`
+	AppID            string `json:"appId"`
+	WorkspaceID      string `json:"workspaceId"`
+	Target           string `json:"target"`
+	MsgKey           string `json:"msgKey"`
+	Count            int    `json:"count"`
+	API              string `json:"api"`
+	TemplateKeyValue string `json:"templateKeyValue,omitempty"`
+	ExtendedParams   string `json:"extendedParams,omitempty"`
 }
 
 // Deliveries lists the pairs delivered at least min times.
@@ -84,9 +108,10 @@ func (s *Server) Deliveries(min int) []Delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Delivery
-	for k, n := range s.delivered {
-		if n >= min {
-			out = append(out, Delivery{k.app, k.workspace, k.target, k.msgKey, n})
+	for k, d := range s.delivered {
+		if d.count >= min {
+			out = append(out, Delivery{AppID: k.app, WorkspaceID: k.workspace, Target: k.target, MsgKey: k.msgKey,
+				Count: d.count, API: d.api, TemplateKeyValue: d.values, ExtendedParams: d.extended})
 		}
 	}
 	return out

@@ -1,5 +1,7 @@
-// Package push calls mPaaS PushTemplate: one call per chunk of at most ten targets,
-// with every parameter the job carries, and classifies the answer.
+// Package push calls mPaaS: PushTemplate for a targetMsgkey job (calls of at most
+// ten targets), PushMultiple for a targetMsgs job (at most a hundred, each with its
+// own values), with every parameter the job carries, and classifies the answer,
+// which has the same shape for both.
 package push
 
 import (
@@ -21,6 +23,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/mpaas"
 
 	"github.com/mpaas-push/pushworker/job"
@@ -86,7 +89,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 // URL is the endpoint as a URL, for logs.
 func (e Endpoint) URL() string { return strings.ToLower(e.Scheme) + "://" + e.Host }
 
-// Client calls PushTemplate. It is safe for concurrent use: one SDK client (which
+// Client calls PushTemplate and PushMultiple. It is safe for concurrent use: one SDK client (which
 // is not) serves one call at a time, and all of them share one connection pool.
 type Client struct {
 	endpoint  Endpoint
@@ -197,18 +200,30 @@ type Outcome struct {
 	Err     error // what went wrong, without secrets; nil on Success
 }
 
-// Push makes one PushTemplate call for targets (at most ten) of job j. It never
-// returns an error of its own: every failure is an Outcome with a Class.
+// Push makes one call for targets of job j: PushTemplate (at most ten targets)
+// or, for a targetMsgs job, PushMultiple (at most a hundred, each with its values
+// from the job). It never returns an error of its own: every failure is an Outcome
+// with a Class.
 func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) Outcome {
-	if len(targets) == 0 || len(targets) > job.MaxTargetsPerCall {
-		return Outcome{Class: JobFault, Err: fmt.Errorf("a call takes 1 to %d targets, not %d", job.MaxTargetsPerCall, len(targets))}
+	if len(targets) == 0 || len(targets) > j.CallSize() {
+		return Outcome{Class: JobFault, Err: fmt.Errorf("a %s call takes 1 to %d targets, not %d", j.API(), j.CallSize(), len(targets))}
 	}
 	if err := ctx.Err(); err != nil {
 		return Outcome{Class: Transient, Err: err}
 	}
-	req, err := newTemplateRequest(j, targets)
-	if err != nil {
-		return Outcome{Class: JobFault, Err: err}
+	var req requests.AcsRequest
+	if j.Multiple() {
+		msgs, ok := j.Messages(targets)
+		if !ok {
+			return Outcome{Class: JobFault, Err: fmt.Errorf("job %s: a call's target is not among the job's targetMsgs", j.JobID)}
+		}
+		req = newMultipleRequest(j, msgs)
+	} else {
+		r, err := newTemplateRequest(j, targets)
+		if err != nil {
+			return Outcome{Class: JobFault, Err: err}
+		}
+		req = r
 	}
 	req.SetScheme(c.endpoint.Scheme)
 	req.SetDomain(c.endpoint.Host)
@@ -218,10 +233,12 @@ func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) Outc
 	if sc.client == nil {
 		return Outcome{Class: ConfigFault, Err: errors.New("mPaaS client could not be built")}
 	}
+	// PushMultiple answers in PushTemplate's shape (RequestId, ResultCode,
+	// ResultMessage, PushResult): one response type reads both.
 	resp := mpaas.CreatePushTemplateResponse()
 	start := time.Now()
 	sc.rt.begin(ctx)
-	err = sc.client.DoAction(req, resp)
+	err := sc.client.DoAction(req, resp)
 	wrote := sc.rt.end()
 	out := Outcome{Latency: time.Since(start)}
 	if err != nil {

@@ -64,7 +64,8 @@ func fullJob(t *testing.T) *job.Job {
 		"transparentMessageUrgency":"HIGH",
 		"thirdChannelCategory":{"hms":"9","vivo":"1"},"notifyLevel":"{\"oppo\":\"2\"}",
 		"classification":"0","notifyType":"notify","miChannelId":"123321",
-		"activityEvent":"end","activityContentState":{"score":"1:0","team":"红队"},"dismissalDate":1893456000
+		"activityEvent":"end","activityContentState":{"score":"1:0","team":"红队"},"dismissalDate":1893456000,
+		"channelId":"渠道-7","tenantId":"tenant&1"
 	}`, fixed)
 	j, err := job.Decode([]byte(body))
 	if err != nil {
@@ -103,24 +104,130 @@ func TestAllParametersArriveIntact(t *testing.T) {
 		"ThirdChannelCategory": `{"hms":"9","vivo":"1"}`, "NotifyLevel": `{"oppo":"2"}`,
 		"Classification": "0", "NotifyType": "notify", "MiChannelId": "123321",
 		"ActivityEvent": "end", "ActivityContentState": `{"score":"1:0","team":"红队"}`, "DismissalDate": "1893456000",
+		"ChannelId": "渠道-7", "TenantId": "tenant&1",
 	}
-	if len(want) != 25 {
-		t.Fatalf("the test must cover 25 parameters, covers %d", len(want))
+	if len(want) != 27 {
+		t.Fatalf("the test must cover the seed's 25 parameters, ChannelId and TenantId; covers %d", len(want))
 	}
-	if !reflect.DeepEqual(got, want) {
-		for k := range want {
-			if got[k] != want[k] {
-				t.Errorf("%s: got %q, want %q", k, got[k], want[k])
-			}
-		}
-		for k := range got {
-			if _, ok := want[k]; !ok {
-				t.Errorf("unexpected parameter %s=%q", k, got[k])
-			}
-		}
+	if calls[len(calls)-1].Action != job.APITemplate {
+		t.Fatalf("action %q", calls[len(calls)-1].Action)
 	}
+	sameParams(t, got, want)
 	if sim.Delivered(j.AppID, j.WorkspaceID, "张三", "k-1") != 1 || sim.Delivered(j.AppID, j.WorkspaceID, "user 2", "k+2") != 1 {
 		t.Fatal("targets not recorded as delivered")
+	}
+}
+
+func sameParams(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	if reflect.DeepEqual(got, want) {
+		return
+	}
+	for k := range want {
+		if got[k] != want[k] {
+			t.Errorf("%s: got %q, want %q", k, got[k], want[k])
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected parameter %s=%q", k, got[k])
+		}
+	}
+}
+
+// fullMultipleJob carries every parameter a targetMsgs job may have, and three
+// targets with values of their own (one with none).
+func fullMultipleJob(t *testing.T) *job.Job {
+	t.Helper()
+	fixed := time.Now().Add(time.Hour).UnixMilli()
+	body := fmt.Sprintf(`{
+		"taskName":"个性化 task","appId":"ONEX570DA89211721","workspaceId":"test","deliveryType":7,
+		"targetMsgs":[
+			{"target":"张三","msgKey":"k-1","templateKeyValue":{"name":"张三","money":"200"},"extendedParams":{"url":"https://a/?x=1&y=2"}},
+			{"target":"user 2","msgKey":"k+2","templateKeyValue":"{\"name\":\"Zoë \\\"Z\\\"\",\"money\":\"5\"}"},
+			{"target":"u3","msgKey":"k3"}],
+		"expiredSeconds":259200,"templateName":"测试模板",
+		"extendedParams":{"key1":"value1"},
+		"strategyType":1,"strategyContent":{"fixedTime":%d},
+		"transparentMessagePayload":{"hms":{"title":"标题"}},"transparentMessageUrgency":"NORMAL",
+		"thirdChannelCategory":{"hms":"9"},"notifyLevel":{"oppo":"2"},
+		"classification":"1","notifyType":"transparent","miChannelId":"123321",
+		"activityEvent":"update","activityContentState":{"team":"红队"},"dismissalDate":1893456000,
+		"channelId":"渠道-7","tenantId":"tenant-1"
+	}`, fixed)
+	j, err := job.Decode([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Validate(job.Rules{}); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func TestPushMultipleParametersArriveIntact(t *testing.T) {
+	sim, srv := startSim(t, mpaassim.Config{AcceptAnyTemplate: true})
+	c := newClient(t, srv.URL)
+	j := fullMultipleJob(t)
+	out := c.Push(context.Background(), j, j.Pairs())
+	if out.Class != push.Success || out.Data == "" {
+		t.Fatalf("push failed or no task id: %+v", out)
+	}
+	call := sim.Calls()[0]
+	if call.Action != job.APIMultiple {
+		t.Fatalf("action %q, want PushMultiple", call.Action)
+	}
+	want := map[string]string{
+		"TaskName": j.TaskName, "AppId": j.AppID, "WorkspaceId": j.WorkspaceID, "DeliveryType": "7",
+		"ExpiredSeconds": "259200", "TemplateName": j.TemplateName,
+		"TargetMsg.1.Target": "张三", "TargetMsg.1.MsgKey": "k-1",
+		"TargetMsg.1.TemplateKeyValue": `{"name":"张三","money":"200"}`, "TargetMsg.1.ExtendedParams": `{"url":"https://a/?x=1&y=2"}`,
+		"TargetMsg.2.Target": "user 2", "TargetMsg.2.MsgKey": "k+2", "TargetMsg.2.TemplateKeyValue": `{"name":"Zoë \"Z\"","money":"5"}`,
+		"TargetMsg.3.Target": "u3", "TargetMsg.3.MsgKey": "k3",
+		"ExtendedParams": `{"key1":"value1"}`, "StrategyType": "1", "StrategyContent": string(j.StrategyContent),
+		"TransparentMessagePayload": `{"hms":{"title":"标题"}}`, "TransparentMessageUrgency": "NORMAL",
+		"ThirdChannelCategory": `{"hms":"9"}`, "NotifyLevel": `{"oppo":"2"}`,
+		"Classification": "1", "NotifyType": "transparent", "MiChannelId": "123321",
+		"ActivityEvent": "update", "ActivityContentState": `{"team":"红队"}`, "DismissalDate": "1893456000",
+		"ChannelId": "渠道-7", "TenantId": "tenant-1",
+	}
+	sameParams(t, call.Params, want)
+	byTarget := map[string]mpaassim.Delivery{}
+	for _, d := range sim.Deliveries(1) {
+		byTarget[d.Target] = d
+	}
+	if d := byTarget["user 2"]; d.API != job.APIMultiple || d.TemplateKeyValue != `{"name":"Zoë \"Z\"","money":"5"}` || d.Count != 1 {
+		t.Fatalf("the emulator recorded %+v for user 2", d)
+	}
+	if st := sim.Stats(); st.ByAPI[job.APIMultiple].Deliveries != 3 || st.ByAPI[job.APIMultiple].Calls != 1 {
+		t.Fatalf("stats by action: %+v", st.ByAPI)
+	}
+}
+
+func TestPushMultipleTakesAHundredTargets(t *testing.T) {
+	sim, srv := startSim(t, mpaassim.Config{Templates: map[string]string{"hi": "Hi #name#"}})
+	c := newClient(t, srv.URL)
+	j := &job.Job{TaskName: "t", AppID: "a", WorkspaceID: "w", DeliveryType: 3, ExpiredSeconds: 60, TemplateName: "hi"}
+	for i := range 101 {
+		j.TargetMsgs = append(j.TargetMsgs, job.TargetMsg{Target: fmt.Sprintf("u%d", i), MsgKey: fmt.Sprintf("k%d", i),
+			TemplateKeyValue: job.ObjectOf([]string{"name"}, []string{fmt.Sprintf("用户%d", i)})})
+	}
+	all := j.Pairs()
+	if out := c.Push(context.Background(), j, all[:100]); out.Class != push.Success {
+		t.Fatalf("100 targets: %+v", out)
+	}
+	if out := c.Push(context.Background(), j, all); out.Class != push.JobFault {
+		t.Fatalf("101 targets must be refused before the call: %+v", out)
+	}
+	// A target without a value for #name# is the job's fault (3023), and the
+	// answer names the variable, not a value.
+	j.TargetMsgs[100].TemplateKeyValue = job.Object(`{"nom":"secret-value"}`)
+	out := c.Push(context.Background(), j, all[1:])
+	if out.Class != push.JobFault || out.ResultCode != "3023" || strings.Contains(out.ResultMessage, "secret-value") {
+		t.Fatalf("want 3023 naming no value, got %+v", out)
+	}
+	if sim.Stats().ByAPI[job.APIMultiple].Deliveries != 100 {
+		t.Fatalf("stats: %+v", sim.Stats().ByAPI)
 	}
 }
 

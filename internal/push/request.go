@@ -8,7 +8,7 @@ import (
 	"github.com/mpaas-push/pushworker/job"
 )
 
-// APIVersion is the mPaaS API version of the Go SDK's PushTemplate.
+// APIVersion is the mPaaS API version of the Go SDK's PushTemplate and PushMultiple.
 const APIVersion = "2020-10-28"
 
 // templateRequest is PushTemplate with all 25 parameters of the API document. The
@@ -41,6 +41,8 @@ type templateRequest struct {
 	SmsTemplateCode           string `position:"Body" name:"SmsTemplateCode"`
 	MiChannelId               string `position:"Body" name:"MiChannelId"`
 	ActivityEvent             string `position:"Body" name:"ActivityEvent"`
+	ChannelId                 string `position:"Body" name:"ChannelId"`
+	TenantId                  string `position:"Body" name:"TenantId"`
 	StrategyType              string `position:"Body" name:"StrategyType"`
 	SmsStrategy               string `position:"Body" name:"SmsStrategy"`
 	DismissalDate             string `position:"Body" name:"DismissalDate"`
@@ -80,12 +82,14 @@ func newTemplateRequest(j *job.Job, targets job.Targets) (*templateRequest, erro
 		SmsTemplateCode:           j.SmsTemplateCode,
 		MiChannelId:               j.MiChannelID,
 		ActivityEvent:             j.ActivityEvent,
+		ChannelId:                 j.ChannelID,
+		TenantId:                  j.TenantID,
 
 		StrategyType:  optionalInt(j.StrategyType),
 		SmsStrategy:   optionalInt(j.SmsStrategy),
 		DismissalDate: optionalInt(j.DismissalDate),
 	}
-	r.InitWithApiInfo("mPaaS", APIVersion, "PushTemplate", "", "")
+	r.InitWithApiInfo("mPaaS", APIVersion, job.APITemplate, "", "")
 	r.Method = requests.POST
 	return r, nil
 }
@@ -95,4 +99,85 @@ func optionalInt(v *int64) string {
 		return ""
 	}
 	return strconv.FormatInt(*v, 10)
+}
+
+// multipleRequest is PushMultiple with every parameter a targetMsgs job may carry.
+// The SDK's typed mpaas.PushMultipleRequest lacks ten of them (the eight that
+// PushTemplate lacks, ChannelId and TenantId); as with templateRequest, this embeds
+// RpcRequest directly. TargetMsg is a repeated field: the SDK sends element i as
+// TargetMsg.<i+1>.Target, TargetMsg.<i+1>.MsgKey, … and leaves empty ones out.
+type multipleRequest struct {
+	*requests.RpcRequest
+	TaskName                  string       `position:"Body" name:"TaskName"`
+	AppId                     string       `position:"Body" name:"AppId"`
+	WorkspaceId               string       `position:"Body" name:"WorkspaceId"`
+	DeliveryType              string       `position:"Body" name:"DeliveryType"`
+	TargetMsg                 *[]targetMsg `position:"Body" name:"TargetMsg" type:"Repeated"`
+	ExpiredSeconds            string       `position:"Body" name:"ExpiredSeconds"`
+	TemplateName              string       `position:"Body" name:"TemplateName"`
+	ExtendedParams            string       `position:"Body" name:"ExtendedParams"`
+	StrategyContent           string       `position:"Body" name:"StrategyContent"`
+	TransparentMessagePayload string       `position:"Body" name:"TransparentMessagePayload"`
+	ThirdChannelCategory      string       `position:"Body" name:"ThirdChannelCategory"`
+	NotifyLevel               string       `position:"Body" name:"NotifyLevel"`
+	ActivityContentState      string       `position:"Body" name:"ActivityContentState"`
+	Classification            string       `position:"Body" name:"Classification"`
+	NotifyType                string       `position:"Body" name:"NotifyType"`
+	TransparentMessageUrgency string       `position:"Body" name:"TransparentMessageUrgency"`
+	MiChannelId               string       `position:"Body" name:"MiChannelId"`
+	ActivityEvent             string       `position:"Body" name:"ActivityEvent"`
+	ChannelId                 string       `position:"Body" name:"ChannelId"`
+	TenantId                  string       `position:"Body" name:"TenantId"`
+	StrategyType              string       `position:"Body" name:"StrategyType"`
+	DismissalDate             string       `position:"Body" name:"DismissalDate"`
+}
+
+// targetMsg is one element of PushMultiple's TargetMsg list.
+type targetMsg struct {
+	Target           string `name:"Target"`
+	MsgKey           string `name:"MsgKey"`
+	TemplateKeyValue string `name:"TemplateKeyValue"`
+	ExtendedParams   string `name:"ExtendedParams"`
+}
+
+// newMultipleRequest builds a fresh PushMultiple request for msgs, one call's
+// targets of job j, in order.
+func newMultipleRequest(j *job.Job, msgs []job.TargetMsg) *multipleRequest {
+	list := make([]targetMsg, len(msgs))
+	for i, m := range msgs {
+		list[i] = targetMsg{Target: m.Target, MsgKey: m.MsgKey,
+			TemplateKeyValue: m.TemplateKeyValue.String(), ExtendedParams: m.ExtendedParams.String()}
+	}
+	r := &multipleRequest{
+		RpcRequest: &requests.RpcRequest{},
+
+		TaskName:       j.TaskName,
+		AppId:          j.AppID,
+		WorkspaceId:    j.WorkspaceID,
+		DeliveryType:   strconv.FormatInt(j.DeliveryType, 10),
+		TargetMsg:      &list,
+		ExpiredSeconds: strconv.FormatInt(j.ExpiredSeconds, 10),
+		TemplateName:   j.TemplateName,
+
+		ExtendedParams:            j.ExtendedParams.String(),
+		StrategyContent:           j.StrategyContent.String(),
+		TransparentMessagePayload: j.TransparentMessagePayload.String(),
+		ThirdChannelCategory:      j.ThirdChannelCategory.String(),
+		NotifyLevel:               j.NotifyLevel.String(),
+		ActivityContentState:      j.ActivityContentState.String(),
+
+		Classification:            j.Classification,
+		NotifyType:                j.NotifyType,
+		TransparentMessageUrgency: j.TransparentMessageUrgency,
+		MiChannelId:               j.MiChannelID,
+		ActivityEvent:             j.ActivityEvent,
+		ChannelId:                 j.ChannelID,
+		TenantId:                  j.TenantID,
+
+		StrategyType:  optionalInt(j.StrategyType),
+		DismissalDate: optionalInt(j.DismissalDate),
+	}
+	r.InitWithApiInfo("mPaaS", APIVersion, job.APIMultiple, "", "")
+	r.Method = requests.POST
+	return r
 }
