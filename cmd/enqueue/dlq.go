@@ -73,7 +73,7 @@ func readDeadLetter(m jetstream.Msg) deadLetter {
 		d.At = meta.Timestamp.UTC().Format(time.RFC3339)
 	}
 	if j, err := job.Decode(d.body); err == nil {
-		d.Targets = len(j.TargetMsgkey)
+		d.Targets = j.TargetCount()
 	}
 	return d
 }
@@ -171,7 +171,7 @@ func (e *env) dlqReplay(all bool, ids []string) error {
 		if err != nil {
 			return fmt.Errorf("replaying %s: %w", d.JobID, err)
 		}
-		fmt.Fprintf(e.stdout, "replayed %s as %s: %d targets to %s\n", d.JobID, j.JobID, len(j.TargetMsgkey), subject)
+		fmt.Fprintf(e.stdout, "replayed %s as %s: %d targets to %s\n", d.JobID, j.JobID, j.TargetCount(), subject)
 		replayed++
 	}
 	fmt.Fprintf(e.stdout, "%d replayed, %d skipped\n", replayed, skipped)

@@ -149,6 +149,57 @@ func TestStatusAndDeadLetterReplay(t *testing.T) {
 	}
 }
 
+// A dead letter of a targetMsgs job holds only its failed targets, each with its
+// own values, and a replay sends them with those values.
+func TestDeadLetterOfTargetMsgsJobReplaysWithItsValues(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	if _, _, err := s.enqueue(t, jobLine("earlier", "x1"), "--wait", "-"); err != nil {
+		t.Fatal(err)
+	}
+	s.sim.SetFaults(mpaassim.Faults{Rate5xx: 1})
+	j := &job.Job{JobID: "personal", TaskName: "t", AppID: "a", WorkspaceID: "w", DeliveryType: 3, ExpiredSeconds: 60, TemplateName: "n"}
+	for _, name := range []string{"x1", "x2", "x3"} {
+		j.TargetMsgs = append(j.TargetMsgs, job.TargetMsg{Target: name, MsgKey: "k-" + name,
+			TemplateKeyValue: job.ObjectOf([]string{"name"}, []string{"亲爱的 " + name}), ExtendedParams: job.Object(`{"id":"` + name + `"}`)})
+	}
+	body, _ := j.Encode()
+	if _, _, err := s.enqueue(t, string(body), "--wait", "--subject", "push.jobs.bulk.personal", "-"); err == nil {
+		t.Fatal("a failed job must make --wait exit non-zero")
+	}
+	out, _, err := s.enqueue(t, "", "dlq", "list", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dls []deadLetter
+	if err := json.Unmarshal([]byte(out), &dls); err != nil || len(dls) != 1 || dls[0].Targets != 2 {
+		t.Fatalf("dlq list: %v %s", err, out)
+	}
+	s.sim.SetFaults(mpaassim.Faults{})
+	if out, stderr, err := s.enqueue(t, "", "dlq", "replay", "personal"); err != nil || !strings.Contains(out, "2 targets") {
+		t.Fatalf("replay: %v %s %s", err, out, stderr)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.sim.Delivered("a", "w", "x3", "k-x3") == 0 || s.sim.Delivered("a", "w", "x2", "k-x2") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the replayed targets were never delivered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, d := range s.sim.Deliveries(1) {
+		switch d.Target {
+		case "x1":
+			if d.Count != 1 || d.API != job.APITemplate {
+				t.Fatalf("x1: %+v: a replay must send only the failed targets", d)
+			}
+		case "x2", "x3":
+			if d.API != job.APIMultiple || d.TemplateKeyValue != `{"name":"亲爱的 `+d.Target+`"}` || d.ExtendedParams != `{"id":"`+d.Target+`"}` {
+				t.Fatalf("%s replayed as %+v: its values were lost", d.Target, d)
+			}
+		}
+	}
+}
+
 // Each subcommand has its own flags: a flag of another one is an error with exit
 // status 2, said before anything connects.
 func TestFlagsBelongToTheirSubcommand(t *testing.T) {

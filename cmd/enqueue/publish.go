@@ -62,7 +62,7 @@ func (e *env) publish(subject string, files []string, wait bool, timeout time.Du
 			return err
 		}
 		if !duplicate {
-			fmt.Fprintf(e.stderr, "published %s to %s, %d targets\n", j.JobID, subject, len(j.TargetMsgkey))
+			fmt.Fprintf(e.stderr, "published %s to %s, %d targets\n", j.JobID, subject, j.TargetCount())
 			waiting = append(waiting, j)
 			continue
 		}

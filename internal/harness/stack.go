@@ -316,23 +316,44 @@ func NewJob(id, tag string, n int) *job.Job {
 		TemplateKeyValue: job.Object(`{"money":"200","name":"张三"}`)}
 }
 
+// NewMultipleJob is a valid targetMsgs job of n targets whose names carry tag,
+// each with its own template values.
+func NewMultipleJob(id, tag string, n int) *job.Job {
+	j := NewJob(id, tag, 0)
+	j.TemplateKeyValue = nil
+	for i := range n {
+		j.TargetMsgs = append(j.TargetMsgs, job.TargetMsg{Target: fmt.Sprintf("%s-u%03d", tag, i), MsgKey: "m-" + tag,
+			TemplateKeyValue: job.ObjectOf([]string{"name", "money"}, []string{fmt.Sprintf("用户%d", i), fmt.Sprint(i)})})
+	}
+	return j
+}
+
 // DeliveredOnce checks that every target of j reached mPaaS exactly once.
 func (h *Stack) DeliveredOnce(j *job.Job) {
 	h.T.Helper()
-	for _, t := range j.TargetMsgkey {
+	for _, t := range j.Pairs() {
 		if n := h.Sim.Delivered(j.AppID, j.WorkspaceID, t.Target, t.MsgKey); n != 1 {
 			h.T.Fatalf("%s delivered %d times, want 1", t.Target, n)
 		}
 	}
 }
 
-// CallSizes lists the number of targets of each PushTemplate call the emulator took.
+// CallSizes lists the number of targets of each call the emulator took, of
+// either action, in the order they arrived.
 func (h *Stack) CallSizes() []int {
 	var sizes []int
 	for _, c := range h.Sim.Calls() {
 		var m map[string]string
 		if err := json.Unmarshal([]byte(c.Params["TargetMsgkey"]), &m); err == nil {
 			sizes = append(sizes, len(m))
+			continue
+		}
+		n := 0
+		for c.Params[fmt.Sprintf("TargetMsg.%d.Target", n+1)] != "" {
+			n++
+		}
+		if n > 0 {
+			sizes = append(sizes, n)
 		}
 	}
 	return sizes

@@ -73,9 +73,9 @@ func (r *run) reject(line int, reason string) error {
 func (r *run) emit(j *job.Job) error {
 	if err := j.Validate(r.o.Rules); err != nil {
 		// Every row of the job shares the failure: report the job once.
-		r.s.Rejected += len(j.TargetMsgkey)
+		r.s.Rejected += j.TargetCount()
 		if r.rejects != nil {
-			fmt.Fprintf(r.rejects, "0,%s\n", strconv.Quote(fmt.Sprintf("job %s (%d targets): %v", j.JobID, len(j.TargetMsgkey), err)))
+			fmt.Fprintf(r.rejects, "0,%s\n", strconv.Quote(fmt.Sprintf("job %s (%d targets): %v", j.JobID, j.TargetCount(), err)))
 		}
 		if r.o.Strict {
 			return fmt.Errorf("job %s: %v: %w", j.JobID, err, ErrStrict)
@@ -83,7 +83,7 @@ func (r *run) emit(j *job.Job) error {
 		return nil
 	}
 	r.s.Jobs++
-	r.s.Targets += len(j.TargetMsgkey)
+	r.s.Targets += j.TargetCount()
 	if r.o.Sink != nil {
 		body, err := j.Encode()
 		if err != nil {

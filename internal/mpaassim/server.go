@@ -14,6 +14,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"regexp"
+	"strconv"
 	"sync"
 	"time"
 
@@ -66,6 +67,7 @@ type Server struct {
 	arrivals   []int64 // unix nanos of every call, for rate fidelity
 	recent     []Call  // a ring of the last recentCalls calls
 	next       int     // where the next call goes in recent once it is full
+	pushTasks  int64   // push task ids handed out
 }
 
 type nonceEntry struct {
@@ -189,9 +191,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
 		return
 	}
+	// A scheduled call creates a scheduled task (32 hex); an immediate
+	// PushMultiple creates a push task (numeric). What an immediate PushTemplate
+	// returns is not documented: nothing.
 	data := ""
-	if p.scheduled {
+	switch {
+	case p.scheduled:
 		data = newTaskID()
+	case p.api == actionMultiple:
+		data = strconv.FormatInt(s.nextPushTask(), 10)
 	}
 	s.record(p)
 	call := Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: "OK"}
@@ -382,6 +390,13 @@ func newRequestID() string {
 	_, _ = rand.Read(b[:])
 	h := hex.EncodeToString(b[:])
 	return fmt.Sprintf("%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
+}
+
+func (s *Server) nextPushTask() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pushTasks++
+	return 90000000 + s.pushTasks
 }
 
 func newTaskID() string {

@@ -8,7 +8,8 @@ import (
 	"github.com/mpaas-push/pushworker/job"
 )
 
-// claimAhead is how many targets one claim round trip takes: several calls' worth.
+// claimAhead is how many targets one claim round trip takes at least: several
+// PushTemplate calls' worth, or one PushMultiple call's.
 const claimAhead = 5 * job.MaxTargetsPerCall
 
 // claimer claims a job's targets ahead of its calls, in the job's order, and
@@ -18,6 +19,7 @@ const claimAhead = 5 * job.MaxTargetsPerCall
 type claimer struct {
 	p          *Pipeline
 	r          *run
+	size       int          // targets per call: the job's CallSize
 	pending    job.Targets  // not claimed yet
 	ready      job.Targets  // claimed, waiting for a call
 	readyKeys  []dedupe.Key // their keys
@@ -30,7 +32,7 @@ func (c *claimer) more() bool { return len(c.ready) > 0 || len(c.pending) > 0 }
 
 // next is the next call's chunk, or nil when every target left was skipped.
 func (c *claimer) next(ctx context.Context) (*chunk, error) {
-	for len(c.ready) < job.MaxTargetsPerCall && len(c.pending) > 0 {
+	for len(c.ready) < c.size && len(c.pending) > 0 {
 		if err := c.claim(ctx); err != nil {
 			return nil, err
 		}
@@ -38,7 +40,7 @@ func (c *claimer) next(ctx context.Context) (*chunk, error) {
 	if len(c.ready) == 0 {
 		return nil, nil
 	}
-	n := min(job.MaxTargetsPerCall, len(c.ready))
+	n := min(c.size, len(c.ready))
 	ch := &chunk{targets: c.ready[:n:n], keys: c.readyKeys[:n:n]}
 	c.ready, c.readyKeys = c.ready[n:], c.readyKeys[n:]
 	return ch, nil
@@ -46,7 +48,7 @@ func (c *claimer) next(ctx context.Context) (*chunk, error) {
 
 // claim claims the next window of pending targets in one round trip.
 func (c *claimer) claim(ctx context.Context) error {
-	n := min(claimAhead, len(c.pending))
+	n := min(max(claimAhead, c.size), len(c.pending))
 	window := c.pending[:n]
 	keys := keysOf(c.r.j, window)
 	var claims []dedupe.Claim

@@ -1,6 +1,7 @@
 // Package pipeline is the path of one job inside a worker, from the bytes the
 // queue delivered to the outcome it hands back: decode and validate, claim each
-// pair in the dedupe store, chunk the claimed targets into calls of at most ten,
+// pair in the dedupe store, chunk the claimed targets into calls (at most ten for
+// PushTemplate, a hundred for PushMultiple: the action follows the job),
 // take a slot from the shared rate limit, call mPaaS, retry what is transient,
 // mark what was sent and release what was not. It knows nothing of JetStream: it
 // implements queue.Handler, and the queue carries out what it decides.
@@ -23,7 +24,8 @@ import (
 	"github.com/mpaas-push/pushworker/topology"
 )
 
-// Pusher makes one mPaaS call for some of a job's targets.
+// Pusher makes one mPaaS call for some of a job's targets (at most its CallSize),
+// with the action the job's kind calls for.
 type Pusher interface {
 	Push(ctx context.Context, j *job.Job, targets job.Targets) push.Outcome
 }
@@ -140,16 +142,15 @@ func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
 		return p.reject(d, j, fallback, err)
 	}
 	log := p.log.With(zap.String("job", j.JobID), zap.String("lane", d.Lane), zap.Int("delivery", d.Number))
-	log.Debug("job received", zap.String("subject", d.Subject), zap.Int("targets", len(j.TargetMsgkey)))
+	log.Debug("job received", zap.String("subject", d.Subject), zap.Int("targets", j.TargetCount()), zap.String("api", j.API()))
 	run := p.process(ctx, j, d, log)
 	subject := p.cfg.Rules.Topology.ResultSubject(j.ReplyTo, j.JobID)
 	switch {
 	case run.result != nil:
 		out := queue.Outcome{Result: run.result, ResultSubject: subject, Action: queue.Ack}
 		if len(run.failed) > 0 {
-			failed := *j
-			failed.TargetMsgkey = run.failed
-			body, _ := failed.Encode()
+			// Only the failed targets, each with its values: a replay sends them alone.
+			body, _ := j.Only(run.failed).Encode()
 			out.DeadLetter = &queue.DeadLetter{JobID: j.JobID, Body: body, Reason: queue.ReasonFailed, Error: run.lastError}
 		}
 		log.Info("job done", zap.String("status", string(run.result.Status)), zap.Int("sent", run.result.Sent),
@@ -184,6 +185,7 @@ func (p *Pipeline) reject(d queue.Delivery, j *job.Job, fallback string, cause e
 		subject = j.ReplyTo
 	}
 	res := job.Rejected(id, j, cause, d.Number, p.cfg.Clock.Now())
+	res.Campaign = topo.Campaign(d.Subject)
 	p.log.Info("job rejected", zap.String("job", id), zap.String("lane", d.Lane), zap.String("error", res.Error))
 	return queue.Outcome{Result: res, ResultSubject: subject, Action: queue.Term,
 		DeadLetter: &queue.DeadLetter{JobID: id, Body: d.Data, Reason: queue.ReasonRejected, Error: res.Error}}

@@ -45,7 +45,7 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, lo
 	r := &run{j: j, d: d, event: event(d), log: log,
 		holder: dedupe.Holder{JobID: j.JobID, Message: strconv.FormatUint(d.Sequence, 10), Token: newToken()}}
 	started := p.cfg.Clock.Now()
-	cl := &claimer{p: p, r: r, pending: j.TargetMsgkey}
+	cl := &claimer{p: p, r: r, size: j.CallSize(), pending: j.Pairs()}
 	var (
 		mu     sync.Mutex
 		wg     sync.WaitGroup
@@ -54,7 +54,7 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, lo
 	)
 	for cl.more() {
 		if r.expired(p) {
-			for _, t := range job.Chunk(cl.giveUp(), job.MaxTargetsPerCall) {
+			for _, t := range job.Chunk(cl.giveUp(), j.CallSize()) {
 				chunks = append(chunks, &chunk{targets: t, result: deadline(t, 0)})
 			}
 			break
@@ -99,6 +99,7 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, lo
 // each chunk became.
 func (r *run) finish(p *Pipeline, cl *claimer, chunks []*chunk, handed bool, started time.Time) {
 	res := job.NewResult(r.j, r.d.Number, started)
+	res.Campaign = p.cfg.Rules.Topology.Campaign(r.d.Subject)
 	for _, c := range cl.sentBefore {
 		res.AddChunk(*c)
 	}

@@ -2,11 +2,12 @@ package service_test
 
 import (
 	"fmt"
-	"github.com/nats-io/nats.go/jetstream"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/health"
@@ -65,6 +66,69 @@ func TestTwentyFiveTargetsAreThreeCalls(t *testing.T) {
 		t.Fatal("chunks do not keep the job's order")
 	}
 	h.DeliveredOnce(j)
+}
+
+// A targetMsgs job of 250 targets is sent with PushMultiple in calls of 100, 100
+// and 50, in the job's order, every parameter and each target's own values
+// arriving equal; its result says so.
+func TestTargetMsgsJobIsCallsOfAHundred(t *testing.T) {
+	t.Parallel()
+	h := harness.New(t, harness.Setup{Templates: map[string]string{"个性化": "#name#，你赢得了 #money# 元"}})
+	h.StartWorker()
+	j := harness.NewMultipleJob("personal-250", "p", 250)
+	j.TemplateName = "个性化"
+	j.TargetMsgs[7].TemplateKeyValue = job.Object(`{"name":"Zoë \"Z\" <&>","money":"1,5"}`)
+	j.TargetMsgs[9].ExtendedParams = job.Object(`{"url":"https://a/?x=1&y=2"}`)
+	j.ExtendedParams, j.ChannelID, j.TenantID, j.NotifyType = job.Object(`{"k":"v"}`), "渠道", "tenant-1", "notify"
+	h.PublishJob("push.jobs.bulk.spring-2026.part1", j)
+	r := h.Result(20 * time.Second)
+	sizes := []int{}
+	var order job.Targets
+	for _, c := range r.Chunks {
+		sizes = append(sizes, len(c.TargetMsgkey))
+		order = append(order, c.TargetMsgkey...)
+	}
+	if r.Status != job.StatusSucceeded || r.Sent != 250 || !slices.Equal(sizes, []int{100, 100, 50}) {
+		t.Fatalf("want chunks of 100, 100, 50 with 250 sent: %v %+v", sizes, r)
+	}
+	if r.API != job.APIMultiple || r.Campaign != "spring-2026" {
+		t.Fatalf("result api %q campaign %q", r.API, r.Campaign)
+	}
+	if !slices.Equal(order, j.Pairs()) {
+		t.Fatal("chunks do not keep the job's order")
+	}
+	for _, c := range r.Chunks {
+		if c.Data == "" {
+			t.Fatalf("a PushMultiple chunk's data is the task id: %+v", c)
+		}
+	}
+	calls := h.Sim.Calls()
+	if got := h.CallSizes(); len(calls) != 3 || !slices.Equal(slices.Sorted(slices.Values(got)), []int{50, 100, 100}) {
+		t.Fatalf("the emulator saw calls of %v", got)
+	}
+	for _, c := range calls {
+		first := c.Params["TargetMsg.1.Target"]
+		start := slices.IndexFunc(j.TargetMsgs, func(m job.TargetMsg) bool { return m.Target == first })
+		for i := 1; c.Params[fmt.Sprintf("TargetMsg.%d.Target", i)] != ""; i++ {
+			if want := j.TargetMsgs[start+i-1].Target; c.Params[fmt.Sprintf("TargetMsg.%d.Target", i)] != want {
+				t.Fatalf("call %s: TargetMsg.%d is not %s: a call takes the job's targets in order", c.RequestID, i, want)
+			}
+		}
+		if c.Action != job.APIMultiple || c.Params["ChannelId"] != "渠道" || c.Params["TenantId"] != "tenant-1" ||
+			c.Params["ExtendedParams"] != `{"k":"v"}` || c.Params["NotifyType"] != "notify" || c.Params["TemplateKeyValue"] != "" {
+			t.Fatalf("call parameters: %v", c.Params)
+		}
+	}
+	got := map[string]mpaassim.Delivery{}
+	for _, d := range h.Sim.Deliveries(1) {
+		got[d.Target] = d
+	}
+	for _, m := range j.TargetMsgs {
+		d := got[m.Target]
+		if d.Count != 1 || d.TemplateKeyValue != m.TemplateKeyValue.String() || d.ExtendedParams != m.ExtendedParams.String() {
+			t.Fatalf("%s arrived as %+v, want values %s %s", m.Target, d, m.TemplateKeyValue, m.ExtendedParams)
+		}
+	}
 }
 
 func TestBulkLaneIsServed(t *testing.T) {
