@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 // loadFlags are the campaign settings and load options.
 type loadFlags struct {
 	campaign, settings, format, rejects    string
+	api                                    string
 	appID, workspaceID, template, taskName string
 	deliveryType, expiredSeconds           int64
 	groupSize, window, maxTargets          int
@@ -36,6 +38,8 @@ func loadFlagSet(fs *flag.FlagSet) command {
 	fs.StringVar(&lf.campaign, "campaign", "", "campaign id (starts every job id)")
 	fs.StringVar(&lf.settings, "settings", "", "campaign settings, a JSON job without targets")
 	fs.StringVar(&lf.format, "format", "", "csv or jsonl (default: from the file name; csv for -)")
+	fs.StringVar(&lf.api, "api", "auto", "CSV rows as PushMultiple jobs (multiple: each target its own values, 100 a call), PushTemplate jobs\n"+
+		"grouped by identical values (template: 10 a call), or auto: multiple unless the settings need PushTemplate")
 	fs.StringVar(&lf.rejects, "rejects", "", "write bad rows (line, reason) to this CSV file")
 	fs.StringVar(&lf.appID, "app-id", "", "appId")
 	fs.StringVar(&lf.workspaceID, "workspace-id", "", "workspaceId")
@@ -44,7 +48,7 @@ func loadFlagSet(fs *flag.FlagSet) command {
 	fs.Int64Var(&lf.deliveryType, "delivery-type", 0, "deliveryType")
 	fs.Int64Var(&lf.expiredSeconds, "expired-seconds", 0, "expiredSeconds")
 	fs.IntVar(&lf.groupSize, "group-size", 1000, "targets per job")
-	fs.IntVar(&lf.window, "window", 20000, "rows held in open groups at most (bounds memory)")
+	fs.IntVar(&lf.window, "window", 20000, "with PushTemplate: rows held in open groups at most (bounds memory)")
 	fs.IntVar(&lf.maxTargets, "max-targets", job.DefaultMaxTargets, "the workers' per-job target cap")
 	fs.BoolVar(&lf.strict, "strict", false, "stop at the first bad row")
 	fs.BoolVar(&lf.dryRun, "dry-run", false, "validate the whole file, publish nothing (no server needed)")
@@ -60,8 +64,43 @@ func loadFlagSet(fs *flag.FlagSet) command {
 	}}
 }
 
+// chooseAPI is the mPaaS action of a CSV campaign's jobs. auto takes PushMultiple
+// (a hundred targets a call) unless the settings need PushTemplate: an SMS
+// fallback or a Live Activity delivery type.
+func (lf *loadFlags) chooseAPI(base *job.Job) (api, why string, err error) {
+	need := templateOnly(base)
+	switch lf.api {
+	case "auto":
+		if need != "" {
+			return job.APITemplate, "auto: " + need, nil
+		}
+		return job.APIMultiple, "auto", nil
+	case "multiple":
+		if need != "" {
+			return "", "", fmt.Errorf("--api multiple: the campaign settings need PushTemplate (%s)", need)
+		}
+		return job.APIMultiple, "--api multiple", nil
+	case "template":
+		return job.APITemplate, "--api template", nil
+	}
+	return "", "", usageError{fmt.Sprintf("--api %q: auto, template or multiple", lf.api)}
+}
+
+// templateOnly names the setting that PushMultiple cannot carry, or "".
+func templateOnly(b *job.Job) string {
+	switch {
+	case b.SmsStrategy != nil && *b.SmsStrategy != 0:
+		return "smsStrategy is not 0: PushMultiple has no SMS fallback"
+	case b.SmsSignName != "" || b.SmsTemplateCode != "" || len(b.SmsTemplateParam) > 0:
+		return "SMS parameters are set: PushMultiple has no SMS fallback"
+	case b.DeliveryType == 5 || b.DeliveryType == 6:
+		return fmt.Sprintf("deliveryType %d: PushMultiple has no Live Activity targets", b.DeliveryType)
+	}
+	return ""
+}
+
 // campaignBase builds the campaign-wide job from the settings file and the flags
-// (a flag wins), and checks it with a probe target.
+// (a flag wins).
 func (lf *loadFlags) campaignBase() (*job.Job, error) {
 	base := &job.Job{}
 	if lf.settings != "" {
@@ -72,8 +111,8 @@ func (lf *loadFlags) campaignBase() (*job.Job, error) {
 		if base, err = job.Decode(raw); err != nil {
 			return nil, fmt.Errorf("%s: %w", lf.settings, err)
 		}
-		if len(base.TargetMsgkey) > 0 || base.JobID != "" {
-			return nil, fmt.Errorf("%s: campaign settings hold no targetMsgkey and no jobId (they come from the file and the campaign id)", lf.settings)
+		if base.TargetCount() > 0 || base.JobID != "" {
+			return nil, fmt.Errorf("%s: campaign settings hold no targetMsgkey, targetMsgs or jobId (they come from the file and the campaign id)", lf.settings)
 		}
 	}
 	for _, s := range []struct {
@@ -93,13 +132,24 @@ func (lf *loadFlags) campaignBase() (*job.Job, error) {
 	if base.TaskName == "" {
 		base.TaskName = lf.campaign
 	}
-	probe := *base
-	probe.JobID = lf.campaign + ".probe"
-	probe.TargetMsgkey = job.Targets{{Target: "probe", MsgKey: "probe"}}
-	if err := probe.Validate(job.Rules{MaxTargets: lf.maxTargets}); err != nil {
-		return nil, fmt.Errorf("campaign settings: %w", err)
-	}
 	return base, nil
+}
+
+// checkBase validates the campaign settings as a job of the chosen kind, with a
+// probe target, before a row is read.
+func checkBase(base *job.Job, api string, maxTargets int) error {
+	probe := *base
+	probe.JobID = "probe"
+	if api == job.APIMultiple {
+		probe.TargetMsgs = []job.TargetMsg{{Target: "probe", MsgKey: "probe"}}
+		probe.TemplateKeyValue = nil // merged into each target's values
+	} else {
+		probe.TargetMsgkey = job.Targets{{Target: "probe", MsgKey: "probe"}}
+	}
+	if err := probe.Validate(job.Rules{MaxTargets: maxTargets}); err != nil {
+		return fmt.Errorf("campaign settings: %w", err)
+	}
+	return nil
 }
 
 // load runs `enqueue load`.
@@ -112,6 +162,13 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 	}
 	base, err := lf.campaignBase()
 	if err != nil {
+		return err
+	}
+	api, why, err := lf.chooseAPI(base)
+	if err != nil {
+		return err
+	}
+	if err := checkBase(base, api, lf.maxTargets); err != nil {
 		return err
 	}
 	if lf.memLimitMiB > 0 {
@@ -145,8 +202,11 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 			format = "jsonl"
 		}
 	}
+	if format == "csv" {
+		fmt.Fprintf(e.stderr, "jobs: %s, up to %d targets each (%s)\n", api, lf.groupSize, why)
+	}
 	o := loader.Options{
-		Campaign: loader.Campaign{ID: lf.campaign, Base: base, GroupSize: lf.groupSize, Window: lf.window},
+		Campaign: loader.Campaign{ID: lf.campaign, Base: base, API: api, GroupSize: lf.groupSize, Window: lf.window},
 		Rules:    job.Rules{MaxTargets: lf.maxTargets},
 		Strict:   lf.strict,
 	}
@@ -224,27 +284,36 @@ type campaignTotals struct {
 }
 
 // followCampaign reads the campaign's results (from the start: a rerun counts the
-// first run's results) until every job has one, and prints the totals.
+// first run's results) as a stream until every job has one, and prints the totals.
 func (e *env) followCampaign(campaign string, jobs int, timeout time.Duration) error {
 	c, err := e.js.OrderedConsumer(e.ctx, e.topo.ResultsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{e.topo.CampaignResults(campaign)}})
 	if err != nil {
 		return err
 	}
+	it, err := c.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, it.Stop) // Next returns once the wait is over
+	defer stop()
 	t := campaignTotals{FailedBy: map[string]int{}}
 	seen := map[string]bool{}
-	deadline := time.Now().Add(timeout)
+	last := time.Now()
 	for len(seen) < jobs {
-		if time.Now().After(deadline) {
-			e.printTotals(t)
-			return fmt.Errorf("%d of %d results within %s: are the workers running?", len(seen), jobs, timeout)
-		}
-		m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
+		m, err := it.Next()
 		if err != nil {
+			e.printTotals(t)
 			if e.ctx.Err() != nil {
 				return e.ctx.Err()
 			}
-			continue
+			if ctx.Err() != nil {
+				return fmt.Errorf("%d of %d results within %s: are the workers running?", len(seen), jobs, timeout)
+			}
+			return err
 		}
 		var r job.Result
 		if json.Unmarshal(m.Data(), &r) != nil || seen[r.JobID] {
@@ -252,6 +321,10 @@ func (e *env) followCampaign(campaign string, jobs int, timeout time.Duration) e
 		}
 		seen[r.JobID] = true
 		t.add(&r)
+		if time.Since(last) >= 5*time.Second {
+			last = time.Now()
+			fmt.Fprintf(e.stderr, "results: %d of %d jobs, %d targets sent\n", len(seen), jobs, t.Sent)
+		}
 	}
 	e.printTotals(t)
 	if t.Failed > 0 {

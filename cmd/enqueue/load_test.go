@@ -86,13 +86,13 @@ func TestLoadIntoAFullQueue(t *testing.T) {
 		w.Config.JobsMaxBytes = 32 << 10
 		w.Config.RateLimit = 200
 	})
-	path := writeCSV(t, 400, true, "") // 400 personal jobs of ~400 bytes: 160 KiB
-	args := append([]string{"load", "--wait", "--timeout", "60s", "--campaign", "c3"}, campaignFlags...)
+	path := writeCSV(t, 400, true, "") // 40 personal jobs of 10 targets, ~1 KiB each: 40 KiB
+	args := append([]string{"load", "--wait", "--timeout", "60s", "--campaign", "c3", "--group-size", "10"}, campaignFlags...)
 	out, stderr, err := s.enqueue(t, "", append(args, path)...)
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, stderr)
 	}
-	if !strings.Contains(out, "stored: 400 new jobs") || strings.Contains(out, "(0 while the job queue was full)") {
+	if !strings.Contains(out, "stored: 40 new jobs") || strings.Contains(out, "(0 while the job queue was full)") {
 		t.Fatalf("the loader must have waited on the full queue:\n%s", out)
 	}
 	if !strings.Contains(out, "400 targets: 400 sent, 0 duplicates, 0 failed") {
@@ -100,6 +100,52 @@ func TestLoadIntoAFullQueue(t *testing.T) {
 	}
 	if st := s.sim.Stats(); st.Pairs != 400 || st.DuplicatePairs != 0 {
 		t.Fatalf("emulator: %+v", st)
+	}
+}
+
+// auto loads personal rows as PushMultiple jobs: 250 rows are one job and three
+// calls, where PushTemplate needs a call per distinct set of values.
+func TestLoadAPIChoice(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	path := writeCSV(t, 250, true, "")
+	out, stderr, err := s.enqueue(t, "", append(append([]string{"load", "--wait", "--campaign", "auto1"}, campaignFlags...), path)...)
+	if err != nil || !strings.Contains(out, "250 rows → 1 jobs") || !strings.Contains(out, "250 targets: 250 sent") ||
+		!strings.Contains(stderr, "jobs: PushMultiple, up to 1000 targets each (auto)") {
+		t.Fatalf("auto: %v\n%s\n%s", err, out, stderr)
+	}
+	if st := s.sim.Stats().ByAPI["PushMultiple"]; st.Calls != 3 || st.Deliveries != 250 {
+		t.Fatalf("want 3 PushMultiple calls for 250 personal rows: %+v", st)
+	}
+	for _, d := range s.sim.Deliveries(1) {
+		if d.Target == "user7" && d.TemplateKeyValue != `{"name":"name-7","money":"7"}` {
+			t.Fatalf("user7 arrived with %s", d.TemplateKeyValue)
+		}
+	}
+	path = writeCSV(t, 30, true, "")
+	out, stderr, err = s.enqueue(t, "", append(append([]string{"load", "--wait", "--campaign", "tmpl1", "--api", "template"}, campaignFlags...), path)...)
+	if err != nil || !strings.Contains(out, "30 targets: 30 sent") || !strings.Contains(stderr, "jobs: PushTemplate") {
+		t.Fatalf("template: %v\n%s\n%s", err, out, stderr)
+	}
+	if st := s.sim.Stats().ByAPI["PushTemplate"]; st.Calls != 30 {
+		t.Fatalf("30 personal rows with PushTemplate are 30 calls: %+v", st)
+	}
+	// Settings that need PushTemplate: auto takes it and says why; multiple is an error.
+	settings := filepath.Join(t.TempDir(), "sms.json")
+	if err := os.WriteFile(settings, []byte(`{"smsStrategy":1,"smsSignName":"s","smsTemplateCode":"c","smsTemplateParam":{"a":"1"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err = s.enqueue(t, "", append(append([]string{"load", "--dry-run", "--campaign", "sms1", "--settings", settings}, campaignFlags...), path)...)
+	if err != nil || !strings.Contains(stderr, "jobs: PushTemplate, up to 1000 targets each (auto: smsStrategy is not 0") {
+		t.Fatalf("auto with SMS: %v\n%s\n%s", err, out, stderr)
+	}
+	_, _, err = s.enqueue(t, "", append(append([]string{"load", "--dry-run", "--campaign", "sms1", "--api", "multiple", "--settings", settings}, campaignFlags...), path)...)
+	if err == nil || !strings.Contains(err.Error(), "--api multiple: the campaign settings need PushTemplate (smsStrategy") {
+		t.Fatalf("multiple with SMS must be refused: %v", err)
+	}
+	_, _, err = s.enqueue(t, "", append(append([]string{"load", "--dry-run", "--campaign", "x", "--api", "both"}, campaignFlags...), path)...)
+	if ee, ok := err.(exitError); !ok || ee.code != 2 {
+		t.Fatalf("an unknown --api is a usage error (exit 2): %v", err)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package loader turns a campaign file into push jobs on the bulk lane: CSV rows
-// grouped by identical template values into jobs of up to a set number of
-// targets, or JSON Lines of whole jobs; job ids derived from the campaign, so a
-// rerun enqueues nothing new; published asynchronously with backpressure.
+// become targetMsgs jobs (PushMultiple: each target its own values, in file
+// order) or are grouped by identical template values into targetMsgkey jobs
+// (PushTemplate), of up to a set number of targets; JSON Lines hold whole jobs.
+// Job ids derive from the campaign, so a rerun enqueues nothing new; jobs are
+// published asynchronously with backpressure.
 package loader
 
 import (
@@ -18,10 +20,11 @@ import (
 
 // Campaign is what every job of a campaign shares.
 type Campaign struct {
-	ID        string   // job ids start with it: <ID>.<group hash>.<line of the job's first row>
-	Base      *job.Job // campaign-wide parameters; TargetMsgkey empty
+	ID        string   // job ids start with it (see JobID and MultipleJobID)
+	Base      *job.Job // campaign-wide parameters; no targets
+	API       string   // job.APIMultiple (targetMsgs jobs) or job.APITemplate (grouped targetMsgkey jobs); "" is APITemplate
 	GroupSize int      // targets per job
-	Window    int      // rows held in open groups at most; the oldest group is flushed early past it
+	Window    int      // PushTemplate: rows held in open groups at most; the oldest group is flushed early past it
 }
 
 // Row is one target of a CSV campaign.
@@ -37,13 +40,12 @@ type Row struct {
 // the oldest group goes out early. The same rows in the same order always give the
 // same jobs with the same ids.
 type Grouper struct {
-	c       Campaign
-	vars    []string
-	groups  map[string]*list.Element // key → element of order (*group)
-	order   *list.List               // open groups, oldest first
-	held    int
-	emit    func(*job.Job) error
-	baseKVs []kv
+	c      Campaign
+	values templateValues
+	groups map[string]*list.Element // key → element of order (*group)
+	order  *list.List               // open groups, oldest first
+	held   int
+	emit   func(*job.Job) error
 }
 
 type group struct {
@@ -51,37 +53,6 @@ type group struct {
 	key     string
 	values  []string
 	targets job.Targets
-	seen    map[string]struct{} // built once the group is big; small groups are scanned
-}
-
-// seenLimit is the size from which a group keeps a map of its targets.
-const seenLimit = 32
-
-// has reports whether target is already in the group.
-func (gr *group) has(target string) bool {
-	if gr.seen != nil {
-		_, ok := gr.seen[target]
-		return ok
-	}
-	for _, t := range gr.targets {
-		if t.Target == target {
-			return true
-		}
-	}
-	return false
-}
-
-func (gr *group) add(t job.Target) {
-	gr.targets = append(gr.targets, t)
-	switch {
-	case gr.seen != nil:
-		gr.seen[t.Target] = struct{}{}
-	case len(gr.targets) >= seenLimit:
-		gr.seen = make(map[string]struct{}, 2*len(gr.targets))
-		for _, x := range gr.targets {
-			gr.seen[x.Target] = struct{}{}
-		}
-	}
 }
 
 type kv struct {
@@ -94,25 +65,14 @@ func NewGrouper(c Campaign, vars []string, emit func(*job.Job) error) (*Grouper,
 	if c.GroupSize <= 0 || c.Window <= 0 {
 		return nil, fmt.Errorf("group size and window must be positive")
 	}
-	g := &Grouper{c: c, vars: vars, groups: map[string]*list.Element{}, order: list.New(), emit: emit}
-	if len(c.Base.TemplateKeyValue) > 0 {
-		members, err := objectMembers(c.Base.TemplateKeyValue)
-		if err != nil {
-			return nil, fmt.Errorf("campaign templateKeyValue: %w", err)
-		}
-		g.baseKVs = members
+	tv, err := newTemplateValues(vars, c.Base.TemplateKeyValue)
+	if err != nil {
+		return nil, err
 	}
-	return g, nil
+	return &Grouper{c: c, values: tv, groups: map[string]*list.Element{}, order: list.New(), emit: emit}, nil
 }
 
-// ErrDuplicateTarget is a row whose target is already in the same job.
-type ErrDuplicateTarget struct{ Target string }
-
-func (e ErrDuplicateTarget) Error() string {
-	return fmt.Sprintf("target %q is already on an earlier row with the same template values", e.Target)
-}
-
-// Add takes one row. A row whose target repeats within its open group is refused.
+// Add takes one row. LoadCSV has already refused a target that repeats in the file.
 func (g *Grouper) Add(r Row) error {
 	if r.MsgKey == "" {
 		r.MsgKey = DeriveMsgKey(g.c.ID, r.Target)
@@ -124,10 +84,7 @@ func (g *Grouper) Add(r Row) error {
 		g.groups[key] = el
 	}
 	gr := el.Value.(*group)
-	if gr.has(r.Target) {
-		return ErrDuplicateTarget{r.Target}
-	}
-	gr.add(job.Target{Target: r.Target, MsgKey: r.MsgKey})
+	gr.targets = append(gr.targets, job.Target{Target: r.Target, MsgKey: r.MsgKey})
 	g.held++
 	if len(gr.targets) >= g.c.GroupSize {
 		if err := g.flush(el); err != nil {
@@ -160,7 +117,7 @@ func (g *Grouper) flush(el *list.Element) error {
 	j := *g.c.Base
 	j.JobID = JobID(g.c.ID, gr.key, gr.first)
 	j.TargetMsgkey = gr.targets
-	kvs, err := g.templateValues(gr.values)
+	kvs, err := g.values.object(gr.values)
 	if err != nil {
 		return err
 	}
@@ -168,25 +125,44 @@ func (g *Grouper) flush(el *list.Element) error {
 	return g.emit(&j)
 }
 
-// templateValues are the row's values under the header's names, then the
-// campaign's own values for names the file does not have.
-func (g *Grouper) templateValues(values []string) (job.Object, error) {
-	if len(g.vars) == 0 && len(g.baseKVs) == 0 {
-		return nil, nil
+// templateValues builds a row's template values: the row's values under the
+// header's names, then the campaign's own values for names the file does not have.
+type templateValues struct {
+	vars []string
+	base []kv // the campaign's values for names the file does not have
+}
+
+func newTemplateValues(vars []string, campaign job.Object) (templateValues, error) {
+	tv := templateValues{vars: vars}
+	if len(campaign) == 0 {
+		return tv, nil
 	}
-	o := job.ObjectOf(g.vars, values)
-	if len(g.baseKVs) == 0 {
-		return o, nil
+	members, err := objectMembers(campaign)
+	if err != nil {
+		return tv, fmt.Errorf("campaign templateKeyValue: %w", err)
 	}
 	inFile := map[string]bool{}
-	for _, name := range g.vars {
+	for _, name := range vars {
 		inFile[name] = true
 	}
-	b := bytes.TrimSuffix(o, []byte("}"))
-	for _, m := range g.baseKVs {
-		if inFile[m.key] {
-			continue
+	for _, m := range members {
+		if !inFile[m.key] {
+			tv.base = append(tv.base, m)
 		}
+	}
+	return tv, nil
+}
+
+func (tv templateValues) object(values []string) (job.Object, error) {
+	if len(tv.vars) == 0 && len(tv.base) == 0 {
+		return nil, nil
+	}
+	o := job.ObjectOf(tv.vars, values)
+	if len(tv.base) == 0 {
+		return o, nil
+	}
+	b := bytes.TrimSuffix(o, []byte("}"))
+	for _, m := range tv.base {
 		if len(b) > 1 {
 			b = append(b, ',')
 		}

@@ -116,17 +116,32 @@ func (r *run) finish(err error) (Summary, error) {
 	return r.s, err
 }
 
-// LoadCSV loads a CSV campaign.
+// collector turns rows into jobs: a Grouper (PushTemplate) or a Batcher (PushMultiple).
+type collector interface {
+	Add(Row) error
+	Close() error
+}
+
+// LoadCSV loads a CSV campaign: with Campaign.API APIMultiple into targetMsgs
+// jobs in file order, else into targetMsgkey jobs grouped by template values. A
+// target that repeats anywhere in the file is a rejected row naming the line of
+// its first appearance.
 func LoadCSV(ctx context.Context, in io.Reader, o Options) (Summary, error) {
 	r := newRun(ctx, o)
 	c, err := NewCSV(in)
 	if err != nil {
 		return r.finish(err)
 	}
-	g, err := NewGrouper(o.Campaign, c.Vars(), r.emit)
+	var g collector
+	if o.Campaign.API == job.APIMultiple {
+		g, err = NewBatcher(o.Campaign, c.Vars(), r.emit)
+	} else {
+		g, err = NewGrouper(o.Campaign, c.Vars(), r.emit)
+	}
 	if err != nil {
 		return r.finish(err)
 	}
+	seen := newSeenTargets()
 	for {
 		if err := ctx.Err(); err != nil {
 			return r.finish(err)
@@ -147,14 +162,14 @@ func LoadCSV(ctx context.Context, in io.Reader, o Options) (Summary, error) {
 			return r.finish(err)
 		}
 		r.s.Rows++
+		if line, dup := seen.first(row.Target, row.Line); dup {
+			if err := r.reject(row.Line, fmt.Sprintf("target %q is already on line %d", row.Target, line)); err != nil {
+				return r.finish(err)
+			}
+			continue
+		}
 		if err := g.Add(row); err != nil {
-			var dup ErrDuplicateTarget
-			if !errors.As(err, &dup) {
-				return r.finish(err)
-			}
-			if err := r.reject(row.Line, err.Error()); err != nil {
-				return r.finish(err)
-			}
+			return r.finish(err)
 		}
 	}
 	return r.finish(g.Close())

@@ -159,6 +159,7 @@ func TestHeaderErrors(t *testing.T) {
 
 func TestJSONLines(t *testing.T) {
 	lines := `{"taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"targetMsgkey":{"u":"k"},"expiredSeconds":60,"templateName":"n"}` + "\n\n" +
+		`{"jobId":"personal","taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"targetMsgs":[{"target":"p","msgKey":"k","templateKeyValue":{"name":"张三"}}],"expiredSeconds":60,"templateName":"n"}` + "\n" +
 		`{"jobId":"own-id","taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"targetMsgkey":{"v":"k"},"expiredSeconds":60,"templateName":"n"}` + "\n" +
 		`{"APPID":1}` + "\n"
 	sink := &collect{}
@@ -167,10 +168,13 @@ func TestJSONLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Jobs != 2 || sum.Rejected != 1 || sink.jobs[0].JobID != "camp.line1" || sink.jobs[1].JobID != "own-id" {
+	if sum.Jobs != 3 || sum.Rejected != 1 || sink.jobs[0].JobID != "camp.line1" || sink.jobs[2].JobID != "own-id" {
 		t.Fatalf("summary %+v jobs %v", sum, sink.jobs)
 	}
-	if !strings.Contains(rejects.String(), `4,"APPID: unknown field`) {
+	if m := sink.jobs[1].TargetMsgs; len(m) != 1 || m[0].TemplateKeyValue.String() != `{"name":"张三"}` {
+		t.Fatalf("a targetMsgs line: %+v", m)
+	}
+	if !strings.Contains(rejects.String(), `5,"APPID: unknown field`) {
 		t.Fatalf("rejects: %s", rejects.String())
 	}
 }
@@ -187,5 +191,76 @@ func TestCampaignTemplateValuesMergeWithTheFile(t *testing.T) {
 	// The file's value wins; the campaign adds what the file lacks.
 	if got := string(sink.jobs[0].TemplateKeyValue); got != `{"name":"张三","shop":"东区"}` {
 		t.Fatalf("templateKeyValue %s", got)
+	}
+}
+
+func loadMultiple(t *testing.T, b *job.Job, csv string, groupSize int) (*collect, Summary, string) {
+	t.Helper()
+	sink := &collect{}
+	var rejects bytes.Buffer
+	sum, err := LoadCSV(context.Background(), strings.NewReader(csv), Options{
+		Campaign: Campaign{ID: "spring", Base: b, API: job.APIMultiple, GroupSize: groupSize}, Sink: sink, Rejects: &rejects})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sink, sum, rejects.String()
+}
+
+// With PushMultiple rows become jobs in file order, each target with its own
+// row's values merged with the campaign's.
+func TestMultipleKeepsFileOrderAndEachRowsValues(t *testing.T) {
+	b := base()
+	b.TemplateKeyValue = job.Object(`{"shop":"东区","name":"nobody"}`)
+	csv := "target,msgKey,name\nu1,k1,张三\nu2,,李四\nu3,k3,张三\nu4,k4,王五\nu5,k5,\"赵, 六\"\n"
+	sink, sum, rejects := loadMultiple(t, b, csv, 2)
+	if sum.Rows != 5 || sum.Jobs != 3 || sum.Targets != 5 || sum.Rejected != 0 {
+		t.Fatalf("summary %+v\n%s", sum, rejects)
+	}
+	var got []string
+	for _, j := range sink.jobs {
+		if j.TemplateKeyValue != nil || len(j.TargetMsgkey) != 0 || j.API() != job.APIMultiple {
+			t.Fatalf("job %s is not a targetMsgs job: %+v", j.JobID, j)
+		}
+		for _, m := range j.TargetMsgs {
+			got = append(got, j.JobID+":"+m.Target+"="+m.TemplateKeyValue.String())
+		}
+	}
+	want := []string{
+		`spring.m2:u1={"name":"张三","shop":"东区"}`, `spring.m2:u2={"name":"李四","shop":"东区"}`,
+		`spring.m4:u3={"name":"张三","shop":"东区"}`, `spring.m4:u4={"name":"王五","shop":"东区"}`,
+		`spring.m6:u5={"name":"赵, 六","shop":"东区"}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("targets:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if sink.jobs[0].TargetMsgs[1].MsgKey != DeriveMsgKey("spring", "u2") {
+		t.Fatal("a row without msgKey gets the derived one")
+	}
+	again, _, _ := loadMultiple(t, b, csv, 2)
+	if again.jobs[1].JobID != sink.jobs[1].JobID {
+		t.Fatal("the same file must give the same job ids")
+	}
+}
+
+// A target that appears twice anywhere in the file is a rejected row naming the
+// line of its first appearance, whichever the API and the groups.
+func TestRepeatedTargetNamesItsFirstLine(t *testing.T) {
+	csv := "target,name\nu1,a\nu2,b\nu3,c\nu1,b\nu2,b\n"
+	for _, api := range []string{job.APIMultiple, job.APITemplate} {
+		sink := &collect{}
+		var rejects bytes.Buffer
+		sum, err := LoadCSV(context.Background(), strings.NewReader(csv), Options{
+			Campaign: Campaign{ID: "spring", Base: base(), API: api, GroupSize: 2, Window: 100}, Sink: sink, Rejects: &rejects})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Rejected != 2 || sum.Targets != 3 {
+			t.Fatalf("%s: summary %+v\n%s", api, sum, rejects.String())
+		}
+		for _, want := range []string{`5,"target \"u1\" is already on line 2"`, `6,"target \"u2\" is already on line 3"`} {
+			if !strings.Contains(rejects.String(), want) {
+				t.Fatalf("%s: rejects lack %s:\n%s", api, want, rejects.String())
+			}
+		}
 	}
 }
