@@ -4,6 +4,9 @@
 //
 //	p, _ := producer.New(nc)
 //	res, err := p.PublishAndWait(ctx, producer.Events("orders"), j)
+//
+// Jobs whose targets each have their own template values (mPaaS PushMultiple,
+// 100 targets a call) are built with Personal and PersonalJobs.
 package producer
 
 import (

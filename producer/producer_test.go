@@ -3,9 +3,11 @@ package producer_test
 import (
 	"context"
 	"errors"
-	"github.com/nats-io/nats.go"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/job"
@@ -80,5 +82,46 @@ func TestRepublishIsDropped(t *testing.T) {
 	defer cancelShort()
 	if _, err := p.PublishAndWait(short, producer.Events("orders"), j); !errors.Is(err, producer.ErrNoResult) {
 		t.Fatalf("a republished job id must not run again: %v", err)
+	}
+}
+
+// A Go service builds personal jobs from its rows and publishes them: each
+// target reaches mPaaS with its own values, 100 to a call.
+func TestPersonalJobs(t *testing.T) {
+	h := harness.New(t, harness.Setup{Templates: map[string]string{"won": "#name#, you won #money#"}})
+	h.StartWorker()
+	p, _ := producer.New(h.NC)
+	base := &job.Job{TaskName: "lottery", AppID: "ONEX570DA89211721", WorkspaceID: "test", DeliveryType: 3,
+		ExpiredSeconds: 300, TemplateName: "won"}
+	var msgs []job.TargetMsg
+	for i := range 150 {
+		msgs = append(msgs, producer.Personal(fmt.Sprintf("user%d", i), fmt.Sprintf("win-%d", i),
+			map[string]string{"name": fmt.Sprintf("用户%d", i), "money": fmt.Sprint(i * 10)}))
+	}
+	msgs[3] = producer.PersonalWith("user3", "win-3", map[string]string{"name": "张三", "money": "30"}, map[string]string{"url": "app://prize/3"})
+	jobs, err := producer.PersonalJobs(base, "lottery-2026", msgs, 120)
+	if err != nil || len(jobs) != 2 || len(jobs[1].TargetMsgs) != 30 || jobs[1].JobID != "lottery-2026.1" {
+		t.Fatalf("jobs: %v %+v", err, jobs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for _, j := range jobs {
+		res, err := p.PublishAndWait(ctx, producer.Bulk("lottery"), j)
+		if err != nil || res.Status != job.StatusSucceeded || res.API != job.APIMultiple || res.Campaign != "lottery" {
+			t.Fatalf("%s: %v %+v", j.JobID, err, res)
+		}
+	}
+	if st := h.Sim.Stats().ByAPI[job.APIMultiple]; st.Calls != 3 || st.Deliveries != 150 {
+		t.Fatalf("want calls of 100, 20 and 30: %+v", st)
+	}
+	for _, d := range h.Sim.Deliveries(1) {
+		if d.Target == "user3" && (d.TemplateKeyValue != `{"money":"30","name":"张三"}` || d.ExtendedParams != `{"url":"app://prize/3"}`) {
+			t.Fatalf("user3 arrived as %+v", d)
+		}
+	}
+	withValues := *base
+	withValues.TemplateKeyValue = job.Object(`{"name":"x"}`)
+	if _, err := producer.PersonalJobs(&withValues, "x", msgs, 0); !errors.Is(err, producer.ErrBaseHasTargets) {
+		t.Fatalf("a base with templateKeyValue: %v", err)
 	}
 }
