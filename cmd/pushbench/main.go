@@ -6,6 +6,7 @@
 // same emulator with the same concurrency, before and after the pipeline.
 //
 //	go run ./cmd/pushbench --workers 3 --targets 100000 --job-size 100
+//	go run ./cmd/pushbench --workers 1 --targets 100000 --job-size 1000 --api multiple --personal
 package main
 
 import (
@@ -52,6 +53,8 @@ type options struct {
 	latency, jitter                                           time.Duration
 	quota                                                     int
 	workerBin, natsURL, redisURL                              string
+	api                                                       string // job.APITemplate or job.APIMultiple
+	personal                                                  bool   // every target its own template values
 	timeout                                                   time.Duration
 	skipBare                                                  bool
 	eventsPerSec                                              int
@@ -64,6 +67,8 @@ type Report struct {
 		Workers      int    `json:"workers"`
 		Targets      int    `json:"targets"`
 		JobSize      int    `json:"jobSize"`
+		API          string `json:"api"`
+		Personal     bool   `json:"personal"`
 		Jobs         int    `json:"jobs"`
 		RateLimit    int    `json:"rateLimit"`
 		MaxInFlight  int    `json:"maxInFlightPerWorker"`
@@ -99,18 +104,20 @@ type Report struct {
 		MeanCallsPerSec    float64 `json:"meanCallsPerSecond"`
 	} `json:"limiter"`
 	Emulator struct {
-		Calls          int64            `json:"calls"`
-		ByCode         map[string]int64 `json:"byCode"`
-		DuplicatePairs int              `json:"duplicatePairs"`
+		Calls          int64                        `json:"calls"`
+		ByCode         map[string]int64             `json:"byCode"`
+		ByAPI          map[string]mpaassim.APIStats `json:"byAPI"`
+		DuplicatePairs int                          `json:"duplicatePairs"`
 	} `json:"emulator"`
 	Throttling struct {
 		ThrottledShare   float64 `json:"throttledShareAfter10s"`    // throttled answers ÷ calls, from 10 s after the start
 		AcceptedPerSec   float64 `json:"acceptedPerSecAfter10s"`    // pushes accepted per second, from 10 s after the start
 		AcceptedOverQuot float64 `json:"acceptedOverQuotaAfter10s"` // that ÷ the emulator's quota
 	} `json:"throttling"`
-	WorkerCPUSeconds float64 `json:"workerCpuSeconds"`
-	WorkerPeakRSSMB  float64 `json:"workerPeakRssMB"`
-	Bare             struct {
+	WorkerCPUSeconds   float64 `json:"workerCpuSeconds"`
+	WorkerCPUmsPer1000 float64 `json:"workerCpuMsPer1000Targets"`
+	WorkerPeakRSSMB    float64 `json:"workerPeakRssMB"`
+	Bare               struct {
 		BeforeCallsPerSec float64 `json:"beforeCallsPerSec"`
 		AfterCallsPerSec  float64 `json:"afterCallsPerSec"`
 		Calls             int     `json:"calls"`
@@ -138,6 +145,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.redisURL, "redis-url", firstNonEmpty(getenv("REDIS_URL"), "redis://127.0.0.1:6379"), "Redis shared by the workers")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after")
 	fs.BoolVar(&o.skipBare, "skip-bare", false, "skip the bare baseline")
+	api := fs.String("api", "template", "template: targetMsgkey jobs (PushTemplate, 10 a call); multiple: targetMsgs jobs (PushMultiple, 100 a call)")
+	fs.BoolVar(&o.personal, "personal", false, "every target its own template values (needs --api multiple)")
 	fs.IntVar(&o.eventsPerSec, "events-per-sec", 0, "also publish this many one-target event jobs a second on the default lane")
 	fs.DurationVar(&o.eventsFor, "events-for", 20*time.Second, "how long to publish events when --targets is 0 (an idle system)")
 	if err := fs.Parse(args); err != nil {
@@ -145,6 +154,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.targets < 0 || (o.targets == 0 && o.eventsPerSec == 0) || o.jobSize <= 0 || o.jobSize > job.DefaultMaxTargets || o.workers <= 0 {
 		return errors.New("--targets (0 only with --events-per-sec), --job-size (1–1000) and --workers must be positive")
+	}
+	switch *api {
+	case "template":
+		o.api = job.APITemplate
+	case "multiple":
+		o.api = job.APIMultiple
+	default:
+		return fmt.Errorf("--api %q: template or multiple", *api)
+	}
+	if o.personal && o.api != job.APIMultiple {
+		return errors.New("--personal needs --api multiple: a PushTemplate job has one set of values for all its targets")
 	}
 	if o.targets == 0 {
 		o.skipBare = true
@@ -200,15 +220,17 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	rep := &Report{}
 	s := &rep.Setup
 	s.Workers, s.Targets, s.JobSize, s.RateLimit, s.MaxInFlight = b.o.workers, b.o.targets, b.o.jobSize, b.o.rate, b.o.maxInFlight
+	s.API, s.Personal = b.o.api, b.o.personal
 	s.Jobs = (b.o.targets + b.o.jobSize - 1) / b.o.jobSize
 	s.Latency, s.Quota = b.o.latency.String(), b.o.quota
 	s.Machine, s.GoMaxProcs = machine(), numCPU()
 	s.NATS, s.Redis = b.natsURL, b.o.redisURL
 	s.BareParallel = b.o.workers * b.o.maxInFlight
-	calls := 0
-	for i := 0; i < b.o.targets; i += job.MaxTargetsPerCall {
-		calls++
+	callSize := job.MaxTargetsPerCall
+	if b.o.api == job.APIMultiple {
+		callSize = job.MaxTargetsPerMultipleCall
 	}
+	calls := (b.o.targets + callSize - 1) / callSize
 	rep.Bare.Calls = calls
 
 	if !b.o.skipBare {
@@ -227,7 +249,7 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	b.measureWorkers(rep)
 	b.stopWorkers()
 	st := b.sim.Stats()
-	rep.Emulator.Calls, rep.Emulator.ByCode, rep.Emulator.DuplicatePairs = st.Calls, st.ByCode, st.DuplicatePairs
+	rep.Emulator.Calls, rep.Emulator.ByCode, rep.Emulator.ByAPI, rep.Emulator.DuplicatePairs = st.Calls, st.ByCode, st.ByAPI, st.DuplicatePairs
 	rep.Limiter.MaxCallsInOneSec, rep.Limiter.MeanCallsPerSec = st.MaxCallsInOneSecond, st.MeanCallsPerSecond
 	rep.Limiter.MaxOneSecondWindow = round(float64(st.MaxCallsInOneSecond)/float64(b.o.rate), 3)
 	rep.Limiter.MeanOverRate = round(st.MeanCallsPerSecond/float64(b.o.rate), 3)
@@ -237,7 +259,10 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 			return nil, err
 		}
 		bare := (rep.Bare.BeforeCallsPerSec + rep.Bare.AfterCallsPerSec) / 2
-		rep.Efficiency = round(rep.TargetsPerSec/(float64(job.MaxTargetsPerCall)*bare), 3)
+		rep.Efficiency = round(rep.TargetsPerSec/(float64(callSize)*bare), 3)
+	}
+	if b.o.targets > 0 {
+		rep.WorkerCPUmsPer1000 = round(rep.WorkerCPUSeconds*1000/float64(b.o.targets)*1000, 2)
 	}
 	return rep, nil
 }
@@ -275,7 +300,8 @@ func (b *bench) startNATS() error {
 	return nil
 }
 
-// bare makes calls SDK calls of 10 targets straight at the emulator, parallel at a time.
+// bare makes calls SDK calls (of 10 targets, or of 100 with PushMultiple)
+// straight at the emulator, parallel at a time.
 func (b *bench) bare(ctx context.Context, app string, calls, parallel int) (float64, error) {
 	c, err := push.New(push.Config{Endpoint: b.simURL, AccessKeyID: benchKey, AccessKeySecret: benchSecret, MaxConns: parallel})
 	if err != nil {
@@ -294,13 +320,8 @@ func (b *bench) bare(ctx context.Context, app string, calls, parallel int) (floa
 				if i > int64(calls) {
 					return
 				}
-				t := make(job.Targets, job.MaxTargetsPerCall)
-				for k := range t {
-					t[k] = job.Target{Target: "u" + strconv.FormatInt(i, 10) + "-" + strconv.Itoa(k), MsgKey: "m"}
-				}
-				j := &job.Job{TaskName: "bare", AppID: app, WorkspaceID: "bench", DeliveryType: 3, ExpiredSeconds: 3600,
-					TemplateName: "bench", TargetMsgkey: t}
-				if out := c.Push(ctx, j, t); out.Class != push.Success {
+				j := b.newJob("bare", app, "u"+strconv.FormatInt(i, 10)+"-", "m", 0, callSizeOf(b.o.api))
+				if out := c.Push(ctx, j, j.Pairs()); out.Class != push.Success {
 					failed.Add(1)
 				}
 			}
@@ -400,12 +421,7 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	go func() {
 		for i := range jobs {
 			n := min(b.o.jobSize, b.o.targets-i*b.o.jobSize)
-			t := make(job.Targets, n)
-			for k := range t {
-				t[k] = job.Target{Target: fmt.Sprintf("u%d", i*b.o.jobSize+k), MsgKey: "m-" + run}
-			}
-			j := &job.Job{JobID: fmt.Sprintf("bench-%s.%d", run, i), TaskName: "bench", AppID: "bench", WorkspaceID: "bench",
-				DeliveryType: 3, ExpiredSeconds: 3600, TemplateName: "bench", TargetMsgkey: t}
+			j := b.newJob(fmt.Sprintf("bench-%s.%d", run, i), "bench", "u", "m-"+run, i*b.o.jobSize, n)
 			body, _ := j.Encode()
 			published[i] = time.Now()
 			if pub.Publish(ctx, j.JobID, body) != nil {
@@ -432,13 +448,21 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	seen := make([]bool, jobs)
 	var last time.Time
 	var evLat, evQueue, evWorker, evResult []float64
+	msgs, stopResults, err := stream(results)
+	if err != nil {
+		return err
+	}
+	defer stopResults()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for len(lat) < jobs || !ev.complete(len(evLat)) {
-		m, err := results.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("%d of %d results: %w", len(lat), jobs, ctx.Err())
-			}
+		var m jetstream.Msg
+		select {
+		case m = <-msgs:
+		case <-tick.C: // the events may have stopped with every result in
 			continue
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d results: %w", len(lat), jobs, ctx.Err())
 		}
 		var r job.Result
 		if json.Unmarshal(m.Data(), &r) != nil {
@@ -502,6 +526,67 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 		rep.LatencyP99ms = round(lat[min(len(lat)-1, len(lat)*99/100)], 1)
 	}
 	return nil
+}
+
+// stream reads c's messages as a stream (not a round trip each) into a channel,
+// until stop is called.
+func stream(c jetstream.Consumer) (<-chan jetstream.Msg, func(), error) {
+	it, err := c.Messages()
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(chan jetstream.Msg, 256)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return
+			}
+			select {
+			case out <- m:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return out, func() { close(quit); it.Stop(); <-done }, nil
+}
+
+func callSizeOf(api string) int {
+	if api == job.APIMultiple {
+		return job.MaxTargetsPerMultipleCall
+	}
+	return job.MaxTargetsPerCall
+}
+
+// newJob is a bench job of n targets <prefix><from>…: a targetMsgs job with
+// --api multiple (each target its own values with --personal, else all the
+// same), or a targetMsgkey job with one set of values.
+func (b *bench) newJob(id, app, prefix, msgKey string, from, n int) *job.Job {
+	j := &job.Job{JobID: id, TaskName: "bench", AppID: app, WorkspaceID: "bench",
+		DeliveryType: 3, ExpiredSeconds: 3600, TemplateName: "bench"}
+	shared := job.Object(`{"name":"bench","money":"100"}`)
+	if b.o.api != job.APIMultiple {
+		j.TemplateKeyValue = shared
+		j.TargetMsgkey = make(job.Targets, n)
+		for k := range j.TargetMsgkey {
+			j.TargetMsgkey[k] = job.Target{Target: prefix + strconv.Itoa(from+k), MsgKey: msgKey}
+		}
+		return j
+	}
+	j.TargetMsgs = make([]job.TargetMsg, n)
+	for k := range j.TargetMsgs {
+		target := prefix + strconv.Itoa(from+k)
+		values := shared
+		if b.o.personal {
+			values = job.ObjectOf([]string{"name", "money"}, []string{"用户 " + target, strconv.Itoa(from + k)})
+		}
+		j.TargetMsgs[k] = job.TargetMsg{Target: target, MsgKey: msgKey, TemplateKeyValue: values}
+	}
+	return j
 }
 
 // events publishes one-target event jobs on the default lane while the campaign

@@ -22,17 +22,7 @@ func TestSmoke(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../worker").CombinedOutput(); err != nil {
 		t.Fatalf("building the worker: %v\n%s", err, out)
 	}
-	var out, log bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	args := []string{"--worker-bin", bin, "--workers", "2", "--targets", "2000", "--job-size", "100", "--rate", "400"}
-	if err := run(ctx, args, func(string) string { return "" }, &out, &log); err != nil {
-		t.Fatalf("pushbench: %v\n%s", err, log.String())
-	}
-	var r Report
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatalf("the report is not JSON: %v\n%s", err, out.String())
-	}
+	r, out := runBench(t, "--worker-bin", bin, "--workers", "2", "--targets", "2000", "--job-size", "100", "--rate", "400")
 	switch {
 	case r.Sent != 2000 || r.Failed != 0 || r.Duplicates != 0:
 		t.Fatalf("every target must be sent once: %+v", r)
@@ -47,5 +37,33 @@ func TestSmoke(t *testing.T) {
 	case r.Limiter.MaxCallsInOneSec <= 0 || r.Limiter.MaxOneSecondWindow > 1.1:
 		t.Fatalf("limiter figures: %+v (the rate of 400 calls/s must hold)", r.Limiter)
 	}
-	t.Logf("report: %s", out.String())
+	t.Logf("report: %s", out)
+
+	// Personal jobs with PushMultiple: 2,000 targets are 20 calls of 100.
+	r, out = runBench(t, "--worker-bin", bin, "--workers", "1", "--targets", "2000", "--job-size", "1000", "--api", "multiple", "--personal")
+	m := r.Emulator.ByAPI["PushMultiple"]
+	switch {
+	case r.Setup.API != "PushMultiple" || !r.Setup.Personal:
+		t.Fatalf("setup: %+v", r.Setup)
+	case r.Sent != 2000 || r.Failed != 0 || r.Emulator.Calls != 20 || m.Calls != 20 || m.Deliveries != 2000 || r.Emulator.DuplicatePairs != 0:
+		t.Fatalf("want 2000 targets in 20 PushMultiple calls, each once: %+v", r)
+	case r.Bare.Calls != 20 || r.WorkerCPUmsPer1000 <= 0:
+		t.Fatalf("bare baseline and CPU per 1000 targets: %+v", r)
+	}
+	t.Logf("report: %s", out)
+}
+
+func runBench(t *testing.T, args ...string) (Report, string) {
+	t.Helper()
+	var out, log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := run(ctx, args, func(string) string { return "" }, &out, &log); err != nil {
+		t.Fatalf("pushbench: %v\n%s", err, log.String())
+	}
+	var r Report
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("the report is not JSON: %v\n%s", err, out.String())
+	}
+	return r, out.String()
 }
