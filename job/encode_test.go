@@ -145,3 +145,17 @@ func BenchmarkEncode(b *testing.B) {
 		_, _ = j.Encode()
 	}
 }
+
+// BenchmarkDecodeTargetMsgs decodes a job of 1,000 personal targets, the unit a
+// worker reads for a personal campaign.
+func BenchmarkDecodeTargetMsgs(b *testing.B) {
+	j := validJob()
+	j.TargetMsgkey, j.TargetMsgs = nil, msgs(1000)
+	body, _ := j.Encode()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := Decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -85,7 +85,7 @@ Flags:
 	if !cfg.AcceptAnyTemplate {
 		mode = fmt.Sprintf("%d templates from %s", len(cfg.Templates), *templates)
 	}
-	fmt.Fprintf(stdout, "mpaas-sim: serving PushTemplate on http://%s (AccessKey id %s, %s)\n", l.Addr(), keyID, mode)
+	fmt.Fprintf(stdout, "mpaas-sim: serving PushTemplate and PushMultiple on http://%s (AccessKey id %s, %s)\n", l.Addr(), keyID, mode)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
