@@ -4,6 +4,7 @@
 # result, loader and worker peak RSS.
 #
 #   bench/personal-campaign.sh [ROWS] [API] [WORKERS]     # defaults: 1000000 auto 2
+#   PERSONAL=50 bench/personal-campaign.sh 3000 template  # half the rows personal
 #
 # It runs its own nats-server (the machine's binary, on a free port, in a temp
 # dir), the project's emulator with 50 ms latency, WORKERS workers at
@@ -33,12 +34,13 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 
-echo "building from $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')" >&2
+echo "building from $(git rev-parse --short HEAD)$(git diff --quiet -- '*.go' go.mod go.sum || echo ' (with uncommitted Go changes)')" >&2
 go build -o "$dir/worker" ./cmd/worker
 go build -o "$dir/enqueue" ./cmd/enqueue
 go build -o "$dir/mpaas-sim" ./cmd/mpaas-sim
 
-awk -v n="$ROWS" 'BEGIN{print "target,name,money"; for(i=0;i<n;i++) printf "user%07d,用户%d,%d\n", i, i, i%1000}' > "$dir/personal.csv"
+# PERSONAL (percent, default 100) of the rows have a name of their own; the rest share one.
+awk -v n="$ROWS" -v p="${PERSONAL:-100}" 'BEGIN{print "target,name,money"; for(i=0;i<n;i++) if (i%100 < p) printf "user%07d,用户%d,%d\n", i, i, i%1000; else printf "user%07d,张三,200\n", i}' > "$dir/personal.csv"
 
 nats_port=$(free_port)
 nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$dir/js" >"$dir/nats.log" 2>&1 &
@@ -70,6 +72,7 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 
 stats=$(curl -s "http://127.0.0.1:$sim_port/sim/stats")
+last_call=$(curl -s "http://127.0.0.1:$sim_port/sim/calls" | python3 -c 'import json,sys,datetime; c=json.load(sys.stdin); print(max(datetime.datetime.fromisoformat(x["at"].replace("Z","+00:00")).timestamp() for x in c))')
 worker_rss=0
 worker_cpu=0
 for p in "${worker_pids[@]}"; do
@@ -80,17 +83,18 @@ for p in "${worker_pids[@]}"; do
 done
 cat "$dir/load.out"
 grep '^jobs:' "$dir/load.err" || true
-python3 - "$stats" "$start" "$end" "$(cat "$dir/loader.rss")" "$worker_rss" "$worker_cpu" "$ROWS" "$API" "$WORKERS" "$RATE" "$LATENCY" <<'PY'
+python3 - "$stats" "$start" "$end" "$(cat "$dir/loader.rss")" "$worker_rss" "$worker_cpu" "$ROWS" "$API" "$WORKERS" "$RATE" "$LATENCY" "$last_call" "${PERSONAL:-100}" <<'PY'
 import json, sys
 st = json.loads(sys.argv[1])
 start, end = float(sys.argv[2]), float(sys.argv[3])
 print(json.dumps({
-    "rows": int(sys.argv[7]), "api": sys.argv[8], "workers": int(sys.argv[9]), "rateLimit": int(sys.argv[10]),
+    "rows": int(sys.argv[7]), "personalPercent": int(sys.argv[13]), "api": sys.argv[8], "workers": int(sys.argv[9]), "rateLimit": int(sys.argv[10]),
     "emulatorLatency": sys.argv[11],
     "calls": st["calls"], "callsByAPI": {k: v["calls"] for k, v in st["byAPI"].items()},
     "pairs": st["pairs"], "duplicatePairs": st["duplicatePairs"],
     "maxCallsInOneSecond": st["maxCallsInOneSecond"], "meanCallsPerSecond": round(st["meanCallsPerSecond"], 1),
     "loadStartToLastResultSeconds": round(end - start, 1),
+    "lastCallToLastResultSeconds": round(end - float(sys.argv[12]), 2),
     "loaderPeakRssMB": round(int(sys.argv[4]) / 1024, 1), "workerPeakRssMB": round(int(sys.argv[5]) / 1024, 1),
     "workerCpuSeconds": round(int(sys.argv[6]) / 100, 1),
 }, indent=2))

@@ -226,10 +226,7 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	s.Machine, s.GoMaxProcs = machine(), numCPU()
 	s.NATS, s.Redis = b.natsURL, b.o.redisURL
 	s.BareParallel = b.o.workers * b.o.maxInFlight
-	callSize := job.MaxTargetsPerCall
-	if b.o.api == job.APIMultiple {
-		callSize = job.MaxTargetsPerMultipleCall
-	}
+	callSize := callSizeOf(b.o.api)
 	calls := (b.o.targets + callSize - 1) / callSize
 	rep.Bare.Calls = calls
 
