@@ -12,6 +12,10 @@
 # and `enqueue load --api API --wait`; at the end it stops them all and deletes
 # the run's Redis keys and temp dir. Needs nats-server, redis-cli, /usr/bin/time.
 set -euo pipefail
+
+# All of it in one function, read whole before it runs: editing the file during
+# a run cannot change the run.
+main() {
 ROWS=${1:-1000000}
 API=${2:-auto}
 WORKERS=${3:-2}
@@ -99,3 +103,6 @@ print(json.dumps({
     "workerCpuSeconds": round(int(sys.argv[6]) / 100, 1),
 }, indent=2))
 PY
+}
+
+main "$@"
