@@ -271,22 +271,22 @@ func TestMetricsCountAKnownRun(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	_, text := get(t, "http://"+addr+"/metrics")
 	want := map[string]float64{
-		`pushworker_jobs_total{lane="default",status="succeeded"}`:                   3,
-		`pushworker_jobs_total{lane="bulk",status="succeeded"}`:                      1,
-		`pushworker_jobs_total{lane="default",status="failed"}`:                      1,
-		`pushworker_jobs_total{lane="default",status="rejected"}`:                    1,
-		`pushworker_chunks_total{lane="default",status="sent"}`:                      6,
-		`pushworker_dedupe_hits_total{lane="default"}`:                               25,
-		`pushworker_chunks_total{lane="bulk",status="sent"}`:                         1,
-		`pushworker_chunks_total{lane="default",status="failed"}`:                    1,
-		`pushworker_mpaas_calls_total{class="success",code="OK",lane="default"}`:     6,
-		`pushworker_mpaas_calls_total{class="job_fault",code="3022",lane="default"}`: 1,
-		`pushworker_mpaas_calls_total{class="success",code="OK",lane="bulk"}`:        1,
-		`pushworker_dead_letters_total{lane="default",reason="rejected"}`:            1,
-		`pushworker_dead_letters_total{lane="default",reason="failed"}`:              1,
-		`pushworker_mpaas_call_seconds_count`:                                        8,
-		`pushworker_calls_in_flight`:                                                 0,
-		`pushworker_paused{cause="redis"}`:                                           0,
+		`pushworker_jobs_total{lane="default",status="succeeded"}`:                                      3,
+		`pushworker_jobs_total{lane="bulk",status="succeeded"}`:                                         1,
+		`pushworker_jobs_total{lane="default",status="failed"}`:                                         1,
+		`pushworker_jobs_total{lane="default",status="rejected"}`:                                       1,
+		`pushworker_chunks_total{lane="default",status="sent"}`:                                         6,
+		`pushworker_dedupe_hits_total{lane="default"}`:                                                  25,
+		`pushworker_chunks_total{lane="bulk",status="sent"}`:                                            1,
+		`pushworker_chunks_total{lane="default",status="failed"}`:                                       1,
+		`pushworker_mpaas_calls_total{api="PushTemplate",class="success",code="OK",lane="default"}`:     6,
+		`pushworker_mpaas_calls_total{api="PushTemplate",class="job_fault",code="3022",lane="default"}`: 1,
+		`pushworker_mpaas_calls_total{api="PushTemplate",class="success",code="OK",lane="bulk"}`:        1,
+		`pushworker_dead_letters_total{lane="default",reason="rejected"}`:                               1,
+		`pushworker_dead_letters_total{lane="default",reason="failed"}`:                                 1,
+		`pushworker_mpaas_call_seconds_count`:                                                           8,
+		`pushworker_calls_in_flight`:                                                                    0,
+		`pushworker_paused{cause="redis"}`:                                                              0,
 	}
 	for sample, v := range want {
 		if got := metricValue(t, text, sample); got != v {

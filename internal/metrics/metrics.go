@@ -41,9 +41,9 @@ func New() *Metrics {
 	m.jobs = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_jobs_total",
 		Help: "Jobs that ended, by lane and status (succeeded, partial, failed, rejected)."}, []string{"lane", "status"})).(*prometheus.CounterVec)
 	m.chunks = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_chunks_total",
-		Help: "Chunks (calls of at most 10 targets) that ended, by lane and status (sent, failed)."}, []string{"lane", "status"})).(*prometheus.CounterVec)
+		Help: "Chunks (calls of at most 10 targets, 100 with PushMultiple) that ended, by lane and status (sent, failed)."}, []string{"lane", "status"})).(*prometheus.CounterVec)
 	m.calls = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_mpaas_calls_total",
-		Help: "mPaaS calls, by lane, class (success, transient, job_fault, config_fault) and mPaaS code."}, []string{"lane", "class", "code"})).(*prometheus.CounterVec)
+		Help: "mPaaS calls, by lane, action (PushTemplate, PushMultiple), class (success, transient, job_fault, config_fault) and mPaaS code."}, []string{"lane", "api", "class", "code"})).(*prometheus.CounterVec)
 	m.duplicates = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_dedupe_hits_total",
 		Help: "Targets skipped because another job sent or is sending the same pair."}, []string{"lane"})).(*prometheus.CounterVec)
 	m.limiterWait = f(prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pushworker_limiter_wait_seconds",
@@ -83,7 +83,7 @@ func (m *Metrics) Call(lane string, out push.Outcome) {
 			code = "http_" + strconv.Itoa(out.HTTPStatus)
 		}
 	}
-	m.calls.WithLabelValues(lane, out.Class.String(), code).Inc()
+	m.calls.WithLabelValues(lane, out.API, out.Class.String(), code).Inc()
 	m.callSeconds.Observe(out.Latency.Seconds())
 }
 

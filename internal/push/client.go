@@ -184,6 +184,7 @@ func (c *Client) Close() { c.transport.CloseIdleConnections() }
 
 // Outcome is the classified answer to one call.
 type Outcome struct {
+	API        string // the action called: job.APITemplate or job.APIMultiple
 	Class      Class
 	Throttled  bool // 8011 or Throttling*: the limiter should slow down
 	MaybeSent  bool // the request went out and no answer came: mPaaS may have pushed
@@ -204,7 +205,8 @@ type Outcome struct {
 // or, for a targetMsgs job, PushMultiple (at most a hundred, each with its values
 // from the job). It never returns an error of its own: every failure is an Outcome
 // with a Class.
-func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) Outcome {
+func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) (out Outcome) {
+	defer func() { out.API = j.API() }()
 	if len(targets) == 0 || len(targets) > j.CallSize() {
 		return Outcome{Class: JobFault, Err: fmt.Errorf("a %s call takes 1 to %d targets, not %d", j.API(), j.CallSize(), len(targets))}
 	}
@@ -240,7 +242,7 @@ func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) Outc
 	sc.rt.begin(ctx)
 	err := sc.client.DoAction(req, resp)
 	wrote := sc.rt.end()
-	out := Outcome{Latency: time.Since(start)}
+	out = Outcome{Latency: time.Since(start)}
 	if err != nil {
 		return classifyError(out, err, wrote)
 	}
