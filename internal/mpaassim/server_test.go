@@ -97,6 +97,16 @@ func (r request) send(t *testing.T, srv *httptest.Server) (int, map[string]any) 
 	return resp.StatusCode, out
 }
 
+// codeOf is an answer's code: the ResultCode of a 200, the gateway's Code otherwise.
+func codeOf(status int, body map[string]any) string {
+	key := "ResultCode"
+	if status != 200 {
+		key = "Code"
+	}
+	code, _ := body[key].(string)
+	return code
+}
+
 func newTestServer(t *testing.T, cfg Config) (*Server, *httptest.Server) {
 	t.Helper()
 	if cfg.Keys == nil {
@@ -152,12 +162,8 @@ func TestHandBuiltRequests(t *testing.T) {
 	}
 	for _, c := range cases {
 		status, body := c.req.send(t, srv)
-		code, _ := body["ResultCode"].(string)
-		if status != 200 {
-			code, _ = body["Code"].(string)
-		}
-		if status != c.status || code != c.code {
-			t.Errorf("%s: got %d %s, want %d %s (%v)", c.name, status, code, c.status, c.code, body)
+		if code := codeOf(status, body); status != c.status || code != c.code {
+			t.Errorf("%s: got %d %s, want %d %s (%v)", c.name, status, codeOf(status, body), c.status, c.code, body)
 		}
 		if body["RequestId"] == "" || body["RequestId"] == nil {
 			t.Errorf("%s: no RequestId", c.name)
@@ -224,12 +230,8 @@ func TestHandBuiltPushMultiple(t *testing.T) {
 	}
 	for _, c := range cases {
 		status, body := c.req.send(t, srv)
-		code, _ := body["ResultCode"].(string)
-		if status != 200 {
-			code, _ = body["Code"].(string)
-		}
-		if status != c.status || code != c.code {
-			t.Errorf("%s: got %d %s, want %d %s (%v)", c.name, status, code, c.status, c.code, body)
+		if code := codeOf(status, body); status != c.status || code != c.code {
+			t.Errorf("%s: got %d %s, want %d %s (%v)", c.name, status, codeOf(status, body), c.status, c.code, body)
 		}
 		if msg, _ := body["ResultMessage"].(string); strings.Contains(msg, "用户") {
 			t.Errorf("%s: the answer shows a template value: %s", c.name, msg)

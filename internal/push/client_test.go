@@ -67,6 +67,12 @@ func fullJob(t *testing.T) *job.Job {
 		"activityEvent":"end","activityContentState":{"score":"1:0","team":"红队"},"dismissalDate":1893456000,
 		"channelId":"渠道-7","tenantId":"tenant&1"
 	}`, fixed)
+	return validJob(t, body)
+}
+
+// validJob decodes body, which must be a valid job.
+func validJob(t *testing.T, body string) *job.Job {
+	t.Helper()
 	j, err := job.Decode([]byte(body))
 	if err != nil {
 		t.Fatal(err)
@@ -155,14 +161,7 @@ func fullMultipleJob(t *testing.T) *job.Job {
 		"activityEvent":"update","activityContentState":{"team":"红队"},"dismissalDate":1893456000,
 		"channelId":"渠道-7","tenantId":"tenant-1"
 	}`, fixed)
-	j, err := job.Decode([]byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Validate(job.Rules{}); err != nil {
-		t.Fatal(err)
-	}
-	return j
+	return validJob(t, body)
 }
 
 func TestPushMultipleParametersArriveIntact(t *testing.T) {
