@@ -13,6 +13,7 @@ const (
 	StatusPartial   Status = "partial"   // some targets failed, some were sent or were duplicates
 	StatusFailed    Status = "failed"    // every target failed
 	StatusRejected  Status = "rejected"  // the job itself is invalid; nothing was sent
+	StatusCanceled  Status = "canceled"  // its campaign was canceled before every target was sent
 )
 
 // Chunk statuses.

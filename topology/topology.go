@@ -15,6 +15,9 @@ type Topology struct {
 	DLQStream     string
 	Durable       string // the default (events) lane's consumer
 	BulkDurable   string // the bulk lane's consumer
+
+	CampaignsBucket string // the key-value bucket of campaign control: key = campaign name
+	ParkedStream    string // jobs of paused campaigns: <root>.parked.<campaign>.<jobId>
 }
 
 // The public names (the README's "Subjects and streams").
@@ -25,6 +28,9 @@ const (
 	DefaultDLQStream     = "PUSH_DLQ"
 	DefaultDurable       = "push-worker"
 	DefaultBulkDurable   = "push-worker-bulk"
+
+	DefaultCampaignsBucket = "PUSH_CAMPAIGNS"
+	DefaultParkedStream    = "PUSH_PARKED"
 )
 
 // Lanes.
@@ -36,7 +42,8 @@ const (
 // Default is the public interface.
 func Default() Topology {
 	return Topology{Root: DefaultRoot, JobsStream: DefaultJobsStream, ResultsStream: DefaultResultsStream,
-		DLQStream: DefaultDLQStream, Durable: DefaultDurable, BulkDurable: DefaultBulkDurable}
+		DLQStream: DefaultDLQStream, Durable: DefaultDurable, BulkDurable: DefaultBulkDurable,
+		CampaignsBucket: DefaultCampaignsBucket, ParkedStream: DefaultParkedStream}
 }
 
 // OrDefault is t, or Default when t is the zero value.
@@ -51,7 +58,8 @@ func (t Topology) OrDefault() Topology {
 // root extended by it, so that tests and benches can share one server.
 func (t Topology) Suffixed(suffix string) Topology {
 	return Topology{Root: t.Root + suffix, JobsStream: t.JobsStream + "_" + suffix, ResultsStream: t.ResultsStream + "_" + suffix,
-		DLQStream: t.DLQStream + "_" + suffix, Durable: t.Durable + "-" + suffix, BulkDurable: t.BulkDurable + "-" + suffix}
+		DLQStream: t.DLQStream + "_" + suffix, Durable: t.Durable + "-" + suffix, BulkDurable: t.BulkDurable + "-" + suffix,
+		CampaignsBucket: t.CampaignsBucket + "_" + suffix, ParkedStream: t.ParkedStream + "_" + suffix}
 }
 
 func (t Topology) jobsPrefix() string { return t.Root + ".jobs." }
@@ -88,6 +96,23 @@ func (t Topology) ResultSubject(replyTo, jobID string) string {
 // CampaignResults is the filter of a campaign's results when the loader names
 // them <root>.results.<campaign>.<jobId>.
 func (t Topology) CampaignResults(campaign string) string { return t.ResultPrefix() + campaign + ".>" }
+
+// CampaignStatusSubject is where every worker answers a campaign status request
+// (core NATS request/reply, no stream): <root>.campaigns.status.
+func (t Topology) CampaignStatusSubject() string { return t.Root + ".campaigns.status" }
+
+// ParkedSubjects is the parking stream's filter: <root>.parked.>.
+func (t Topology) ParkedSubjects() string { return t.Root + ".parked.>" }
+
+// ParkedSubject is where a paused campaign's job waits: <root>.parked.<campaign>.<jobId>.
+func (t Topology) ParkedSubject(campaign, jobID string) string {
+	return t.Root + ".parked." + campaign + "." + jobID
+}
+
+// CampaignParked is the filter of one campaign's parked jobs.
+func (t Topology) CampaignParked(campaign string) string {
+	return t.Root + ".parked." + campaign + ".>"
+}
 
 // DLQSubject is the dead letter subject of a job.
 func (t Topology) DLQSubject(jobID string) string { return t.Root + ".dlq." + jobID }

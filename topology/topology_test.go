@@ -20,6 +20,10 @@ func TestDefaultIsThePublicInterface(t *testing.T) {
 		d.DLQSubject("j1"):                           "push.dlq.j1",
 		d.JobsStream + d.ResultsStream + d.DLQStream: "PUSH_JOBSPUSH_RESULTSPUSH_DLQ",
 		d.Durable + " " + d.BulkDurable:              "push-worker push-worker-bulk",
+		d.CampaignsBucket + " " + d.ParkedStream:     "PUSH_CAMPAIGNS PUSH_PARKED",
+		d.ParkedSubject("spring", "j1"):              "push.parked.spring.j1",
+		d.CampaignParked("spring"):                   "push.parked.spring.>",
+		d.ParkedSubjects():                           "push.parked.>",
 	} {
 		if got != want {
 			t.Errorf("got %q, want %q", got, want)

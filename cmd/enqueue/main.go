@@ -5,6 +5,7 @@
 //	enqueue status                                     jobs waiting and in flight per lane, dead letters, results
 //	enqueue dlq list                                   the dead letters
 //	enqueue dlq replay [--all | JOB-ID...]             publish the failed targets again
+//	enqueue campaign list|status|pause|resume|cancel|pace|delete …   control a running campaign
 //
 // Each subcommand has its own flags (a flag of another is an error). It connects
 // to NATS_URL, or to the dev-mode worker's embedded server when unset.
@@ -18,6 +19,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -50,6 +53,24 @@ const usage = `Usage:
   enqueue dlq replay [--all | JOB-ID...]
       Publish the failed targets of dead letters again, as new jobs whose ids are
       derived from the old ones, and remove those dead letters.
+  enqueue campaign list [--json]
+      Campaigns with a state of their own: paused, canceled, paced.
+  enqueue campaign status NAME [--watch] [--json]
+      Jobs queued, in flight, parked and done; targets sent, duplicates, failed by mPaaS
+      code; targets per second now and the time left at that rate. --watch redraws it with
+      a progress bar until the campaign is done, then exits 0, or 1 if anything failed.
+  enqueue campaign pause NAME [--reason TEXT]
+      Within a second no new call of the campaign starts; its jobs are parked in PUSH_PARKED
+      (no delivery spent); other campaigns and events go on.
+  enqueue campaign resume NAME
+      The parked jobs go back on the job stream; what they had sent counts as sent.
+  enqueue campaign cancel NAME [--reason TEXT]
+      Nothing more is sent: its jobs (in hand, parked, queued) end with status canceled.
+      A canceled campaign stays canceled until "enqueue campaign delete NAME".
+  enqueue campaign pace NAME TARGETS-PER-SECOND
+      Hold the campaign's targets per second over all workers (0: no pace of its own).
+  enqueue campaign delete NAME
+      Remove the campaign's state: it runs again, at no pace of its own.
 
 Every subcommand also takes the connection settings (environment or flags):
 NATS_URL (--nats-url, default the dev-mode worker's server), NATS_CREDS, NATS_NKEY_SEED_FILE,
@@ -109,18 +130,27 @@ var subcommands = map[string]func(fs *flag.FlagSet) command{
 	"dlq replay": dlqReplayFlags,
 }
 
+// campaignVerbs are the subcommands of enqueue campaign.
+var campaignVerbs = []string{"list", "status", "pause", "resume", "cancel", "pace", "delete"}
+
+func init() {
+	for _, v := range campaignVerbs {
+		subcommands["campaign "+v] = campaignVerb(v)
+	}
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	name := "publish"
 	if len(args) > 0 {
 		switch args[0] {
 		case "publish", "status", "load":
 			name, args = args[0], args[1:]
-		case "dlq":
-			if len(args) < 2 || (args[1] != "list" && args[1] != "replay") {
+		case "dlq", "campaign":
+			if len(args) < 2 || subcommands[args[0]+" "+args[1]] == nil {
 				fmt.Fprint(stderr, usage)
 				return exitError{2}
 			}
-			name, args = "dlq "+args[1], args[2:]
+			name, args = args[0]+" "+args[1], args[2:]
 		case "-h", "--help", "help":
 			fmt.Fprint(stdout, usage)
 			return nil
@@ -135,6 +165,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage of enqueue %s (see enqueue --help):\n", name)
 		fs.PrintDefaults()
+	}
+	if strings.HasPrefix(name, "campaign ") {
+		args = flagsFirst(fs, args) // campaign status NAME --watch reads as written
 	}
 	if err := table.ParseFlags(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -161,6 +194,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return exitError{2}
 	}
 	return err
+}
+
+// flagsFirst moves the flags of args before the other arguments, so that flags
+// may follow a name. A flag that takes a value keeps it; "--" ends the flags.
+func flagsFirst(fs *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i+1:]...)
+			break
+		}
+		if _, err := strconv.ParseFloat(a, 64); err == nil || !strings.HasPrefix(a, "-") || a == "-" {
+			rest = append(rest, a) // a name, "-", or a number such as -5 (which the command then refuses)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); (!ok || !b.IsBoolFlag()) && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+		}
+	}
+	return append(flags, rest...)
 }
 
 // dial connects to NATS, or explains how to start the dev worker.

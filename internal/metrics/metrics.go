@@ -30,6 +30,8 @@ type Metrics struct {
 	paused      *prometheus.GaugeVec
 	rate        prometheus.Gauge
 	ackFailed   *prometheus.CounterVec
+	parked      *prometheus.CounterVec
+	campaigns   *prometheus.GaugeVec
 }
 
 // New registers every metric on a registry of its own.
@@ -63,6 +65,10 @@ func New() *Metrics {
 		Help: "The shared mPaaS rate in force: PUSH_RATE_LIMIT, or less while mPaaS throttles."})).(prometheus.Gauge)
 	m.ackFailed = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_acks_failed_total",
 		Help: "Acknowledgements the server did not take, by kind (ack, term, retry, release, in_progress); the job then comes back after its AckWait."}, []string{"op"})).(*prometheus.CounterVec)
+	m.parked = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_parked_jobs_total",
+		Help: "Jobs parked in the parking stream because their campaign was paused (canceled jobs: pushworker_jobs_total{status=\"canceled\"})."}, []string{"lane"})).(*prometheus.CounterVec)
+	m.campaigns = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_campaigns",
+		Help: "Campaigns with a control value, by state (running, paused, canceled), as this worker sees the bucket."}, []string{"state"})).(*prometheus.GaugeVec)
 	for _, c := range health.Causes {
 		m.paused.WithLabelValues(string(c)).Set(0)
 	}
@@ -125,6 +131,16 @@ func (m *Metrics) Paused(cause string, paused bool) {
 
 // AckFailed counts an acknowledgement the server did not take.
 func (m *Metrics) AckFailed(op string) { m.ackFailed.WithLabelValues(op).Inc() }
+
+// Parked counts a parked job.
+func (m *Metrics) Parked(lane string) { m.parked.WithLabelValues(lane).Inc() }
+
+// Campaigns sets the campaigns by state.
+func (m *Metrics) Campaigns(byState map[string]int) {
+	for state, n := range byState {
+		m.campaigns.WithLabelValues(state).Set(float64(n))
+	}
+}
 
 // Rate sets the shared rate in force.
 func (m *Metrics) Rate(perSecond float64) { m.rate.Set(perSecond) }

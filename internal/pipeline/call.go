@@ -25,7 +25,16 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			return
 		}
 		waitStart := p.cfg.Clock.Now()
+		if err := p.untilOK(ctx, health.CauseRedis, func() error { return p.pace(ctx, r, len(c.targets)) }); err != nil {
+			p.handBack(r, c)
+			return
+		}
 		if err := p.untilOK(ctx, health.CauseRedis, func() error { return p.limiter.Wait(ctx, r.event) }); err != nil {
+			p.handBack(r, c)
+			return
+		}
+		// The campaign may have been paused or canceled while this call waited.
+		if r.halted(p) {
 			p.handBack(r, c)
 			return
 		}
@@ -87,6 +96,14 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			}
 		}
 	}
+}
+
+// pace waits for n targets of the job's campaign's pace, if it has one.
+func (p *Pipeline) pace(ctx context.Context, r *run, n int) error {
+	if r.campaign == "" {
+		return nil
+	}
+	return p.cfg.Pace.Wait(ctx, r.campaign, p.cfg.Campaigns.Get(r.campaign).TargetsPerSecond, n)
 }
 
 // unreachable is a call that got no answer and did not go out: mPaaS cannot be reached.

@@ -19,7 +19,6 @@ const claimAhead = 5 * job.MaxTargetsPerCall
 type claimer struct {
 	p          *Pipeline
 	r          *run
-	size       int          // targets per call: the job's CallSize
 	pending    job.Targets  // not claimed yet
 	ready      job.Targets  // claimed, waiting for a call
 	readyKeys  []dedupe.Key // their keys
@@ -32,23 +31,24 @@ func (c *claimer) more() bool { return len(c.ready) > 0 || len(c.pending) > 0 }
 
 // next is the next call's chunk, or nil when every target left was skipped.
 func (c *claimer) next(ctx context.Context) (*chunk, error) {
-	for len(c.ready) < c.size && len(c.pending) > 0 {
-		if err := c.claim(ctx); err != nil {
+	size := c.r.callSize(c.p)
+	for len(c.ready) < size && len(c.pending) > 0 {
+		if err := c.claim(ctx, size); err != nil {
 			return nil, err
 		}
 	}
 	if len(c.ready) == 0 {
 		return nil, nil
 	}
-	n := min(c.size, len(c.ready))
+	n := min(size, len(c.ready))
 	ch := &chunk{targets: c.ready[:n:n], keys: c.readyKeys[:n:n]}
 	c.ready, c.readyKeys = c.ready[n:], c.readyKeys[n:]
 	return ch, nil
 }
 
-// claim claims the next window of pending targets in one round trip.
-func (c *claimer) claim(ctx context.Context) error {
-	n := min(max(claimAhead, c.size), len(c.pending))
+// claim claims the next window of pending targets, at least one call's, in one round trip.
+func (c *claimer) claim(ctx context.Context, size int) error {
+	n := min(max(claimAhead, size), len(c.pending))
 	window := c.pending[:n]
 	keys := keysOf(c.r.j, window)
 	var claims []dedupe.Claim

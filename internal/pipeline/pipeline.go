@@ -10,10 +10,12 @@ package pipeline
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
@@ -28,6 +30,11 @@ import (
 // with the action the job's kind calls for.
 type Pusher interface {
 	Push(ctx context.Context, j *job.Job, targets job.Targets) push.Outcome
+}
+
+// Pacer holds a paced campaign's targets per second over every worker.
+type Pacer interface {
+	Wait(ctx context.Context, campaign string, perSecond float64, n int) error
 }
 
 // Limiter hands out call slots, event calls first, and slows down when mPaaS throttles.
@@ -47,6 +54,9 @@ type Config struct {
 	MaxInFlight int       // mPaaS calls in flight at once, over all jobs; default DefaultMaxInFlight
 	Attempts    int       // calls per chunk per delivery for transient failures; default DefaultAttempts
 	Rules       job.Rules // validation (target cap, scheduled chunks cap, zone, topology)
+
+	Campaigns campaign.States // the control of campaigns; nil: every campaign runs, at no pace of its own
+	Pace      Pacer           // with Campaigns: the campaigns' paces; nil: none
 
 	Call     retry.Policy // between calls of a chunk within a delivery; default retry.Call
 	Probe    retry.Policy // between probes of a worker problem; default retry.Probe
@@ -73,6 +83,12 @@ func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
+	if c.Campaigns == nil {
+		c.Campaigns = allRunning{}
+	}
+	if c.Pace == nil {
+		c.Pace = noPace{}
+	}
 	c.Rules.Topology = c.Rules.Topology.OrDefault()
 	return c
 }
@@ -85,6 +101,14 @@ type Observer interface {
 	LimiterWait(lane string, d time.Duration)
 	InFlight(delta int)
 }
+
+type allRunning struct{}
+
+func (allRunning) Get(string) campaign.State { return campaign.State{State: campaign.Running} }
+
+type noPace struct{}
+
+func (noPace) Wait(context.Context, string, float64, int) error { return nil }
 
 type noObserver struct{}
 
@@ -106,6 +130,9 @@ type Pipeline struct {
 	obs     Observer
 	slots   chan struct{} // every call in flight
 	bulk    chan struct{} // bulk calls in flight: fewer, so that events always find a slot
+
+	mu       sync.Mutex
+	inFlight map[string]int // campaign → its jobs in this worker's hands
 }
 
 // New makes a Pipeline. log and obs may be nil.
@@ -118,7 +145,8 @@ func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *h
 		log = zap.NewNop()
 	}
 	return &Pipeline{cfg: cfg, store: store, limiter: limiter, pusher: pusher, gate: gate, log: log, obs: obs,
-		slots: make(chan struct{}, cfg.MaxInFlight), bulk: make(chan struct{}, max(1, cfg.MaxInFlight-max(1, cfg.MaxInFlight/4)))}
+		slots: make(chan struct{}, cfg.MaxInFlight), bulk: make(chan struct{}, max(1, cfg.MaxInFlight-max(1, cfg.MaxInFlight/4))),
+		inFlight: map[string]int{}}
 }
 
 var _ queue.Handler = (*Pipeline)(nil)
@@ -128,6 +156,9 @@ var _ queue.Handler = (*Pipeline)(nil)
 // back. On the last delivery nothing is handed back: what still fails is failed
 // (and dead-lettered), and a job stopped midway is dead-lettered whole.
 func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
+	name := p.cfg.Rules.Topology.Campaign(d.Subject)
+	p.track(name, 1)
+	defer p.track(name, -1)
 	fallback := fallbackID(d)
 	j, err := job.Decode(d.Data)
 	if err == nil {
@@ -135,11 +166,16 @@ func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
 			j.JobID = fallback
 		}
 		rules := p.cfg.Rules
-		rules.SkipTimeRules = d.Number > 1 // a half-sent job is never rejected because time moved on
+		// A half-sent job is never rejected because time moved on; a job back from
+		// parking may have been half sent.
+		rules.SkipTimeRules = d.Number > 1 || d.ParkedAs != ""
 		err = j.Validate(rules)
 	}
 	if err != nil {
 		return p.reject(d, j, fallback, err)
+	}
+	if name != "" && p.cfg.Campaigns.Get(name).State == campaign.Paused {
+		return p.park(d, j, name) // before any claim: nothing to release
 	}
 	log := p.log.With(zap.String("job", j.JobID), zap.String("lane", d.Lane), zap.Int("delivery", d.Number))
 	log.Debug("job received", zap.String("subject", d.Subject), zap.Int("targets", j.TargetCount()), zap.String("api", j.API()))
@@ -156,6 +192,9 @@ func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
 		log.Info("job done", zap.String("status", string(run.result.Status)), zap.Int("sent", run.result.Sent),
 			zap.Int("duplicates", run.result.Duplicates), zap.Int("failed", run.result.Failed))
 		return out
+	case run.parked.Load():
+		log.Info("job parked: its campaign is paused", zap.String("campaign", name), zap.Int("sent", run.sent))
+		return p.park(d, j, name)
 	case d.Last:
 		// No delivery comes after this one: a work-queue stream would keep the job for
 		// ever. Dead-letter it whole; what it already sent is in the dedupe store, so a
@@ -191,9 +230,35 @@ func (p *Pipeline) reject(d queue.Delivery, j *job.Job, fallback string, cause e
 		DeadLetter: &queue.DeadLetter{JobID: id, Body: d.Data, Reason: queue.ReasonRejected, Error: res.Error}}
 }
 
-// fallbackID is the job id of a job without one: its Nats-Msg-Id when that is a
-// valid job id, else seq-<stream sequence>.
+func (p *Pipeline) track(name string, delta int) {
+	if name == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.inFlight[name] += delta; p.inFlight[name] <= 0 {
+		delete(p.inFlight, name)
+	}
+}
+
+// InFlight is how many jobs of the campaign this worker has in hand.
+func (p *Pipeline) InFlight(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inFlight[name]
+}
+
+// park hands a paused campaign's job to the queue to store as received, and ack.
+func (p *Pipeline) park(d queue.Delivery, j *job.Job, name string) queue.Outcome {
+	return queue.Outcome{Action: queue.Park, ParkSubject: p.cfg.Rules.Topology.ParkedSubject(name, j.JobID), JobID: j.JobID}
+}
+
+// fallbackID is the job id of a job without one: the id it was parked under, its
+// Nats-Msg-Id when that is a valid job id, else seq-<stream sequence>.
 func fallbackID(d queue.Delivery) string {
+	if d.ParkedAs != "" && job.ValidJobID(d.ParkedAs) {
+		return d.ParkedAs
+	}
 	if d.MsgID != "" && job.ValidJobID(d.MsgID) {
 		return d.MsgID
 	}

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/job"
@@ -18,11 +20,15 @@ import (
 // run is one delivery of one valid job: who holds its claims, and what became
 // of it. Its goroutines (one per chunk in flight) write only their own chunk.
 type run struct {
-	j      *job.Job
-	d      queue.Delivery
-	holder dedupe.Holder
-	event  bool
-	log    *zap.Logger
+	j        *job.Job
+	d        queue.Delivery
+	holder   dedupe.Holder
+	event    bool
+	campaign string // "" for an event job
+	log      *zap.Logger
+
+	// Set by any chunk: the campaign was paused (park the job) or canceled.
+	parked, canceled atomic.Bool
 
 	// The outcome, filled in by process once every chunk has ended.
 	result    *job.Result // nil: hand the job back
@@ -42,10 +48,10 @@ type chunk struct {
 
 // process runs one delivery of a valid job whose JobID is set.
 func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, log *zap.Logger) *run {
-	r := &run{j: j, d: d, event: event(d), log: log,
+	r := &run{j: j, d: d, event: event(d), campaign: p.cfg.Rules.Topology.Campaign(d.Subject), log: log,
 		holder: dedupe.Holder{JobID: j.JobID, Message: strconv.FormatUint(d.Sequence, 10), Token: newToken()}}
 	started := p.cfg.Clock.Now()
-	cl := &claimer{p: p, r: r, size: j.CallSize(), pending: j.Pairs()}
+	cl := &claimer{p: p, r: r, pending: j.Pairs()}
 	var (
 		mu     sync.Mutex
 		wg     sync.WaitGroup
@@ -63,6 +69,10 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, lo
 		// only as long as the claims made ahead of them.
 		if err := p.acquire(ctx, r.event); err != nil {
 			handed = true
+			break
+		}
+		if r.halted(p) {
+			p.release(r.event)
 			break
 		}
 		c, err := cl.next(ctx)
@@ -88,11 +98,61 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, lo
 		}()
 	}
 	wg.Wait()
-	if handed {
+	switch {
+	case r.canceled.Load():
+		// Nothing more is sent. The targets left are still claimed, without a call,
+		// so that those an earlier delivery sent count as sent; the rest fail as canceled.
+		for cl.more() {
+			c, err := cl.next(ctx)
+			if err != nil {
+				break
+			}
+			if c != nil {
+				p.releaseClaims(r, c.keys)
+				chunks = append(chunks, &chunk{targets: c.targets, result: canceled(c.targets, 0)})
+			}
+		}
+		for _, t := range job.Chunk(cl.giveUp(), j.CallSize()) {
+			chunks = append(chunks, &chunk{targets: t, result: canceled(t, 0)})
+		}
+		handed = false
+		for _, c := range chunks {
+			if c.handed {
+				c.handed, c.result = false, canceled(c.targets, c.result.Attempts)
+			}
+		}
+	case handed || r.parked.Load():
+		handed = true
 		cl.giveUp()
 	}
 	r.finish(p, cl, chunks, handed, started)
 	return r
+}
+
+// halted reports, and records, that the job's campaign was paused or canceled:
+// no new call starts for it.
+func (r *run) halted(p *Pipeline) bool {
+	if r.campaign == "" {
+		return false
+	}
+	switch p.cfg.Campaigns.Get(r.campaign).State {
+	case campaign.Paused:
+		r.parked.Store(true)
+		return true
+	case campaign.Canceled:
+		r.canceled.Store(true)
+		return true
+	}
+	return false
+}
+
+// callSize is how many targets the next call takes: the job's size, or less
+// while its campaign is paced.
+func (r *run) callSize(p *Pipeline) int {
+	if r.campaign == "" {
+		return r.j.CallSize()
+	}
+	return campaign.CallSize(p.cfg.Campaigns.Get(r.campaign).TargetsPerSecond, r.j.CallSize())
 }
 
 // finish builds the result, in one place, from what the claims found and what
@@ -124,6 +184,9 @@ func (r *run) finish(p *Pipeline, cl *claimer, chunks []*chunk, handed bool, sta
 	r.sent = res.Sent
 	if !handed {
 		r.result = res.Finish(p.cfg.Clock.Now())
+		if r.canceled.Load() && res.Failed > 0 {
+			r.result.Status = job.StatusCanceled
+		}
 	}
 }
 
@@ -133,6 +196,13 @@ func (r *run) expired(p *Pipeline) bool {
 
 func deadline(t job.Targets, attempts int) job.ChunkResult {
 	return job.ChunkResult{TargetMsgkey: t, Status: job.ChunkFailed, Attempts: attempts, Error: "deadline passed"}
+}
+
+// ErrCampaignCanceled is the error of the targets a canceled campaign did not send.
+const ErrCampaignCanceled = "campaign canceled"
+
+func canceled(t job.Targets, attempts int) job.ChunkResult {
+	return job.ChunkResult{TargetMsgkey: t, Status: job.ChunkFailed, Attempts: attempts, Error: ErrCampaignCanceled}
 }
 
 // acquire takes a call slot. Bulk calls take one of the bulk slots first, a

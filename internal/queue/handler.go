@@ -22,10 +22,14 @@ func (f HandlerFunc) Handle(ctx context.Context, d Delivery) Outcome { return f(
 
 // Delivery is one delivery of a job message, as received.
 type Delivery struct {
-	Lane     string // topology.LaneDefault or topology.LaneBulk
-	Subject  string
-	Data     []byte
-	MsgID    string // the Nats-Msg-Id header, "" when absent
+	Lane    string // topology.LaneDefault or topology.LaneBulk
+	Subject string
+	Data    []byte
+	MsgID   string // the Nats-Msg-Id header, "" when absent
+	// ParkedAs is the job id a job came back from parking with (its
+	// Pushworker-Job-Id header), "" for any other job: its id stays the same and
+	// it is no first delivery, though JetStream counts one.
+	ParkedAs string
 	Sequence uint64 // the message's stream sequence: the same on every delivery
 	Number   int    // 1 for the first delivery
 	Last     bool   // no delivery comes after this one (Number ≥ MaxDeliver)
@@ -44,10 +48,13 @@ const (
 	Retry
 	// Release: hand the job back for a redelivery now (the worker is stopping).
 	Release
+	// Park: store the message as received on Outcome.ParkSubject (its campaign
+	// is paused), then ack it; when the parked copy cannot be stored, Release.
+	Park
 )
 
 func (a Action) String() string {
-	return [...]string{"ack", "term", "retry", "release"}[a]
+	return [...]string{"ack", "term", "retry", "release", "park"}[a]
 }
 
 // DeadLetter is a job, or the part of it that failed, kept for inspection and replay.
@@ -74,4 +81,6 @@ type Outcome struct {
 	DeadLetter    *DeadLetter
 	Action        Action
 	Delay         time.Duration // with Retry
+	ParkSubject   string        // with Park
+	JobID         string        // with Park: the job's id, kept in the parked copy
 }

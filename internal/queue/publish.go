@@ -25,13 +25,14 @@ const (
 )
 
 // publishResult stores the result in the result stream. Nats-Msg-Id = job id:
-// a re-run's result is dropped as a duplicate.
-func (q *Queue) publishResult(ctx context.Context, subject string, r *job.Result) error {
+// a re-run's result is dropped as a duplicate, and then fresh is false.
+func (q *Queue) publishResult(ctx context.Context, subject string, r *job.Result) (fresh bool, err error) {
 	body, err := r.Encode()
 	if err != nil {
-		return err
+		return false, err
 	}
-	return q.publish(ctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{r.JobID}}})
+	ack, err := q.publishAck(ctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{r.JobID}}})
+	return err == nil && !ack.Duplicate, err
 }
 
 func (q *Queue) publishDeadLetter(ctx context.Context, subject string, dl *DeadLetter, msg jetstream.Msg) error {
@@ -49,6 +50,21 @@ func (q *Queue) publishDeadLetter(ctx context.Context, subject string, dl *DeadL
 	return q.publish(ctx, m)
 }
 
+// publishParked stores a paused campaign's job as received, with the subject it
+// came on and its job id. Nats-Msg-Id names this delivery, so a worker that parks
+// the same message again after a crash stores it once.
+func (q *Queue) publishParked(ctx context.Context, msg jetstream.Msg, out Outcome) error {
+	seq := "0"
+	if meta, err := msg.Metadata(); err == nil {
+		seq = strconv.FormatUint(meta.Sequence.Stream, 10)
+	}
+	m := &nats.Msg{Subject: out.ParkSubject, Data: msg.Data(), Header: nats.Header{}}
+	m.Header.Set(HeaderJobID, out.JobID)
+	m.Header.Set(HeaderSubject, msg.Subject())
+	m.Header.Set(jetstream.MsgIDHeader, "park-"+seq+"-"+out.JobID)
+	return q.publish(ctx, m)
+}
+
 // ErrRefused wraps a publish that the server refused for the message itself (too
 // big, a subject no stream takes): trying again changes nothing.
 var ErrRefused = errors.New("publish refused")
@@ -56,15 +72,20 @@ var ErrRefused = errors.New("publish refused")
 // publish retries while JetStream cannot be reached, until ctx ends. A stream
 // deleted under the worker is re-created (or the gate says which is gone).
 func (q *Queue) publish(ctx context.Context, m *nats.Msg) error {
+	_, err := q.publishAck(ctx, m)
+	return err
+}
+
+func (q *Queue) publishAck(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := q.js.PublishMsg(pctx, m)
+		ack, err := q.js.PublishMsg(pctx, m)
 		cancel()
 		if err == nil {
 			if attempt > 1 {
 				q.gate.Clear(health.CauseNATS)
 			}
-			return nil
+			return ack, nil
 		}
 		var apiErr *jetstream.APIError
 		switch {
@@ -72,12 +93,12 @@ func (q *Queue) publish(ctx context.Context, m *nats.Msg) error {
 			// Connected, yet no stream answered: the stream for this subject is gone.
 			q.recreate(ctx, fmt.Errorf("no stream answered a publish to %s: %w", m.Subject, err))
 		case errors.As(err, &apiErr), errors.Is(err, nats.ErrMaxPayload):
-			return fmt.Errorf("%w: publishing to %s: %w", ErrRefused, m.Subject, err)
+			return nil, fmt.Errorf("%w: publishing to %s: %w", ErrRefused, m.Subject, err)
 		default:
 			q.gate.Set(health.CauseNATS, err)
 		}
 		if !clock.Sleep(ctx, q.cfg.Publish.NextRetry(attempt)) {
-			return fmt.Errorf("publishing to %s: %w", m.Subject, err)
+			return nil, fmt.Errorf("publishing to %s: %w", m.Subject, err)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	Grace       time.Duration     // how long jobs in flight may finish after a stop; default DefaultGrace
 	Publish     retry.Policy      // between publishes of a result or dead letter; default retry.Publish
 	Fetch       retry.Policy      // after a failed fetch; default retry.Fetch
+	// OnResult is told of each result newly stored (not a re-run's duplicate),
+	// with the subject of its job; nil: nobody.
+	OnResult func(jobSubject string, r *job.Result)
 }
 
 func (c Config) withDefaults() Config {
@@ -65,6 +69,7 @@ type Observer interface {
 	Job(lane, status string)
 	Redelivered(lane string)
 	DeadLetter(lane, reason string)
+	Parked(lane string)
 	// AckFailed counts an Ack, Term, Nak or InProgress that the server did not take.
 	AckFailed(op string)
 }
@@ -74,6 +79,7 @@ type noObserver struct{}
 func (noObserver) Job(string, string)        {}
 func (noObserver) Redelivered(string)        {}
 func (noObserver) DeadLetter(string, string) {}
+func (noObserver) Parked(string)             {}
 func (noObserver) AckFailed(string)          {}
 
 // Queue pulls jobs from both lanes and hands each delivery to a Handler.
@@ -245,7 +251,7 @@ func (q *Queue) deliver(ctx context.Context, lane string, msg jetstream.Msg) {
 		return
 	}
 	d := Delivery{Lane: lane, Subject: msg.Subject(), Data: msg.Data(), MsgID: msg.Headers().Get(jetstream.MsgIDHeader),
-		Sequence: meta.Sequence.Stream, Number: int(meta.NumDelivered)}
+		ParkedAs: msg.Headers().Get(HeaderJobID), Sequence: meta.Sequence.Stream, Number: int(meta.NumDelivered)}
 	d.Last = d.Number >= q.cfg.Limits.MaxDeliver
 	if d.Number > 1 {
 		q.obs.Redelivered(lane)
@@ -266,8 +272,21 @@ func (q *Queue) finish(ctx context.Context, lane string, msg jetstream.Msg, out 
 		}
 	}
 	action := out.Action
+	if action == Park {
+		action = Ack
+		if err := q.publishParked(ctx, msg, out); err != nil {
+			q.log.Warn("job not parked: handed back", zap.String("job", out.JobID), zap.Error(err))
+			action = Release
+		} else {
+			q.obs.Parked(lane)
+		}
+	}
 	if out.Result != nil {
-		if err := q.publishResult(ctx, out.ResultSubject, out.Result); err != nil {
+		fresh, err := q.publishResult(ctx, out.ResultSubject, out.Result)
+		if fresh && q.cfg.OnResult != nil {
+			q.cfg.OnResult(msg.Subject(), out.Result)
+		}
+		if err != nil {
 			q.log.Warn("result not published", zap.String("job", out.Result.JobID), zap.String("subject", out.ResultSubject), zap.Error(err))
 			if action == Ack {
 				action = Release // never ack a job whose result is not stored

@@ -41,6 +41,10 @@ const (
 	DefaultAckWait          = 30 * time.Second
 	DefaultMaxDeliver       = 5
 	DefaultMaxAckPending    = 1000
+
+	// Parked jobs wait as long as their campaign is paused, within these bounds.
+	DefaultParkedMaxAge   = 14 * 24 * time.Hour
+	DefaultParkedMaxBytes = 1 << 30
 )
 
 // withDefaults fills each zero field with its own default, so that a caller who
@@ -79,7 +83,7 @@ func (l Limits) withDefaults() Limits {
 // it is never silently adopted.
 var ErrWrongRetention = errors.New("job stream has the wrong retention")
 
-// Ensure creates or updates the three streams and both consumers. Every worker
+// Ensure creates or updates the four streams and both consumers. Every worker
 // runs it at start; it is safe to run from many at once.
 func Ensure(ctx context.Context, js jetstream.JetStream, t topology.Topology, l Limits) (defaultLane, bulkLane jetstream.Consumer, err error) {
 	t, l = t.OrDefault(), l.withDefaults()
@@ -104,6 +108,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t topology.Topology, l 
 			Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Discard: jetstream.DiscardOld,
 			MaxAge: l.DLQMaxAge, MaxBytes: l.DLQMaxBytes, Duplicates: 2 * time.Minute, Replicas: l.Replicas,
 			Description: "push dead letters (pushworker)",
+		},
+		{
+			Name: t.ParkedStream, Subjects: []string{t.ParkedSubjects()},
+			Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Discard: jetstream.DiscardNew,
+			MaxAge: DefaultParkedMaxAge, MaxBytes: DefaultParkedMaxBytes, Duplicates: 2 * time.Minute, Replicas: l.Replicas,
+			Description: "jobs of paused campaigns, as received (pushworker)",
 		},
 	}
 	for _, cfg := range streams {

@@ -8,9 +8,12 @@ package service
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/connect"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
@@ -29,6 +33,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -63,6 +68,7 @@ type Service struct {
 	rdb     redis.UniversalClient
 	queue   *queue.Queue
 	limiter *ratelimit.Redis // nil in dev mode (in-memory limiter)
+	control *campaign.Watcher
 	http    *httpServer
 	desc    map[string]string // what the start line says it connected to
 	closers []func()          // in order of opening; Close runs them backwards
@@ -106,14 +112,39 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	if o.Tune != nil {
 		o.Tune(&parts)
 	}
-	pipe := pipeline.New(parts.Pipeline, store, limiter, pusher, s.gate, s.log, s.metrics)
 	js, err := jetstream.New(s.nc)
 	if err != nil {
 		return s, err
 	}
 	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	kv, err := campaign.Bucket(setup, js, parts.Queue.Topology.CampaignsBucket, cfg.Replicas)
+	if err != nil {
+		return s, fmt.Errorf("campaign control bucket %s: %w", parts.Queue.Topology.CampaignsBucket, err)
+	}
+	s.control = campaign.NewWatcher(kv, s.log)
+	parts.Pipeline.Campaigns = s.control
+	var totals campaignTotals = campaign.NewMemoryTotals()
+	parts.Pipeline.Pace = campaign.NewMemoryPace()
+	if s.rdb != nil {
+		parts.Pipeline.Pace = campaign.NewPace(s.rdb, cfg.RedisPrefix+"pace:")
+		totals = campaign.NewRedisTotals(s.rdb, cfg.RedisPrefix+"campaign:")
+	}
+	topo := parts.Queue.Topology.OrDefault()
+	parts.Queue.OnResult = func(subject string, r *job.Result) {
+		if name := topo.Campaign(subject); name != "" {
+			tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := totals.Add(tctx, name, r); err != nil {
+				s.log.Warn("campaign totals not counted", zap.String("campaign", name), zap.String("job", r.JobID), zap.Error(err))
+			}
+		}
+	}
+	pipe := pipeline.New(parts.Pipeline, store, limiter, pusher, s.gate, s.log, s.metrics)
 	if s.queue, err = queue.New(setup, parts.Queue, js, pipe, s.gate, s.log, s.metrics); err != nil {
+		return s, err
+	}
+	if err := s.answerStatus(topo, pipe, totals); err != nil {
 		return s, err
 	}
 	addr := cfg.HTTPAddr
@@ -272,6 +303,15 @@ func (s *Service) Run(ctx context.Context) {
 	if s.limiter != nil {
 		start(s.limiter.Run, after)
 	}
+	start(s.control.Run, after)
+	// Fetch nothing before the campaigns' states are known: a paused campaign's
+	// job must not start.
+	select {
+	case <-s.control.Ready():
+	case <-ctx.Done():
+	case <-time.After(ControlWait):
+		s.log.Warn("campaign control not read yet: starting anyway; jobs of paused campaigns may start until it is", zap.Duration("waited", ControlWait))
+	}
 	s.queue.Run(ctx)
 	stopAfter()
 	wg.Wait()
@@ -288,6 +328,47 @@ func (s *Service) Close() {
 		_ = s.log.Sync()
 	}
 }
+
+// campaignTotals count each campaign's results: in Redis, or in memory in dev mode.
+type campaignTotals interface {
+	Add(ctx context.Context, name string, r *job.Result) error
+	Get(ctx context.Context, name string) (campaign.Totals, error)
+}
+
+// answerStatus answers `enqueue campaign status`: every worker replies with its
+// jobs in flight for the campaign, the campaign's totals and its state.
+func (s *Service) answerStatus(topo topology.Topology, pipe *pipeline.Pipeline, totals campaignTotals) error {
+	host, _ := os.Hostname()
+	worker := host + ":" + strconv.Itoa(os.Getpid())
+	sub, err := s.nc.Subscribe(topo.CampaignStatusSubject(), func(m *nats.Msg) {
+		var req struct {
+			Campaign string `json:"campaign"`
+		}
+		if json.Unmarshal(m.Data, &req) != nil || campaign.ValidName(req.Campaign) != nil {
+			return
+		}
+		rep := campaign.Report{Worker: worker, InFlight: pipe.InFlight(req.Campaign), State: s.control.Get(req.Campaign),
+			Invalid: s.control.Invalid(req.Campaign)}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var err error
+		if rep.Totals, err = totals.Get(ctx, req.Campaign); err != nil {
+			s.log.Warn("campaign totals not read", zap.String("campaign", req.Campaign), zap.Error(err))
+			return
+		}
+		body, _ := json.Marshal(rep)
+		_ = m.Respond(body)
+	})
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, func() { _ = sub.Unsubscribe() })
+	return nil
+}
+
+// ControlWait is how long a starting worker waits for the campaign control
+// bucket's values before it fetches jobs.
+const ControlWait = 10 * time.Second
 
 // MonitorEvery is how often the worker checks Redis and NATS while idle, so that
 // readiness tells the truth before a job finds out.
@@ -312,6 +393,7 @@ func (s *Service) monitor(ctx context.Context) {
 				s.gate.Clear(health.CauseRedis)
 			}
 		}
+		s.metrics.Campaigns(s.control.Counts())
 		if s.nc.IsConnected() {
 			s.gate.Clear(health.CauseNATS)
 		} else {

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/internal/harness"
+	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// publishCampaign puts jobs of size targets on push.jobs.bulk.<name>, the app id
+// being the campaign's name, so that the emulator's calls tell campaigns apart.
+func publishCampaign(t *testing.T, url, name string, jobs, size int) []string {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var ids []string
+	for i := range jobs {
+		j := &job.Job{JobID: fmt.Sprintf("%s.%d", name, i), TaskName: "t", AppID: name, WorkspaceID: "w", DeliveryType: 3,
+			ExpiredSeconds: 60, TemplateName: "n", ReplyTo: "push.results." + name + "." + fmt.Sprint(i)}
+		for k := range size {
+			j.TargetMsgs = append(j.TargetMsgs, job.TargetMsg{Target: fmt.Sprintf("%s-%d-%d", name, i, k), MsgKey: "k",
+				TemplateKeyValue: job.Object(`{"n":"` + fmt.Sprint(k) + `"}`)})
+		}
+		body, _ := j.Encode()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "push.jobs.bulk." + name, Data: body,
+			Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		ids = append(ids, j.JobID)
+	}
+	return ids
+}
+
+// lastCall is when the emulator last received a call of app.
+func lastCall(sim *mpaassim.Server, app string) time.Time {
+	var last time.Time
+	for _, c := range sim.Calls() {
+		if c.Params["AppId"] == app && c.At.After(last) {
+			last = c.At
+		}
+	}
+	return last
+}
+
+func callsOf(sim *mpaassim.Server, app string) int {
+	n := 0
+	for _, c := range sim.Calls() {
+		if c.Params["AppId"] == app {
+			n++
+		}
+	}
+	return n
+}
+
+// results reads every result of the campaign (loader convention: push.results.<name>.>).
+func results(t *testing.T, url, name string, want int, timeout time.Duration) map[string][]job.Result {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	c, err := js.OrderedConsumer(context.Background(), "PUSH_RESULTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"push.results." + name + ".>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]job.Result{}
+	deadline := time.Now().Add(timeout)
+	for len(out) < want && time.Now().Before(deadline) {
+		m, err := c.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			continue
+		}
+		var r job.Result
+		if err := json.Unmarshal(m.Data(), &r); err != nil {
+			t.Fatal(err)
+		}
+		out[r.JobID] = append(out[r.JobID], r)
+	}
+	return out
+}
+
+func TestCampaignPauseResume(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 40 })
+	ids := publishCampaign(t, s.url, "spring", 10, 300) // 30 calls of 100 at 40/s shared with the other campaign
+	other := publishCampaign(t, s.url, "other", 10, 100)
+	for callsOf(s.sim, "spring") < 5 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, stderr, err := s.enqueue(t, "", "campaign", "pause", "spring", "--reason", "wrong template")
+	if err != nil || !strings.Contains(out, "campaign spring paused") {
+		t.Fatalf("pause: %v %s %s", err, out, stderr)
+	}
+	paused := time.Now()
+	if r := results(t, s.url, "other", len(other), 20*time.Second); len(r) != len(other) {
+		t.Fatalf("the other campaign must go on while spring is paused: %d of %d results", len(r), len(other))
+	}
+	if last := lastCall(s.sim, "spring"); last.After(paused.Add(time.Second)) {
+		t.Fatalf("a call of the paused campaign started %s after the pause", last.Sub(paused))
+	}
+	out, _, err = s.enqueue(t, "", "campaign", "status", "spring", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st progress
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status: %v %s", err, out)
+	}
+	if st.State.State != "paused" || st.State.Reason != "wrong template" || st.Parked == 0 || st.Parked+st.Done != len(ids) || st.Queued != 0 || st.InFlight != 0 {
+		t.Fatalf("while paused, parked + done must be every job: %+v", st)
+	}
+	if out, stderr, err = s.enqueue(t, "", "campaign", "resume", "spring"); err != nil || !strings.Contains(out, fmt.Sprintf("%d parked jobs back", st.Parked)) {
+		t.Fatalf("resume: %v %s %s", err, out, stderr)
+	}
+	got := results(t, s.url, "spring", len(ids), 30*time.Second)
+	if len(got) != len(ids) {
+		t.Fatalf("%d of %d jobs have a result", len(got), len(ids))
+	}
+	for id, rs := range got {
+		if r := rs[0]; len(rs) != 1 || r.Status != job.StatusSucceeded || r.Sent != 300 || r.Targets != r.Sent+r.Duplicates+r.Failed || r.Campaign != "spring" {
+			t.Fatalf("%s: want one whole result, got %d: %+v", id, len(rs), rs[0])
+		}
+	}
+	for _, d := range s.sim.Deliveries(1) {
+		if d.Count != 1 {
+			t.Fatalf("%s pushed %d times", d.Target, d.Count)
+		}
+	}
+	if st := s.sim.Stats(); st.Pairs != 10*300+10*100 {
+		t.Fatalf("every target must be pushed: %d pairs", st.Pairs)
+	}
+}
+
+func TestCampaignCancel(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 40 })
+	ids := publishCampaign(t, s.url, "autumn", 10, 300)
+	for callsOf(s.sim, "autumn") < 5 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out, stderr, err := s.enqueue(t, "", "campaign", "cancel", "autumn", "--reason", "wrong audience"); err != nil || !strings.Contains(out, "campaign autumn canceled") {
+		t.Fatalf("cancel: %v %s %s", err, out, stderr)
+	}
+	canceled := time.Now()
+	got := results(t, s.url, "autumn", len(ids), 20*time.Second)
+	if len(got) != len(ids) {
+		t.Fatalf("every job of a canceled campaign ends with a result: %d of %d", len(got), len(ids))
+	}
+	if last := lastCall(s.sim, "autumn"); last.After(canceled.Add(time.Second)) {
+		t.Fatalf("a call of the canceled campaign started %s after the cancel", last.Sub(canceled))
+	}
+	sent, nCanceled := 0, 0
+	for id, rs := range got {
+		r := rs[0]
+		if len(rs) != 1 || r.Targets != r.Sent+r.Duplicates+r.Failed || r.Targets != 300 {
+			t.Fatalf("%s: want one whole result: %+v", id, r)
+		}
+		if r.Status == job.StatusCanceled {
+			nCanceled++
+			for _, c := range r.Chunks {
+				if c.Status == job.ChunkFailed && c.Error != "campaign canceled" {
+					t.Fatalf("%s: an unsent target of a canceled job fails with 'campaign canceled': %+v", id, c)
+				}
+			}
+		}
+		sent += r.Sent
+	}
+	if nCanceled == 0 || sent != s.sim.Stats().Pairs {
+		t.Fatalf("%d canceled jobs; %d sent by the results, %d pushed", nCanceled, sent, s.sim.Stats().Pairs)
+	}
+	out, _, err := s.enqueue(t, "", "campaign", "status", "autumn", "--json")
+	var st progress
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.State.State != "canceled" || st.Totals.Canceled != nCanceled || st.Done != len(ids) ||
+		st.Totals.FailedBy["campaign canceled"] != st.Totals.Failed {
+		t.Fatalf("status after cancel: %v %+v", err, st)
+	}
+	// A canceled campaign stays canceled: pausing or resuming it is an error, exit 2.
+	for _, verb := range []string{"pause", "resume"} {
+		_, stderr, err := s.enqueue(t, "", "campaign", verb, "autumn")
+		if ee, ok := err.(exitError); !ok || ee.code != 2 || !strings.Contains(stderr, "is canceled and stays so") {
+			t.Fatalf("%s of a canceled campaign: %v %s", verb, err, stderr)
+		}
+	}
+	if out, _, err := s.enqueue(t, "", "campaign", "delete", "autumn"); err != nil || !strings.Contains(out, "state removed") {
+		t.Fatalf("delete: %v %s", err, out)
+	}
+}
+
+// Bad input is a clear error naming what is wrong, exit status 2.
+func TestCampaignBadInput(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"campaign", "pause", "a.b"}, `campaign name "a.b"`},
+		{[]string{"campaign", "pause", "nobody"}, `campaign "nobody" is unknown`},
+		{[]string{"campaign", "pace", "spring", "-5"}, "TARGETS-PER-SECOND is a number ≥ 0"},
+		{[]string{"campaign", "pace", "spring", "fast"}, "TARGETS-PER-SECOND is a number ≥ 0"},
+		{[]string{"campaign", "pace", "spring"}, "want NAME TARGETS-PER-SECOND"},
+		{[]string{"campaign", "halt", "spring"}, "Usage"},
+	} {
+		_, stderr, err := s.enqueue(t, "", c.args...)
+		if ee, ok := err.(exitError); !ok || ee.code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: want exit 2 saying %q, got %v %s", c.args, c.want, err, stderr)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package campaign
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// Totals count a campaign's results, over every worker.
+type Totals struct {
+	Jobs       int            `json:"jobs"`     // jobs with a result
+	Canceled   int            `json:"canceled"` // of them, canceled
+	Targets    int            `json:"targets"`
+	Sent       int            `json:"sent"`
+	Duplicates int            `json:"duplicates"`
+	Failed     int            `json:"failed"`
+	FailedBy   map[string]int `json:"failedBy"` // mPaaS code (or rejected, campaign canceled, …) → targets
+}
+
+// Add counts one result.
+func (t *Totals) Add(r *job.Result) {
+	t.Jobs++
+	if r.Status == job.StatusCanceled {
+		t.Canceled++
+	}
+	t.Targets += r.Targets
+	t.Sent += r.Sent
+	t.Duplicates += r.Duplicates
+	t.Failed += r.Failed
+	if t.FailedBy == nil {
+		t.FailedBy = map[string]int{}
+	}
+	for code, n := range FailedBy(r) {
+		t.FailedBy[code] += n
+	}
+}
+
+// FailedBy is a result's failed targets by cause: the mPaaS code of the call, or
+// its error (deadline passed, campaign canceled), or rejected.
+func FailedBy(r *job.Result) map[string]int {
+	out := map[string]int{}
+	if r.Status == job.StatusRejected {
+		if r.Failed > 0 {
+			out["rejected"] = r.Failed
+		}
+		return out
+	}
+	for _, c := range r.Chunks {
+		if c.Status != job.ChunkFailed {
+			continue
+		}
+		code := c.ResultCode
+		if code == "" {
+			code = c.Error
+		}
+		out[code] += len(c.TargetMsgkey)
+	}
+	return out
+}
+
+// TotalsTTL is how long a campaign's totals are kept after its last result.
+const TotalsTTL = 30 * 24 * time.Hour
+
+// RedisTotals keeps the totals in one Redis hash per campaign, shared by every worker.
+type RedisTotals struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+// NewRedisTotals keeps the hashes under prefix (the worker's Redis prefix + "campaign:").
+func NewRedisTotals(rdb redis.UniversalClient, prefix string) *RedisTotals {
+	return &RedisTotals{rdb: rdb, prefix: prefix}
+}
+
+// Add counts one stored result of the campaign.
+func (s *RedisTotals) Add(ctx context.Context, name string, r *job.Result) error {
+	key := s.prefix + name
+	p := s.rdb.TxPipeline()
+	incr := func(field string, n int) {
+		if n != 0 {
+			p.HIncrBy(ctx, key, field, int64(n))
+		}
+	}
+	incr("jobs", 1)
+	if r.Status == job.StatusCanceled {
+		incr("canceled", 1)
+	}
+	incr("targets", r.Targets)
+	incr("sent", r.Sent)
+	incr("duplicates", r.Duplicates)
+	incr("failed", r.Failed)
+	for code, n := range FailedBy(r) {
+		incr("failed:"+code, n)
+	}
+	p.Expire(ctx, key, TotalsTTL)
+	_, err := p.Exec(ctx)
+	return err
+}
+
+// Get reads the campaign's totals.
+func (s *RedisTotals) Get(ctx context.Context, name string) (Totals, error) {
+	m, err := s.rdb.HGetAll(ctx, s.prefix+name).Result()
+	if err != nil {
+		return Totals{}, err
+	}
+	t := Totals{FailedBy: map[string]int{}}
+	for k, v := range m {
+		n, _ := strconv.Atoi(v)
+		switch k {
+		case "jobs":
+			t.Jobs = n
+		case "canceled":
+			t.Canceled = n
+		case "targets":
+			t.Targets = n
+		case "sent":
+			t.Sent = n
+		case "duplicates":
+			t.Duplicates = n
+		case "failed":
+			t.Failed = n
+		default:
+			if code, ok := strings.CutPrefix(k, "failed:"); ok {
+				t.FailedBy[code] = n
+			}
+		}
+	}
+	return t, nil
+}
+
+// MemoryTotals keeps the totals in the process (dev mode).
+type MemoryTotals struct {
+	mu sync.Mutex
+	m  map[string]*Totals
+}
+
+// NewMemoryTotals makes in-process totals.
+func NewMemoryTotals() *MemoryTotals { return &MemoryTotals{m: map[string]*Totals{}} }
+
+// Add counts one stored result of the campaign.
+func (s *MemoryTotals) Add(_ context.Context, name string, r *job.Result) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.m[name]
+	if t == nil {
+		t = &Totals{}
+		s.m[name] = t
+	}
+	t.Add(r)
+	return nil
+}
+
+// Get reads the campaign's totals.
+func (s *MemoryTotals) Get(_ context.Context, name string) (Totals, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := Totals{FailedBy: map[string]int{}}
+	if t := s.m[name]; t != nil {
+		out = *t
+		out.FailedBy = map[string]int{}
+		for k, v := range t.FailedBy {
+			out.FailedBy[k] = v
+		}
+	}
+	return out, nil
+}
+
+// Report is one worker's answer to a status request: what it has in flight for
+// the campaign, the campaign's totals (the same from every worker on one
+// Redis), its state as the worker sees it, and why a value was not taken.
+type Report struct {
+	Worker   string `json:"worker"`
+	InFlight int    `json:"inFlight"`
+	Totals   Totals `json:"totals"`
+	State    State  `json:"state"`
+	Invalid  string `json:"invalid,omitempty"`
+}
+
+// Invalid is why name's latest control value was not taken, or "".
+func (w *Watcher) Invalid(name string) string {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.invalid[name]
+}
