@@ -242,7 +242,7 @@ func (e *env) campaignKnown(name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return st.Queued+st.Parked+st.Totals.Jobs > 0, nil
+	return st.Queued+st.InFlight+st.Parked+st.Totals.Jobs > 0, nil
 }
 
 func (e *env) campaignPace(name string, pace float64) error {

@@ -219,7 +219,7 @@ func (s *scene) settle(jobs []*job.Job, timeout time.Duration) outcome {
 			s.t.Errorf("job %s has %d results", j.JobID, counts[j.JobID])
 		}
 		o.results += min(counts[j.JobID], 1)
-		for _, tg := range j.TargetMsgkey {
+		for _, tg := range j.Pairs() {
 			o.targets++
 			switch n := s.sim.Delivered(j.AppID, j.WorkspaceID, tg.Target, tg.MsgKey); {
 			case n == 0:

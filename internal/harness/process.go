@@ -19,36 +19,46 @@ import (
 
 // BuildWorker builds cmd/worker from this module into dir and returns the
 // binary's path. It needs the go command and finds the module from its own source.
-func BuildWorker(ctx context.Context, dir string) (string, error) {
+func BuildWorker(ctx context.Context, dir string) (string, error) { return build(ctx, dir, "worker") }
+
+func build(ctx context.Context, dir, name string) (string, error) {
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")
-	bin := filepath.Join(dir, "worker")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/worker")
+	bin := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/"+name)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the worker: %v\n%s", err, out)
+		return "", fmt.Errorf("building %s: %v\n%s", name, err, out)
 	}
 	return bin, nil
 }
 
 var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
+	buildMu sync.Mutex
+	built   = map[string]string{}
 )
 
 // WorkerBinary builds cmd/worker once per test binary, into a folder of its own
 // under the OS's temp folder, and returns its path.
-func WorkerBinary() (string, error) {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pushworker-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin, buildErr = BuildWorker(context.Background(), dir)
-	})
-	return builtBin, buildErr
+func WorkerBinary() (string, error) { return Binary("worker") }
+
+// Binary builds cmd/<name> once per test binary and returns its path.
+func Binary(name string) (string, error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := built[name]; ok {
+		return bin, nil
+	}
+	dir, err := os.MkdirTemp("", "pushworker-bin")
+	if err != nil {
+		return "", err
+	}
+	bin, err := build(context.Background(), dir, name)
+	if err != nil {
+		return "", err
+	}
+	built[name] = bin
+	return bin, nil
 }
 
 // Process is a worker running as its own process.
