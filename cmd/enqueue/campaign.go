@@ -364,6 +364,9 @@ func (e *env) gather(name string, needState bool) (*progress, error) {
 		return nil, err
 	}
 	st.Workers = len(reports)
+	if st.Invalid != "" && len(reports) > 0 {
+		st.State = reports[0].State // what the workers keep: the last valid state
+	}
 	for _, r := range reports {
 		st.InFlight += r.InFlight
 		if r.Totals.Jobs >= st.Totals.Jobs {

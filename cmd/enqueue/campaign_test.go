@@ -20,6 +20,12 @@ import (
 // being the campaign's name, so that the emulator's calls tell campaigns apart.
 func publishCampaign(t *testing.T, url, name string, jobs, size int) []string {
 	t.Helper()
+	return publishCampaignFrom(t, url, name, 0, jobs, size)
+}
+
+// publishCampaignFrom is publishCampaign with job numbers from `from` on.
+func publishCampaignFrom(t *testing.T, url, name string, from, jobs, size int) []string {
+	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +33,7 @@ func publishCampaign(t *testing.T, url, name string, jobs, size int) []string {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	var ids []string
-	for i := range jobs {
+	for i := from; i < from+jobs; i++ {
 		j := &job.Job{JobID: fmt.Sprintf("%s.%d", name, i), TaskName: "t", AppID: name, WorkspaceID: "w", DeliveryType: 3,
 			ExpiredSeconds: 60, TemplateName: "n", ReplyTo: "push.results." + name + "." + fmt.Sprint(i)}
 		for k := range size {
@@ -222,5 +228,47 @@ func TestCampaignBadInput(t *testing.T) {
 		if ee, ok := err.(exitError); !ok || ee.code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: want exit 2 saying %q, got %v %s", c.args, c.want, err, stderr)
 		}
+	}
+}
+
+// A value written by hand that a worker cannot read leaves the campaign in its
+// last valid state, and status says so.
+func TestCampaignUnreadableValue(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 20 })
+	publishCampaign(t, s.url, "hand", 5, 300)
+	for callsOf(s.sim, "hand") < 2 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, stderr, err := s.enqueue(t, "", "campaign", "pause", "hand"); err != nil {
+		t.Fatal(err, stderr)
+	}
+	nc, _ := nats.Connect(s.url)
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(context.Background(), "PUSH_CAMPAIGNS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), "hand", []byte(`{"state":"stopped"}`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	before := callsOf(s.sim, "hand")
+	publishCampaignFrom(t, s.url, "hand", 5, 1, 100) // one more job: parked too, since the workers keep "paused"
+	out, _, err := s.enqueue(t, "", "campaign", "status", "hand", "--json")
+	var st progress
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("status: %v %s", err, out)
+	}
+	if st.State.State != "paused" || !strings.Contains(st.Invalid, `state \"stopped\"`) && !strings.Contains(st.Invalid, `state "stopped"`) {
+		t.Fatalf("status must show the state the workers keep and why the value was not taken: %+v", st)
+	}
+	if n := callsOf(s.sim, "hand"); n != before || st.Parked+st.Done != 6 {
+		t.Fatalf("the campaign must stay paused: %d calls, %d before; %+v", n, before, st)
+	}
+	text, _, _ := s.enqueue(t, "", "campaign", "status", "hand")
+	if !strings.Contains(text, "warning:") || !strings.Contains(text, "paused") {
+		t.Fatalf("status text: %s", text)
 	}
 }

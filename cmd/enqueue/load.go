@@ -17,6 +17,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/loader"
 	"github.com/mpaas-push/pushworker/job"
 )
@@ -277,17 +278,11 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 	return nil
 }
 
-// campaignTotals are the results of a campaign's jobs.
-type campaignTotals struct {
-	Jobs, Targets, Sent, Duplicates, Failed int
-	FailedBy                                map[string]int // mPaaS code (or rejected, deadline passed) → targets
-}
-
 // followCampaign reads the campaign's results (from the start: a rerun counts the
 // first run's results) as a stream until every job has one, and prints the totals.
-func (e *env) followCampaign(campaign string, jobs int, timeout time.Duration) error {
+func (e *env) followCampaign(campaignName string, jobs int, timeout time.Duration) error {
 	c, err := e.js.OrderedConsumer(e.ctx, e.topo.ResultsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{e.topo.CampaignResults(campaign)}})
+		FilterSubjects: []string{e.topo.CampaignResults(campaignName)}})
 	if err != nil {
 		return err
 	}
@@ -300,7 +295,7 @@ func (e *env) followCampaign(campaign string, jobs int, timeout time.Duration) e
 	defer cancel()
 	stop := context.AfterFunc(ctx, it.Stop) // Next returns once the wait is over
 	defer stop()
-	t := campaignTotals{FailedBy: map[string]int{}}
+	t := campaign.Totals{FailedBy: map[string]int{}}
 	seen := map[string]bool{}
 	last := time.Now()
 	for len(seen) < jobs {
@@ -320,10 +315,10 @@ func (e *env) followCampaign(campaign string, jobs int, timeout time.Duration) e
 			continue
 		}
 		seen[r.JobID] = true
-		t.add(&r)
-		if time.Since(last) >= 5*time.Second {
+		t.Add(&r)
+		if time.Since(last) >= 2*time.Second {
 			last = time.Now()
-			fmt.Fprintf(e.stderr, "results: %d of %d jobs, %d targets sent\n", len(seen), jobs, t.Sent)
+			e.showProgress(campaignName, len(seen), jobs, t)
 		}
 	}
 	e.printTotals(t)
@@ -333,28 +328,17 @@ func (e *env) followCampaign(campaign string, jobs int, timeout time.Duration) e
 	return nil
 }
 
-func (t *campaignTotals) add(r *job.Result) {
-	t.Jobs++
-	t.Targets += r.Targets
-	t.Sent += r.Sent
-	t.Duplicates += r.Duplicates
-	t.Failed += r.Failed
-	if r.Status == job.StatusRejected {
-		t.FailedBy["rejected"] += r.Failed
+// showProgress is the campaign status line (campaign status --watch says the
+// same), or the results counted here when no worker answers.
+func (e *env) showProgress(name string, done, jobs int, t campaign.Totals) {
+	if st, err := e.gather(name, true); err == nil && st.Workers > 0 {
+		fmt.Fprintln(e.stderr, line(st))
 		return
 	}
-	for _, c := range r.Chunks {
-		if c.Status == job.ChunkFailed {
-			code := c.ResultCode
-			if code == "" {
-				code = c.Error
-			}
-			t.FailedBy[code] += len(c.TargetMsgkey)
-		}
-	}
+	fmt.Fprintf(e.stderr, "results: %d of %d jobs, %d sent, %d duplicates, %d failed\n", done, jobs, t.Sent, t.Duplicates, t.Failed)
 }
 
-func (e *env) printTotals(t campaignTotals) {
+func (e *env) printTotals(t campaign.Totals) {
 	fmt.Fprintf(e.stdout, "campaign results: %d jobs, %d targets: %d sent, %d duplicates, %d failed\n",
 		t.Jobs, t.Targets, t.Sent, t.Duplicates, t.Failed)
 	codes := make([]string, 0, len(t.FailedBy))

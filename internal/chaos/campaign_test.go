@@ -123,7 +123,7 @@ func TestCampaignPausedAndResumed(t *testing.T) {
 	for range 3 {
 		s.startWorker()
 	}
-	s.enqueue("--help")                                                                      // built before the campaign starts
+	s.enqueue("--help") // builds it before the campaign starts
 	paused := s.publishTo(topology.Default().BulkSubject("spring"), "spring", 20, 300, true) // 60 calls of 100
 	other := s.publishTo(topology.Default().BulkSubject("summer"), "summer", 10, 200, true)
 	s.waitCalls("spring", 6)
