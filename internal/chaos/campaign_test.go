@@ -124,7 +124,9 @@ func TestCampaignPausedAndResumed(t *testing.T) {
 		s.startWorker()
 	}
 	s.enqueue("--help") // builds it before the campaign starts
-	paused := s.publishTo(topology.Default().BulkSubject("spring"), "spring", 20, 300, true) // 60 calls of 100
+
+	// 60 calls of 100 targets, shared with the other campaign at 30 calls/s.
+	paused := s.publishTo(topology.Default().BulkSubject("spring"), "spring", 20, 300, true)
 	other := s.publishTo(topology.Default().BulkSubject("summer"), "summer", 10, 200, true)
 	s.waitCalls("spring", 6)
 	if out, err := s.enqueue("campaign", "pause", "spring"); err != nil {
