@@ -41,7 +41,7 @@ func New() *Metrics {
 	f := func(c prometheus.Collector) prometheus.Collector { r.MustRegister(c); return c }
 	m := &Metrics{Registry: r}
 	m.jobs = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_jobs_total",
-		Help: "Jobs that ended, by lane and status (succeeded, partial, failed, rejected)."}, []string{"lane", "status"})).(*prometheus.CounterVec)
+		Help: "Jobs that ended, by lane and status (succeeded, partial, failed, rejected, canceled)."}, []string{"lane", "status"})).(*prometheus.CounterVec)
 	m.chunks = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_chunks_total",
 		Help: "Chunks (calls of at most 10 targets, 100 with PushMultiple) that ended, by lane and status (sent, failed)."}, []string{"lane", "status"})).(*prometheus.CounterVec)
 	m.calls = f(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushworker_mpaas_calls_total",
