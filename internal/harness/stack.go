@@ -92,7 +92,10 @@ func New(t testing.TB, s Setup) *Stack {
 		t.Fatal(err)
 	}
 	if s.NATSURL != "" {
-		t.Cleanup(func() { testenv.DeleteStreams(t, h.JS, h.Topo.JobsStream, h.Topo.ResultsStream, h.Topo.DLQStream) })
+		t.Cleanup(func() {
+			testenv.DeleteStreams(t, h.JS, h.Topo.JobsStream, h.Topo.ResultsStream, h.Topo.DLQStream,
+				h.Topo.ParkedStream, "KV_"+h.Topo.CampaignsBucket)
+		})
 	}
 	h.Sim = mpaassim.New(mpaassim.Config{Keys: map[string]string{KeyID: KeySecret}, Faults: s.Faults,
 		Templates: s.Templates, AcceptAnyTemplate: s.Templates == nil})

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
@@ -449,6 +451,37 @@ func TestOnTheMachinesNATS(t *testing.T) {
 	if r := h.Result(10 * time.Second); r.JobID != "on-2-9-bulk" {
 		t.Fatalf("bulk result: %+v", r)
 	}
+
+	// Campaign control on 2.9: the bucket's watch, parking, a stream count by subject.
+	ctx := context.Background()
+	kv, err := h.JS.KeyValue(ctx, h.Topo.CampaignsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "c2", campaign.State{State: campaign.Paused}.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	h.PublishJob(h.Topo.BulkSubject("c2"), harness.NewJob("on-2-9-parked", "m29p", 2))
+	parked, err := h.JS.Stream(ctx, h.Topo.ParkedStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := parked.Info(ctx, jetstream.WithSubjectFilter(h.Topo.CampaignParked("c2")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Subjects[h.Topo.ParkedSubject("c2", "on-2-9-parked")] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the paused campaign's job was not parked: %+v", info.State)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.NoMoreResults(500 * time.Millisecond)
 }
 
 // mPaaS refusing the credentials is the worker's problem: it holds the job without
