@@ -275,7 +275,15 @@ func (e *env) campaignDelete(name string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "campaign %s: state removed (it runs again, at no pace of its own)\n", name)
-	return nil
+	// Jobs parked while it was paused run again too.
+	if !sleepCtx(e.ctx, ApplyWait) {
+		return e.ctx.Err()
+	}
+	n, err := e.unpark(name)
+	if n > 0 {
+		fmt.Fprintf(e.stdout, "%d parked jobs back on the job stream\n", n)
+	}
+	return err
 }
 
 // listed is one row of campaign list.

@@ -70,7 +70,7 @@ const usage = `Usage:
   enqueue campaign pace NAME TARGETS-PER-SECOND
       Hold the campaign's targets per second over all workers (0: no pace of its own).
   enqueue campaign delete NAME
-      Remove the campaign's state: it runs again, at no pace of its own.
+      Remove the campaign's state: it runs again, at no pace of its own (parked jobs too).
 
 Every subcommand also takes the connection settings (environment or flags):
 NATS_URL (--nats-url, default the dev-mode worker's server), NATS_CREDS, NATS_NKEY_SEED_FILE,

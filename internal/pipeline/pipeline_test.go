@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
@@ -39,6 +40,21 @@ var (
 
 func newBench(t *testing.T, faults mpaassim.Faults) *bench {
 	t.Helper()
+	return newBenchWith(t, faults, nil)
+}
+
+// states is a campaign control the test sets by hand.
+type states map[string]campaign.State
+
+func (s states) Get(name string) campaign.State {
+	if st, ok := s[name]; ok {
+		return st
+	}
+	return campaign.State{State: campaign.Running}
+}
+
+func newBenchWith(t *testing.T, faults mpaassim.Faults, control campaign.States) *bench {
+	t.Helper()
 	sim := mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "sk"}, AcceptAnyTemplate: true, Faults: faults})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
@@ -48,7 +64,7 @@ func newBench(t *testing.T, faults mpaassim.Faults) *bench {
 	}
 	t.Cleanup(client.Close)
 	b := &bench{sim: sim, clock: clock.NewFake(start), gate: health.NewGate(nil, nil)}
-	b.p = pipeline.New(pipeline.Config{Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack, Clock: b.clock},
+	b.p = pipeline.New(pipeline.Config{Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack, Clock: b.clock, Campaigns: control},
 		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, b.gate, nil, nil)
 	return b
 }
@@ -178,3 +194,37 @@ func TestRefusedCredentialsShutTheGate(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A paused campaign's job is parked before any claim or call; a canceled one's
+// ends without a call, what an earlier delivery sent still counting as sent.
+func TestPausedParksAndCanceledEndsWithoutACall(t *testing.T) {
+	control := states{}
+	b := newBenchWith(t, mpaassim.Faults{}, control)
+	control["c"] = campaign.State{State: campaign.Paused}
+	out := b.p.Handle(context.Background(), delivery(t, newJob("j1", 25), 1, false))
+	if out.Action != queue.Park || out.ParkSubject != "push.parked.c.j1" || out.JobID != "j1" || out.Result != nil || len(b.sim.Calls()) != 0 {
+		t.Fatalf("a paused campaign's job must be parked, untouched: %+v, %d calls", out, len(b.sim.Calls()))
+	}
+
+	control["c"] = campaign.State{State: campaign.Running}
+	sent := newJob("j2", 25)
+	if out := b.p.Handle(context.Background(), delivery(t, sent, 1, false)); out.Result.Sent != 25 {
+		t.Fatalf("running: %+v", out.Result)
+	}
+	control["c"] = campaign.State{State: campaign.Canceled}
+	again := b.p.Handle(context.Background(), queue.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c", Data: delivery(t, sent, 1, false).Data,
+		Sequence: 8, Number: 1, ParkedAs: "j2"})
+	if r := again.Result; r.Status != job.StatusSucceeded || r.Sent != 25 || r.Campaign != "c" {
+		t.Fatalf("a job that had sent everything is not canceled: %+v", r)
+	}
+	out = b.p.Handle(context.Background(), delivery(t, newJob("j3", 25), 1, false))
+	r := out.Result
+	if out.Action != queue.Ack || r.Status != job.StatusCanceled || r.Failed != 25 || r.Targets != 25 || len(b.sim.Calls()) != 3 {
+		t.Fatalf("canceled: %+v, %d calls", r, len(b.sim.Calls()))
+	}
+	for _, c := range r.Chunks {
+		if c.Error != "campaign canceled" || c.Attempts != 0 {
+			t.Fatalf("chunk %+v", c)
+		}
+	}
+}
