@@ -26,12 +26,7 @@ func publishCampaign(t *testing.T, url, name string, jobs, size int) []string {
 // publishCampaignFrom is publishCampaign with job numbers from `from` on.
 func publishCampaignFrom(t *testing.T, url, name string, from, jobs, size int) []string {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := connectJS(t, url)
 	var ids []string
 	for i := from; i < from+jobs; i++ {
 		j := &job.Job{JobID: fmt.Sprintf("%s.%d", name, i), TaskName: "t", AppID: name, WorkspaceID: "w", DeliveryType: 3,
@@ -50,6 +45,18 @@ func publishCampaignFrom(t *testing.T, url, name string, from, jobs, size int) [
 		ids = append(ids, j.JobID)
 	}
 	return ids
+}
+
+// connectJS connects to url for the test's length.
+func connectJS(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	return js
 }
 
 // lastCall is when the emulator last received a call of app.
@@ -76,12 +83,7 @@ func callsOf(sim *mpaassim.Server, app string) int {
 // results reads every result of the campaign (loader convention: push.results.<name>.>).
 func results(t *testing.T, url, name string, want int, timeout time.Duration) map[string][]job.Result {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := connectJS(t, url)
 	c, err := js.OrderedConsumer(context.Background(), "PUSH_RESULTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"push.results." + name + ".>"}})
 	if err != nil {
 		t.Fatal(err)
@@ -243,10 +245,7 @@ func TestCampaignUnreadableValue(t *testing.T) {
 	if _, stderr, err := s.enqueue(t, "", "campaign", "pause", "hand"); err != nil {
 		t.Fatal(err, stderr)
 	}
-	nc, _ := nats.Connect(s.url)
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	kv, err := js.KeyValue(context.Background(), "PUSH_CAMPAIGNS")
+	kv, err := connectJS(t, s.url).KeyValue(context.Background(), "PUSH_CAMPAIGNS")
 	if err != nil {
 		t.Fatal(err)
 	}

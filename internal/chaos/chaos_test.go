@@ -135,33 +135,10 @@ func (s *scene) midRun(calls int) {
 	}
 }
 
-// publish loads jobs of size targets each and returns their ids.
+// publish loads jobs of size targets each on the bulk lane and returns them.
 func (s *scene) publish(jobs, size int) []*job.Job {
 	s.t.Helper()
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	var out []*job.Job
-	for i := range jobs {
-		t := make(job.Targets, size)
-		for k := range t {
-			t[k] = job.Target{Target: fmt.Sprintf("u%d-%d", i, k), MsgKey: s.campaign}
-		}
-		j := &job.Job{JobID: fmt.Sprintf("%s.%d", s.campaign, i), TaskName: "chaos", AppID: "chaos", WorkspaceID: s.campaign,
-			DeliveryType: 3, ExpiredSeconds: 3600, TemplateName: "chaos", TargetMsgkey: t}
-		body, _ := j.Encode()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: topology.Default().BulkSubject("chaos"), Data: body,
-			Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}}); err != nil {
-			s.t.Fatal(err)
-		}
-		cancel()
-		out = append(out, j)
-	}
-	return out
+	return s.publishTo(topology.Default().BulkSubject("chaos"), s.campaign, jobs, size, false)
 }
 
 // outcome is what the scene ended with.
