@@ -36,6 +36,8 @@ type pushParams struct {
 	app, workspace string
 	targets        []target
 	scheduled      bool
+	strategy       int   // StrategyType
+	runAt, until   int64 // a scheduled call's first run and (recurring) last day, Unix ms
 }
 
 // target is one pair a call delivers, with the values it was delivered with.
@@ -137,6 +139,14 @@ func (s *Server) checkParams(action string, form map[string]string, now time.Tim
 		}
 	}
 	p := &pushParams{api: action, app: form["AppId"], workspace: form["WorkspaceId"], scheduled: strategy == "1" || strategy == "2"}
+	if p.scheduled {
+		p.strategy, _ = strconv.Atoi(strategy)
+		sc := objects["StrategyContent"]
+		fixed, _ := sc["fixedTime"].(float64)
+		startAt, _ := sc["startTime"].(float64)
+		end, _ := sc["endTime"].(float64)
+		p.runAt, p.until = int64(max(fixed, startAt)), int64(max(fixed, end))
+	}
 	var berr *bizError
 	if action == actionMultiple {
 		p.targets, berr = s.targetMsgs(form)

@@ -14,7 +14,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"regexp"
-	"strconv"
 	"sync"
 	"time"
 
@@ -64,10 +63,12 @@ type Server struct {
 	inSecond   int
 	stats      counters
 	delivered  map[pairKey]*delivery
-	arrivals   []int64 // unix nanos of every call, for rate fidelity
-	recent     []Call  // a ring of the last recentCalls calls
-	next       int     // where the next call goes in recent once it is full
-	pushTasks  int64   // push task ids handed out
+	arrivals   []int64                   // unix nanos of every call, for rate fidelity
+	recent     []Call                    // a ring of the last recentCalls calls
+	next       int                       // where the next call goes in recent once it is full
+	pushTasks  int64                     // push task ids handed out
+	tasks      map[string]*pushTask      // PushMultiple push tasks, by id
+	scheduled  map[string]*scheduledTask // scheduled tasks, by unique id
 }
 
 type nonceEntry struct {
@@ -83,13 +84,17 @@ type delivery struct {
 	count            int
 	api              string
 	values, extended string
+	at               time.Time // of the last delivery: mPaaS revokes only what it pushed in the last 7 days
+	task             string    // the push task of a PushMultiple delivery
+	revoked          int
 }
 
 type counters struct {
-	calls    int64
-	accepted int64
-	byCode   map[string]int64
-	byAPI    map[string]*APIStats
+	calls                                     int64
+	accepted                                  int64
+	revokedPairs, revokedTasks, canceledTasks int64
+	byCode                                    map[string]int64
+	byAPI                                     map[string]*APIStats
 }
 
 // Call is one request as the emulator received it.
@@ -145,6 +150,8 @@ func (s *Server) resetLocked() {
 	s.nonceQueue = nil
 	s.stats = counters{byCode: map[string]int64{}, byAPI: map[string]*APIStats{}}
 	s.delivered = map[pairKey]*delivery{}
+	s.tasks = map[string]*pushTask{}
+	s.scheduled = map[string]*scheduledTask{}
 	s.arrivals = nil
 	s.recent, s.next = nil, 0
 }
@@ -183,6 +190,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: aerr.status, Code: aerr.code}, gatewayBody(requestID, aerr))
 		return
 	}
+	if recallActions[action] {
+		s.serveRecall(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200}, now)
+		return
+	}
 	p, berr := s.checkParams(action, form, now)
 	if berr == nil && mrand.Float64() < faults.Rate8011 {
 		berr = &bizError{code: "8011", message: "FLOW_CONTROL_ERROR"}
@@ -191,17 +202,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
 		return
 	}
-	// A scheduled call creates a scheduled task (32 hex); an immediate
-	// PushMultiple creates a push task (numeric). What an immediate PushTemplate
-	// returns is not documented: nothing.
-	data := ""
-	switch {
-	case p.scheduled:
-		data = newTaskID()
-	case p.api == actionMultiple:
-		data = strconv.FormatInt(s.nextPushTask(), 10)
+	data, berr := s.accept(p, now)
+	if berr != nil {
+		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
+		return
 	}
-	s.record(p)
 	call := Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: "OK"}
 	if mrand.Float64() < faults.RateTimeout {
 		hold := faults.TimeoutHold
@@ -239,22 +244,6 @@ func (s *Server) note(c Call) {
 	}
 	s.recent[s.next] = c
 	s.next = (s.next + 1) % recentCalls
-}
-
-func (s *Server) record(p *pushParams) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.apiStatsLocked(p.api).Deliveries += len(p.targets)
-	for _, t := range p.targets {
-		k := pairKey{p.app, p.workspace, t.target, t.msgKey}
-		d := s.delivered[k]
-		if d == nil {
-			d = &delivery{}
-			s.delivered[k] = d
-		}
-		d.count++
-		d.api, d.values, d.extended = p.api, t.values, t.extended
-	}
 }
 
 // apiStatsLocked are the counters of one action ("" for a call whose action was
@@ -305,7 +294,7 @@ func randomGatewayFault(f Faults) *apiError {
 func (s *Server) authenticate(r *http.Request, now time.Time) (action string, form map[string]string, err *apiError) {
 	form, err = s.verify(r, now)
 	action = r.URL.Query().Get("Action")
-	if action != actionTemplate && action != actionMultiple {
+	if action != actionTemplate && action != actionMultiple && !recallActions[action] {
 		action = ""
 	}
 	return action, form, err
@@ -326,7 +315,7 @@ func (s *Server) verify(r *http.Request, now time.Time) (form map[string]string,
 			params[k] = v[0]
 		}
 	}
-	if params["Action"] != actionTemplate && params["Action"] != actionMultiple {
+	if params["Action"] != actionTemplate && params["Action"] != actionMultiple && !recallActions[params["Action"]] {
 		return form, &apiError{404, "InvalidApi.NotFound", fmt.Sprintf("Specified api %q is not found.", params["Action"])}
 	}
 	for _, k := range []string{"AccessKeyId", "Signature", "SignatureNonce", "Timestamp", "SignatureMethod", "SignatureVersion"} {
@@ -390,13 +379,6 @@ func newRequestID() string {
 	_, _ = rand.Read(b[:])
 	h := hex.EncodeToString(b[:])
 	return fmt.Sprintf("%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
-}
-
-func (s *Server) nextPushTask() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pushTasks++
-	return 90000000 + s.pushTasks
 }
 
 func newTaskID() string {

@@ -13,7 +13,8 @@ type Stats struct {
 	Calls    int64               `json:"calls"`    // requests that arrived, of both actions
 	Accepted int64               `json:"accepted"` // of them, pushes recorded
 	ByCode   map[string]int64    `json:"byCode"`   // answers by code: OK, 3022, Throttling.User, …
-	ByAPI    map[string]APIStats `json:"byAPI"`    // by action: PushTemplate, PushMultiple ("" for an unknown one)
+	ByAPI    map[string]APIStats `json:"byAPI"`    // by action: PushTemplate, PushMultiple, the recall actions ("" for an unknown one)
+	Recall   Recall              `json:"recall"`   // what was revoked and canceled, and the scheduled tasks pending
 
 	Pairs          int `json:"pairs"`          // distinct (app, workspace, target, msgKey) delivered
 	Deliveries     int `json:"deliveries"`     // deliveries of pairs, repeats included
@@ -56,6 +57,7 @@ func (s *Server) Stats() Stats {
 		st.ByAPI[d.api] = a
 	}
 	st.MaxCallsInOneSecond, st.MeanCallsPerSecond = rateOf(s.arrivals)
+	st.Recall = s.recallLocked(s.cfg.Now())
 	return st
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/responses"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/mpaas"
 
 	"github.com/mpaas-push/pushworker/job"
@@ -227,35 +228,54 @@ func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) (out
 		}
 		req = r
 	}
+	// PushMultiple answers in PushTemplate's shape (RequestId, ResultCode,
+	// ResultMessage, PushResult): one response type reads both.
+	resp := mpaas.CreatePushTemplateResponse()
+	return c.do(ctx, req, resp, func() answer {
+		return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, &resp.PushResult}
+	})
+}
+
+// answer is what a 200 of any action says; push is nil for an action whose
+// answer has no PushResult.
+type answer struct {
+	requestID, code, message string
+	push                     *mpaas.PushResult
+}
+
+// do makes one call with a fresh request on a pooled SDK client and classifies
+// the answer that read reads from resp.
+func (c *Client) do(ctx context.Context, req requests.AcsRequest, resp responses.AcsResponse, read func() answer) Outcome {
 	req.SetScheme(c.endpoint.Scheme)
 	req.SetDomain(c.endpoint.Host)
-
 	sc := c.pool.Get().(*sdkClient)
 	defer c.pool.Put(sc)
 	if sc.client == nil {
 		return Outcome{Class: ConfigFault, Err: errors.New("mPaaS client could not be built")}
 	}
-	// PushMultiple answers in PushTemplate's shape (RequestId, ResultCode,
-	// ResultMessage, PushResult): one response type reads both.
-	resp := mpaas.CreatePushTemplateResponse()
 	start := time.Now()
 	sc.rt.begin(ctx)
 	err := sc.client.DoAction(req, resp)
 	wrote := sc.rt.end()
-	out = Outcome{Latency: time.Since(start)}
+	out := Outcome{Latency: time.Since(start)}
 	if err != nil {
 		return classifyError(out, err, wrote)
 	}
+	a := read()
 	out.HTTPStatus = resp.GetHttpStatus()
-	out.RequestID = resp.RequestId
-	out.ResultCode = resp.ResultCode
-	out.ResultMessage = resp.ResultMessage
-	out.PushSuccess = resp.PushResult.Success
-	out.PushMessage = resp.PushResult.ResultMsg
-	out.Data = resp.PushResult.Data
-	out.Class, out.Throttled = classifyOK(resp.ResultCode, resp.PushResult.Success)
+	out.RequestID, out.ResultCode, out.ResultMessage = a.requestID, a.code, a.message
+	success := a.code == "OK"
+	if a.push != nil {
+		out.PushSuccess, out.PushMessage, out.Data = a.push.Success, a.push.ResultMsg, a.push.Data
+		success = a.push.Success
+	}
+	out.Class, out.Throttled = classifyOK(a.code, success)
 	if out.Class != Success {
-		out.Err = fmt.Errorf("mPaaS answered %s: %s", nonEmpty(resp.ResultCode, "no code"), nonEmpty(resp.ResultMessage, resp.PushResult.ResultMsg))
+		msg := a.message
+		if a.push != nil {
+			msg = nonEmpty(msg, a.push.ResultMsg)
+		}
+		out.Err = fmt.Errorf("mPaaS answered %s: %s", nonEmpty(a.code, "no code"), msg)
 	}
 	return out
 }
