@@ -149,7 +149,31 @@ func (t Topology) Campaign(subject string) string {
 	}
 	rest := strings.TrimPrefix(subject, t.jobsPrefix()+"bulk.")
 	campaign, _, _ := strings.Cut(rest, ".")
+	if campaign == AdminToken {
+		return "" // <root>.jobs.bulk.admin: admin jobs of event jobs, no campaign
+	}
 	return campaign
+}
+
+// AdminToken names admin jobs' subjects, and is a reserved campaign name.
+const AdminToken = "admin"
+
+// AdminSubject is where a campaign's admin jobs go, <root>.jobs.bulk.<campaign>.admin,
+// or for event jobs (campaign "") <root>.jobs.bulk.admin.
+func (t Topology) AdminSubject(campaign string) string {
+	if campaign == "" {
+		return t.BulkSubject(AdminToken)
+	}
+	return t.BulkSubject(campaign) + "." + AdminToken
+}
+
+// IsAdmin reports whether subject carries admin jobs.
+func (t Topology) IsAdmin(subject string) bool {
+	if t.Lane(subject) != LaneBulk {
+		return false
+	}
+	rest := strings.TrimPrefix(subject, t.jobsPrefix()+"bulk.")
+	return rest == AdminToken || strings.HasSuffix(rest, "."+AdminToken) && strings.Count(rest, ".") == 1
 }
 
 // validTokens: at least one token, none empty, no wildcard or white space.

@@ -94,3 +94,24 @@ func TestCampaign(t *testing.T) {
 		t.Errorf("a suffixed topology: %q", got)
 	}
 }
+
+func TestAdminSubjects(t *testing.T) {
+	d := topology.Default()
+	if d.AdminSubject("spring") != "push.jobs.bulk.spring.admin" || d.AdminSubject("") != "push.jobs.bulk.admin" {
+		t.Fatal(d.AdminSubject("spring"), d.AdminSubject(""))
+	}
+	for s, want := range map[string]bool{
+		"push.jobs.bulk.spring.admin": true, "push.jobs.bulk.admin": true,
+		"push.jobs.bulk.spring": false, "push.jobs.bulk.spring.part2.admin": false, "push.jobs.admin": false,
+	} {
+		if got := d.IsAdmin(s); got != want {
+			t.Errorf("IsAdmin(%q) = %v", s, got)
+		}
+	}
+	if c := d.Campaign("push.jobs.bulk.admin"); c != "" {
+		t.Errorf("the event jobs' admin subject has no campaign: %q", c)
+	}
+	if c := d.Campaign("push.jobs.bulk.spring.admin"); c != "spring" {
+		t.Errorf("a campaign's admin subject: %q", c)
+	}
+}

@@ -156,6 +156,10 @@ var _ queue.Handler = (*Pipeline)(nil)
 // back. On the last delivery nothing is handed back: what still fails is failed
 // (and dead-lettered), and a job stopped midway is dead-lettered whole.
 func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
+	if p.cfg.Rules.Topology.IsAdmin(d.Subject) {
+		// Recall runs whatever the campaign's state: it is what a canceled campaign needs.
+		return p.handleAdmin(ctx, d)
+	}
 	name := p.cfg.Rules.Topology.Campaign(d.Subject)
 	p.track(name, 1)
 	defer p.track(name, -1)

@@ -510,3 +510,38 @@ func TestRefusedCredentialsPauseTheWorker(t *testing.T) {
 		t.Fatalf("still paused: %v", causes)
 	}
 }
+
+// Recall through a real worker: the pairs of a PushTemplate job and the push
+// task of a PushMultiple job are revoked by an admin job on the campaign's
+// admin subject, even after the campaign was canceled.
+func TestRevokeAdminJob(t *testing.T) {
+	t.Parallel()
+	h := harness.New(t, harness.Setup{})
+	h.StartWorker()
+	tj := harness.NewJob("rv-t", "rvt", 30)
+	h.PublishJob(h.Topo.BulkSubject("recall"), tj)
+	mj := harness.NewMultipleJob("rv-m", "rvm", 250)
+	h.PublishJob(h.Topo.BulkSubject("recall"), mj)
+	results := h.ResultsFor([]string{"rv-t", "rv-m"}, 20*time.Second)
+	var tasks []string
+	for _, c := range results["rv-m"].Chunks {
+		tasks = append(tasks, c.Data)
+	}
+	kv, err := h.JS.KeyValue(context.Background(), h.Topo.CampaignsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), "recall", campaign.State{State: campaign.Canceled}.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	a := &job.Admin{JobID: "rv-1", AppID: tj.AppID, WorkspaceID: tj.WorkspaceID, Action: job.ActionRevoke, TargetMsgkey: tj.TargetMsgkey, TaskIDs: tasks}
+	body, _ := a.Encode()
+	h.Publish(h.Topo.AdminSubject("recall"), body, a.JobID)
+	r := h.Result(20 * time.Second)
+	if r.JobID != "rv-1" || r.Status != job.StatusSucceeded || r.Sent != 33 || r.Targets != 33 || r.Campaign != "recall" {
+		t.Fatalf("revoke result: %+v", r)
+	}
+	if st := h.Sim.Stats(); st.Recall.RevokedPairs != 30 || st.Recall.RevokedTasks != 3 || st.ByAPI["RevokePushTask"].Calls != 3 {
+		t.Fatalf("emulator: %+v %+v", st.Recall, st.ByAPI)
+	}
+}
