@@ -101,6 +101,10 @@ func (t Topology) CampaignResults(campaign string) string { return t.ResultPrefi
 // (core NATS request/reply, no stream): <root>.campaigns.status.
 func (t Topology) CampaignStatusSubject() string { return t.Root + ".campaigns.status" }
 
+// ScheduledListSubject is the workers' NATS service endpoint that lists an app's
+// pending scheduled tasks: <root>.admin.scheduled.list.
+func (t Topology) ScheduledListSubject() string { return t.Root + ".admin.scheduled.list" }
+
 // ParkedSubjects is the parking stream's filter: <root>.parked.>.
 func (t Topology) ParkedSubjects() string { return t.Root + ".parked.>" }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -53,6 +54,15 @@ const usage = `Usage:
   enqueue dlq replay [--all | JOB-ID...]
       Publish the failed targets of dead letters again, as new jobs whose ids are
       derived from the old ones, and remove those dead letters.
+  enqueue revoke (--campaign NAME | JOB-ID...) [--timeout 10m]
+      Take back what the stored results say was sent: PushTemplate pairs (RevokePushMessage) and
+      PushMultiple tasks (RevokePushTask), as admin jobs the workers run under the rate limit.
+      mPaaS revokes only pushes of the last 7 days; older ones fail with its code, counted.
+  enqueue scheduled cancel (--campaign NAME | JOB-ID...) [--timeout 10m]
+      Cancel the scheduled tasks (a scheduled chunk's data) that have not run (CancelPushScheduler).
+  enqueue scheduled list [--app-id ID --workspace-id ID] [--json]
+      The pending scheduled tasks, asked of a worker (QueryPushSchedulerList); without the ids,
+      of every app with scheduled pushes among the stored results.
   enqueue campaign list [--json]
       Campaigns with a state of their own: paused, canceled, paced.
   enqueue campaign status NAME [--watch] [--json]
@@ -128,6 +138,10 @@ var subcommands = map[string]func(fs *flag.FlagSet) command{
 	"status":     statusFlags,
 	"dlq list":   dlqListFlags,
 	"dlq replay": dlqReplayFlags,
+
+	"revoke":           recallFlags(job.ActionRevoke),
+	"scheduled cancel": recallFlags(job.ActionCancelScheduled),
+	"scheduled list":   scheduledListFlags,
 }
 
 // campaignVerbs are the subcommands of enqueue campaign.
@@ -143,9 +157,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	name := "publish"
 	if len(args) > 0 {
 		switch args[0] {
-		case "publish", "status", "load":
+		case "publish", "status", "load", "revoke":
 			name, args = args[0], args[1:]
-		case "dlq", "campaign":
+		case "dlq", "campaign", "scheduled":
 			if len(args) < 2 || subcommands[args[0]+" "+args[1]] == nil {
 				fmt.Fprint(stderr, usage)
 				return exitError{2}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -146,6 +147,11 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	}
 	if err := s.answerStatus(topo, pipe, totals); err != nil {
 		return s, err
+	}
+	if lister, ok := pusher.(scheduledLister); ok {
+		if err := s.serveScheduledList(topo, lister); err != nil {
+			return s, err
+		}
 	}
 	addr := cfg.HTTPAddr
 	if addr == "" {
@@ -364,6 +370,59 @@ func (s *Service) answerStatus(topo topology.Topology, pipe *pipeline.Pipeline, 
 	}
 	s.closers = append(s.closers, func() { _ = sub.Unsubscribe() })
 	return nil
+}
+
+// scheduledLister lists an app's pending scheduled tasks (the mPaaS client).
+type scheduledLister interface {
+	QueryScheduled(ctx context.Context, app, workspace string, from, to time.Time, page, size int) ([]push.ScheduledTask, int, push.Outcome)
+}
+
+// ScheduledWindow is how far ahead `enqueue scheduled list` looks: a recurring
+// push's window ends at most 180 days after it was made.
+const ScheduledWindow = 181 * 24 * time.Hour
+
+// serveScheduledList answers `enqueue scheduled list` as a NATS service
+// (nats.go/micro), so that `nats micro ls` lists the workers' endpoint.
+func (s *Service) serveScheduledList(topo topology.Topology, lister scheduledLister) error {
+	svc, err := micro.AddService(s.nc, micro.Config{Name: "pushworker", Version: "1.0.0",
+		Description: "pushworker: mPaaS scheduled tasks, asked of a worker so that operators need no mPaaS credentials"})
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, func() { _ = svc.Stop() })
+	return svc.AddEndpoint("scheduled-list", micro.HandlerFunc(func(req micro.Request) {
+		var q struct {
+			AppID       string `json:"appId"`
+			WorkspaceID string `json:"workspaceId"`
+		}
+		if err := json.Unmarshal(req.Data(), &q); err != nil || q.AppID == "" || q.WorkspaceID == "" {
+			_ = req.Error("400", "want {\"appId\":…,\"workspaceId\":…}", nil)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		now := time.Now()
+		var all []push.ScheduledTask
+		for page := 1; ; page++ {
+			tasks, total, out := lister.QueryScheduled(ctx, q.AppID, q.WorkspaceID, now.Add(-24*time.Hour), now.Add(ScheduledWindow), page, 500)
+			if out.Class != push.Success {
+				_ = req.Error(nonEmpty(out.ResultCode, "500"), "QueryPushSchedulerList: "+out.Err.Error(), nil)
+				return
+			}
+			all = append(all, tasks...)
+			if len(tasks) == 0 || len(all) >= total {
+				break
+			}
+		}
+		_ = req.RespondJSON(map[string]any{"appId": q.AppID, "workspaceId": q.WorkspaceID, "tasks": all})
+	}), micro.WithEndpointSubject(topo.ScheduledListSubject()))
+}
+
+func nonEmpty(s, fallback string) string {
+	if s != "" {
+		return s
+	}
+	return fallback
 }
 
 // ControlWait is how long a starting worker waits for the campaign control
