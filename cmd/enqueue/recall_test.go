@@ -87,3 +87,25 @@ func TestScheduledListAndCancel(t *testing.T) {
 		t.Fatalf("emulator: %+v", st.Recall)
 	}
 }
+
+// mPaaS keeps at most 100 scheduled tasks pending per app: the calls past them
+// fail with the emulator's code, and the jobs say so in their failed chunks.
+func TestTheHundredAndFirstScheduledTaskFails(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	at := time.Now().Add(time.Hour).UnixMilli()
+	var lines []string
+	for i := range 11 { // 10 calls each: 110 tasks asked for
+		j := &job.Job{JobID: fmt.Sprintf("cap-%d", i), TaskName: "t", AppID: "cap", WorkspaceID: "w", DeliveryType: 3, ExpiredSeconds: 60,
+			TemplateName: "n", StrategyType: job.Int64(1), StrategyContent: job.Object(fmt.Sprintf(`{"fixedTime":%d}`, at))}
+		for k := range 100 {
+			j.TargetMsgkey = append(j.TargetMsgkey, job.Target{Target: fmt.Sprintf("c%d-%d", i, k), MsgKey: "k"})
+		}
+		b, _ := j.Encode()
+		lines = append(lines, string(b))
+	}
+	out, _, _ := s.enqueue(t, strings.Join(lines, "\n"), "--wait", "--subject", "push.jobs.bulk.cap", "-")
+	if st := s.sim.Stats(); st.Recall.Pending != 100 || !strings.Contains(out, "3052") {
+		t.Fatalf("want 100 pending and the rest failed with code 3052: %+v\n%s", st.Recall, out)
+	}
+}

@@ -150,8 +150,13 @@ func (s *Server) revokeMessage(form map[string]string, now time.Time) *bizError 
 	if d == nil || d.api != actionTemplate || now.Sub(d.at) > RevokeWindow {
 		return &bizError{code: codeNotRevocable, message: "MESSAGE_NOT_REVOCABLE: no PushTemplate push of this message to this target in the last 7 days"}
 	}
-	d.revoked++
-	s.stats.revokedPairs++
+	// Revoking a revoked message again is answered OK (what mPaaS answers is not
+	// documented); the pair counts as revoked once, the calls each.
+	d.revokeCalls++
+	if d.revoked == 0 {
+		d.revoked = 1
+		s.stats.revokedPairs++
+	}
 	return nil
 }
 
@@ -240,14 +245,14 @@ type Recall struct {
 	Pending       int   `json:"pendingScheduled"`
 }
 
-// Revoked is how many times a pair was revoked.
-func (s *Server) Revoked(app, workspace, target, msgKey string) int {
+// Revoked reports whether a pair was revoked, and by how many successful calls.
+func (s *Server) Revoked(app, workspace, target, msgKey string) (revoked bool, calls int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if d := s.delivered[pairKey{app, workspace, target, msgKey}]; d != nil {
-		return d.revoked
+		return d.revoked > 0, d.revokeCalls
 	}
-	return 0
+	return false, 0
 }
 
 func (s *Server) recallLocked(now time.Time) Recall {

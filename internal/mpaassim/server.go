@@ -86,7 +86,8 @@ type delivery struct {
 	values, extended string
 	at               time.Time // of the last delivery: mPaaS revokes only what it pushed in the last 7 days
 	task             string    // the push task of a PushMultiple delivery
-	revoked          int
+	revoked          int       // 1 once revoked
+	revokeCalls      int       // successful RevokePushMessage calls for it
 }
 
 type counters struct {

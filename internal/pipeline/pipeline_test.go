@@ -269,8 +269,8 @@ func TestRevokeJob(t *testing.T) {
 		t.Fatalf("a re-run must not revoke twice: %+v, %d more calls", again.Result, len(b.sim.Calls())-calls)
 	}
 	for _, tg := range sent.TargetMsgkey {
-		if n := b.sim.Revoked("app", "w", tg.Target, tg.MsgKey); n != 1 {
-			t.Fatalf("%s revoked %d times", tg.Target, n)
+		if ok, n := b.sim.Revoked("app", "w", tg.Target, tg.MsgKey); !ok || n != 1 {
+			t.Fatalf("%s revoked by %d calls", tg.Target, n)
 		}
 	}
 }

@@ -57,7 +57,7 @@ func TestRevokeOverTheWire(t *testing.T) {
 	if out := c.RevokeMessage(ctx, "a", "w", "u2", "k2"); out.Class != push.JobFault {
 		t.Fatalf("a PushMultiple pair has no per-target revoke: %+v", out)
 	}
-	if sim.Revoked("a", "w", "u1", "k1") != 1 || sim.Stats().Recall.RevokedTasks != 1 {
+	if ok, n := sim.Revoked("a", "w", "u1", "k1"); !ok || n != 1 || sim.Stats().Recall.RevokedTasks != 1 {
 		t.Fatalf("emulator: %+v", sim.Stats().Recall)
 	}
 	// Eight days later nothing can be revoked any more: the job's fault, with the code.
