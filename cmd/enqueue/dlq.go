@@ -72,7 +72,9 @@ func readDeadLetter(m jetstream.Msg) deadLetter {
 		d.Seq = meta.Sequence.Stream
 		d.At = meta.Timestamp.UTC().Format(time.RFC3339)
 	}
-	if j, err := job.Decode(d.body); err == nil {
+	if a, err := job.DecodeAdmin(d.body); err == nil && a.Action != "" {
+		d.Targets = a.Units()
+	} else if j, err := job.Decode(d.body); err == nil {
 		d.Targets = j.TargetCount()
 	}
 	return d
@@ -147,23 +149,19 @@ func (e *env) dlqReplay(all bool, ids []string) error {
 			skipped++
 			continue
 		}
-		j, err := job.Decode(d.body)
+		newID := replayID(d.JobID, d.Seq)
+		body, targets, err := e.replayBody(d, newID)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "skipped %s: %v\n", d.JobID, err)
 			skipped++
 			continue
-		}
-		j.JobID = replayID(d.JobID, d.Seq)
-		body, err := j.Encode()
-		if err != nil {
-			return err
 		}
 		subject := d.Subject
 		if e.topo.Lane(subject) == "" {
 			subject = e.topo.EventsSubject("replay")
 		}
 		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-		_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{j.JobID}}})
+		_, err = e.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{newID}}})
 		if err == nil {
 			err = stream.DeleteMsg(ctx, d.Seq)
 		}
@@ -171,7 +169,7 @@ func (e *env) dlqReplay(all bool, ids []string) error {
 		if err != nil {
 			return fmt.Errorf("replaying %s: %w", d.JobID, err)
 		}
-		fmt.Fprintf(e.stdout, "replayed %s as %s: %d targets to %s\n", d.JobID, j.JobID, j.TargetCount(), subject)
+		fmt.Fprintf(e.stdout, "replayed %s as %s: %d targets to %s\n", d.JobID, newID, targets, subject)
 		replayed++
 	}
 	fmt.Fprintf(e.stdout, "%d replayed, %d skipped\n", replayed, skipped)
@@ -179,6 +177,27 @@ func (e *env) dlqReplay(all bool, ids []string) error {
 		return exitError{1}
 	}
 	return nil
+}
+
+// replayBody is the dead letter as a job again under newID: a push job, or an
+// admin job when it came on an admin subject.
+func (e *env) replayBody(d deadLetter, newID string) ([]byte, int, error) {
+	if e.topo.IsAdmin(d.Subject) {
+		a, err := job.DecodeAdmin(d.body)
+		if err != nil {
+			return nil, 0, err
+		}
+		a.JobID = newID
+		body, err := a.Encode()
+		return body, a.Units(), err
+	}
+	j, err := job.Decode(d.body)
+	if err != nil {
+		return nil, 0, err
+	}
+	j.JobID = newID
+	body, err := j.Encode()
+	return body, j.TargetCount(), err
 }
 
 // replayID derives a replay's job id from the old one and the dead letter's
