@@ -33,34 +33,9 @@ type deadLetter struct {
 
 // deadLetters reads the whole dead-letter stream.
 func (e *env) deadLetters() ([]deadLetter, error) {
-	stream, err := e.js.Stream(e.ctx, e.topo.DLQStream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s (has a worker started against this server?): %w", e.topo.DLQStream, err)
-	}
-	total := stream.CachedInfo().State.Msgs
-	if total == 0 {
-		return nil, nil
-	}
-	c, err := stream.OrderedConsumer(e.ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, err
-	}
 	var out []deadLetter
-	for uint64(len(out)) < total {
-		batch, err := c.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, err
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			out = append(out, readDeadLetter(m))
-		}
-		if n == 0 {
-			break // the rest expired meanwhile
-		}
-	}
-	return out, nil
+	err := e.readAll(e.topo.DLQStream, func(m jetstream.Msg) { out = append(out, readDeadLetter(m)) })
+	return out, err
 }
 
 func readDeadLetter(m jetstream.Msg) deadLetter {

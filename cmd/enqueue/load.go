@@ -1,8 +1,7 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -281,47 +280,27 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 // followCampaign reads the campaign's results (from the start: a rerun counts the
 // first run's results) as a stream until every job has one, and prints the totals.
 func (e *env) followCampaign(campaignName string, jobs int, timeout time.Duration) error {
-	c, err := e.js.OrderedConsumer(e.ctx, e.topo.ResultsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{e.topo.CampaignResults(campaignName)}})
-	if err != nil {
-		return err
-	}
-	it, err := c.Messages()
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	ctx, cancel := context.WithTimeout(e.ctx, timeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, it.Stop) // Next returns once the wait is over
-	defer stop()
 	t := campaign.Totals{FailedBy: map[string]int{}}
 	seen := map[string]bool{}
 	last := time.Now()
-	for len(seen) < jobs {
-		m, err := it.Next()
-		if err != nil {
-			e.printTotals(t)
-			if e.ctx.Err() != nil {
-				return e.ctx.Err()
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("%d of %d results within %s: are the workers running?", len(seen), jobs, timeout)
-			}
-			return err
+	err := e.follow(e.topo.CampaignResults(campaignName), timeout, func(r *job.Result) bool {
+		if !seen[r.JobID] {
+			seen[r.JobID] = true
+			t.Add(r)
 		}
-		var r job.Result
-		if json.Unmarshal(m.Data(), &r) != nil || seen[r.JobID] {
-			continue
-		}
-		seen[r.JobID] = true
-		t.Add(&r)
 		if time.Since(last) >= 2*time.Second {
 			last = time.Now()
 			e.showProgress(campaignName, len(seen), jobs, t)
 		}
-	}
+		return len(seen) >= jobs
+	})
 	e.printTotals(t)
+	if errors.Is(err, errTimedOut) {
+		return fmt.Errorf("%d of %d results within %s: are the workers running?", len(seen), jobs, timeout)
+	}
+	if err != nil {
+		return err
+	}
 	if t.Failed > 0 {
 		return exitError{1}
 	}

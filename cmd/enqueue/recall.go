@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"sort"
@@ -50,42 +51,18 @@ type source struct {
 // readResults reads the whole result stream and keeps the results wanted: the
 // campaign's, or those of the job ids, or (neither given) all.
 func (e *env) readResults(name string, ids []string) ([]job.Result, error) {
-	stream, err := e.js.Stream(e.ctx, e.topo.ResultsStream)
-	if err != nil {
-		return nil, err
-	}
-	total := stream.CachedInfo().State.Msgs
-	c, err := stream.OrderedConsumer(e.ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, err
-	}
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
 	var out []job.Result
-	for read := uint64(0); read < total; {
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, err
+	err := e.readAll(e.topo.ResultsStream, func(m jetstream.Msg) {
+		var r job.Result
+		if json.Unmarshal(m.Data(), &r) == nil && (name != "" && r.Campaign == name || want[r.JobID] || name == "" && len(want) == 0) {
+			out = append(out, r)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var r job.Result
-			if json.Unmarshal(m.Data(), &r) != nil {
-				continue
-			}
-			if name != "" && r.Campaign == name || want[r.JobID] || name == "" && len(want) == 0 {
-				out = append(out, r)
-			}
-		}
-		if n == 0 {
-			break
-		}
-		read += uint64(n)
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 // sources groups what the results sent (or scheduled) by app, workspace and campaign.
@@ -210,40 +187,27 @@ func (e *env) followAdmin(jobs []*job.Admin, timeout time.Duration) error {
 	for _, a := range jobs {
 		want[a.JobID] = true
 	}
-	c, err := e.js.OrderedConsumer(e.ctx, e.topo.ResultsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{e.topo.ResultPrefix() + "admin.>"}})
-	if err != nil {
-		return err
-	}
-	it, err := c.Messages()
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	ctx, cancel := context.WithTimeout(e.ctx, timeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
 	t := campaign.Totals{FailedBy: map[string]int{}}
 	done := map[string]bool{}
 	last := time.Now()
-	for len(done) < len(want) {
-		m, err := it.Next()
-		if err != nil {
-			e.printRecall(t)
-			return fmt.Errorf("%d of %d admin jobs ended within %s: are the workers running?", len(done), len(want), timeout)
+	err := e.follow(e.topo.ResultPrefix()+"admin.>", timeout, func(r *job.Result) bool {
+		if want[r.JobID] && !done[r.JobID] {
+			done[r.JobID] = true
+			t.Add(r)
 		}
-		var r job.Result
-		if json.Unmarshal(m.Data(), &r) != nil || !want[r.JobID] || done[r.JobID] {
-			continue
-		}
-		done[r.JobID] = true
-		t.Add(&r)
 		if time.Since(last) >= 2*time.Second {
 			last = time.Now()
 			fmt.Fprintf(e.stderr, "%d of %d admin jobs done: %d done, %d failed\n", len(done), len(want), t.Sent+t.Duplicates, t.Failed)
 		}
-	}
+		return len(done) >= len(want)
+	})
 	e.printRecall(t)
+	if errors.Is(err, errTimedOut) {
+		return fmt.Errorf("%d of %d admin jobs ended within %s: are the workers running?", len(done), len(want), timeout)
+	}
+	if err != nil {
+		return err
+	}
 	if t.Failed > 0 {
 		return exitError{1}
 	}

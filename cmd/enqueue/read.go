@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/job"
+)
+
+// readAll reads every message a stream holds now, in batches, and gives each to f.
+func (e *env) readAll(streamName string, f func(jetstream.Msg)) error {
+	stream, err := e.js.Stream(e.ctx, streamName)
+	if err != nil {
+		return fmt.Errorf("stream %s (has a worker started against this server?): %w", streamName, err)
+	}
+	total := stream.CachedInfo().State.Msgs
+	if total == 0 {
+		return nil
+	}
+	c, err := stream.OrderedConsumer(e.ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return err
+	}
+	for read := uint64(0); read < total; {
+		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			f(m)
+		}
+		if n == 0 {
+			return nil // the rest expired meanwhile
+		}
+		read += uint64(n)
+	}
+	return nil
+}
+
+// follow reads the results under filter as a stream, from the start, and gives
+// each to take until take says it has all it wants. A timeout or the end of the
+// command's context ends it with an error saying which.
+func (e *env) follow(filter string, timeout time.Duration, take func(*job.Result) (done bool)) error {
+	c, err := e.js.OrderedConsumer(e.ctx, e.topo.ResultsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		return err
+	}
+	it, err := c.Messages()
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, it.Stop) // Next returns once the wait is over
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return e.ctx.Err()
+			}
+			if ctx.Err() != nil {
+				return errTimedOut
+			}
+			return err
+		}
+		var r job.Result
+		if json.Unmarshal(m.Data(), &r) == nil && take(&r) {
+			return nil
+		}
+	}
+}
+
+var errTimedOut = fmt.Errorf("timed out")
