@@ -463,14 +463,7 @@ func (e *env) printStatus(st *progress) {
 	fmt.Fprintf(e.stdout, "  jobs: %d queued, %d in flight, %d parked, %d done (%d canceled); %d workers answered\n",
 		st.Queued, st.InFlight, st.Parked, st.Done, st.Totals.Canceled, st.Workers)
 	fmt.Fprintf(e.stdout, "  targets: %d sent, %d duplicates, %d failed\n", st.Totals.Sent, st.Totals.Duplicates, st.Totals.Failed)
-	codes := make([]string, 0, len(st.Totals.FailedBy))
-	for c := range st.Totals.FailedBy {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
-	for _, c := range codes {
-		fmt.Fprintf(e.stdout, "    failed with %s: %d\n", c, st.Totals.FailedBy[c])
-	}
+	e.printFailedBy("    ", st.Totals.FailedBy)
 	fmt.Fprintf(e.stdout, "  now: %.0f targets/s", st.TargetsPerSecond)
 	if st.SecondsLeft > 0 {
 		fmt.Fprintf(e.stdout, ", about %s left at that rate", (time.Duration(st.SecondsLeft) * time.Second).Round(time.Second))

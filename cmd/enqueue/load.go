@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
-	"sort"
 	"strings"
 	"time"
 
@@ -320,14 +319,7 @@ func (e *env) showProgress(name string, done, jobs int, t campaign.Totals) {
 func (e *env) printTotals(t campaign.Totals) {
 	fmt.Fprintf(e.stdout, "campaign results: %d jobs, %d targets: %d sent, %d duplicates, %d failed\n",
 		t.Jobs, t.Targets, t.Sent, t.Duplicates, t.Failed)
-	codes := make([]string, 0, len(t.FailedBy))
-	for c := range t.FailedBy {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
-	for _, c := range codes {
-		fmt.Fprintf(e.stdout, "  failed with %s: %d\n", c, t.FailedBy[c])
-	}
+	e.printFailedBy("  ", t.FailedBy)
 }
 
 // progress shows a bar on a terminal, and a line every 2 s otherwise.

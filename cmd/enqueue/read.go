@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,3 +80,15 @@ func (e *env) follow(filter string, timeout time.Duration, take func(*job.Result
 }
 
 var errTimedOut = fmt.Errorf("timed out")
+
+// printFailedBy prints failed targets by code, in code order.
+func (e *env) printFailedBy(indent string, byCode map[string]int) {
+	codes := make([]string, 0, len(byCode))
+	for c := range byCode {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		fmt.Fprintf(e.stdout, "%sfailed with %s: %d\n", indent, c, byCode[c])
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -216,14 +215,7 @@ func (e *env) followAdmin(jobs []*job.Admin, timeout time.Duration) error {
 
 func (e *env) printRecall(t campaign.Totals) {
 	fmt.Fprintf(e.stdout, "done: %d calls succeeded (%d by an earlier run), %d failed\n", t.Sent+t.Duplicates, t.Duplicates, t.Failed)
-	codes := make([]string, 0, len(t.FailedBy))
-	for c := range t.FailedBy {
-		codes = append(codes, c)
-	}
-	sort.Strings(codes)
-	for _, c := range codes {
-		fmt.Fprintf(e.stdout, "  failed with %s: %d\n", c, t.FailedBy[c])
-	}
+	e.printFailedBy("  ", t.FailedBy)
 }
 
 // scheduledListFlags is `enqueue scheduled list`.
