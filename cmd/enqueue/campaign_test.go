@@ -106,8 +106,8 @@ func results(t *testing.T, url, name string, want int, timeout time.Duration) ma
 
 func TestCampaignPauseResume(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 40 })
-	ids := publishCampaign(t, s.url, "spring", 10, 300) // 30 calls of 100 at 40/s shared with the other campaign
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 10 })
+	ids := publishCampaign(t, s.url, "spring", 10, 300) // 30 calls of 100 at 10/s shared with the other campaign: the pause comes mid-run
 	other := publishCampaign(t, s.url, "other", 10, 100)
 	for callsOf(s.sim, "spring") < 5 {
 		time.Sleep(20 * time.Millisecond)
@@ -158,7 +158,7 @@ func TestCampaignPauseResume(t *testing.T) {
 
 func TestCampaignCancel(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 40 })
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 10 })
 	ids := publishCampaign(t, s.url, "autumn", 10, 300)
 	for callsOf(s.sim, "autumn") < 5 {
 		time.Sleep(20 * time.Millisecond)
@@ -237,7 +237,7 @@ func TestCampaignBadInput(t *testing.T) {
 // last valid state, and status says so.
 func TestCampaignUnreadableValue(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 20 })
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 5 })
 	publishCampaign(t, s.url, "hand", 5, 300)
 	for callsOf(s.sim, "hand") < 2 {
 		time.Sleep(20 * time.Millisecond)
@@ -255,10 +255,15 @@ func TestCampaignUnreadableValue(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	before := callsOf(s.sim, "hand")
 	publishCampaignFrom(t, s.url, "hand", 5, 1, 100) // one more job: parked too, since the workers keep "paused"
-	out, _, err := s.enqueue(t, "", "campaign", "status", "hand", "--json")
 	var st progress
-	if err != nil || json.Unmarshal([]byte(out), &st) != nil {
-		t.Fatalf("status: %v %s", err, out)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out, _, err := s.enqueue(t, "", "campaign", "status", "hand", "--json")
+		if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+			t.Fatalf("status: %v %s", err, out)
+		}
+		if st.Parked+st.Done == 6 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if st.State.State != "paused" || !strings.Contains(st.Invalid, `state \"stopped\"`) && !strings.Contains(st.Invalid, `state "stopped"`) {
 		t.Fatalf("status must show the state the workers keep and why the value was not taken: %+v", st)

@@ -119,13 +119,13 @@ func (s *scene) status(name string) campaignStatus {
 // and every job has one whole result.
 func TestCampaignPausedAndResumed(t *testing.T) {
 	s := newScene(t, "", mpaassim.Faults{Latency: 50 * time.Millisecond})
-	s.extraEnv = []string{"PUSH_RATE_LIMIT=30"}
+	s.extraEnv = []string{"PUSH_RATE_LIMIT=15"}
 	for range 3 {
 		s.startWorker()
 	}
 	s.enqueue("--help") // builds it before the campaign starts
 
-	// 60 calls of 100 targets, shared with the other campaign at 30 calls/s.
+	// 60 calls of 100 targets, shared with the other campaign at 15 calls/s.
 	paused := s.publishTo(topology.Default().BulkSubject("spring"), "spring", 20, 300, true)
 	other := s.publishTo(topology.Default().BulkSubject("summer"), "summer", 10, 200, true)
 	s.waitCalls("spring", 6)
@@ -160,7 +160,7 @@ func TestCampaignPausedAndResumed(t *testing.T) {
 // with one whole result, canceled for those that had not finished.
 func TestCampaignCanceled(t *testing.T) {
 	s := newScene(t, "", mpaassim.Faults{Latency: 50 * time.Millisecond})
-	s.extraEnv = []string{"PUSH_RATE_LIMIT=30"}
+	s.extraEnv = []string{"PUSH_RATE_LIMIT=15"}
 	for range 3 {
 		s.startWorker()
 	}
