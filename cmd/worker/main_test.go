@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
@@ -76,7 +77,9 @@ func newProduction(t *testing.T, redisAddr string) *production {
 	sim := mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "very-secret-sk"}, Templates: map[string]string{"ok": "你好 #name#"}})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	prefix := "pushworker-test:" + testenv.ID() + ":"
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	t.Cleanup(func() { _ = rdb.Close() }) // after the keys are deleted: cleanups run last first
+	prefix := testenv.Prefix(t, rdb)      // the run's keys are deleted when the test ends
 	return &production{sim: sim, nats: ns.ClientURL(), env: map[string]string{
 		"NATS_URL": ns.ClientURL(), "REDIS_URL": "redis://" + redisAddr, "PUSH_REDIS_PREFIX": prefix,
 		"MPAAS_ENDPOINT": srv.URL, "MPAAS_AK_ENV": "ak", "MPAAS_SK_ENV": "very-secret-sk",
