@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
+	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/queue"
 )
 
@@ -41,9 +42,12 @@ func campaignVerb(verb string) func(fs *flag.FlagSet) command {
 			fs.BoolVar(&watch, "watch", false, "redraw the status with a progress bar until the campaign is done; exit 1 if anything failed")
 		}
 		return command{run: func(e *env, args []string) error {
-			want := map[string]int{"list": 0, "pace": 2}[verb]
-			if verb != "list" && verb != "pace" {
-				want = 1
+			want := 1 // NAME
+			switch verb {
+			case "list":
+				want = 0
+			case "pace":
+				want = 2
 			}
 			if len(args) != want {
 				return usageError{fmt.Sprintf("campaign %s: want %s", verb, map[int]string{0: "no argument", 1: "NAME", 2: "NAME TARGETS-PER-SECOND"}[want])}
@@ -132,23 +136,12 @@ func (e *env) campaignSet(name, verb, reason string) error {
 	}
 	// Parked jobs go back to the job stream: resumed, they run; canceled, the
 	// workers end them as canceled. Wait until no worker parks any more.
-	if !sleepCtx(e.ctx, ApplyWait) {
+	if !clock.Sleep(e.ctx, ApplyWait) {
 		return e.ctx.Err()
 	}
 	n, err := e.unpark(name)
 	fmt.Fprintf(e.stdout, "%d parked jobs back on the job stream\n", n)
 	return err
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // unpark moves the campaign's parked jobs back to the subjects they came on,
@@ -276,7 +269,7 @@ func (e *env) campaignDelete(name string) error {
 	}
 	fmt.Fprintf(e.stdout, "campaign %s: state removed (it runs again, at no pace of its own)\n", name)
 	// Jobs parked while it was paused run again too.
-	if !sleepCtx(e.ctx, ApplyWait) {
+	if !clock.Sleep(e.ctx, ApplyWait) {
 		return e.ctx.Err()
 	}
 	n, err := e.unpark(name)
@@ -421,7 +414,7 @@ func (e *env) campaignStatus(name string, asJSON, watch bool) error {
 		return err
 	}
 	if !watch {
-		if !sleepCtx(e.ctx, time.Second) { // a second's progress gives the rate now
+		if !clock.Sleep(e.ctx, time.Second) { // a second's progress gives the rate now
 			return e.ctx.Err()
 		}
 		st, err := e.gather(name, true)
@@ -489,7 +482,7 @@ func (e *env) watchCampaign(name string, prev *progress) error {
 	var bar *progressbar.ProgressBar
 	lastLine := time.Time{}
 	for {
-		if !sleepCtx(e.ctx, time.Second) {
+		if !clock.Sleep(e.ctx, time.Second) {
 			return e.ctx.Err()
 		}
 		st, err := e.gather(name, true)

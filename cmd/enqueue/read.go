@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -79,7 +80,7 @@ func (e *env) follow(filter string, timeout time.Duration, take func(*job.Result
 	}
 }
 
-var errTimedOut = fmt.Errorf("timed out")
+var errTimedOut = errors.New("timed out")
 
 // printFailedBy prints failed targets by code, in code order.
 func (e *env) printFailedBy(indent string, byCode map[string]int) {

@@ -227,7 +227,7 @@ func lastError(us []*unit) string {
 
 func (p *Pipeline) giveBack(holder dedupe.Holder, u *unit) {
 	u.handed = true
-	p.releaseClaims(&run{holder: holder, log: p.log}, []dedupe.Key{u.key})
+	p.releaseHeld(holder, p.log, []dedupe.Key{u.key})
 }
 
 func chunkOf(u *unit, out push.Outcome, attempts int, status string) job.ChunkResult {

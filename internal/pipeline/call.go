@@ -138,14 +138,16 @@ func (p *Pipeline) markSent(ctx context.Context, r *run, c *chunk, m dedupe.Mark
 
 // releaseClaims gives up this delivery's leases. It is best effort: a lease that
 // stays expires on its own.
-func (p *Pipeline) releaseClaims(r *run, keys []dedupe.Key) {
+func (p *Pipeline) releaseClaims(r *run, keys []dedupe.Key) { p.releaseHeld(r.holder, r.log, keys) }
+
+func (p *Pipeline) releaseHeld(holder dedupe.Holder, log *zap.Logger, keys []dedupe.Key) {
 	if len(keys) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.store.Release(ctx, r.holder, keys); err != nil {
-		r.log.Warn("releasing claims", zap.Int("targets", len(keys)), zap.Error(err))
+	if err := p.store.Release(ctx, holder, keys); err != nil {
+		log.Warn("releasing claims", zap.Int("targets", len(keys)), zap.Error(err))
 	}
 }
 

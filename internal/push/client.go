@@ -211,9 +211,6 @@ func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) (out
 	if len(targets) == 0 || len(targets) > j.CallSize() {
 		return Outcome{Class: JobFault, Err: fmt.Errorf("a %s call takes 1 to %d targets, not %d", j.API(), j.CallSize(), len(targets))}
 	}
-	if err := ctx.Err(); err != nil {
-		return Outcome{Class: Transient, Err: err}
-	}
 	var req requests.AcsRequest
 	if j.Multiple() {
 		msgs, ok := j.Messages(targets)
@@ -231,7 +228,7 @@ func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) (out
 	// PushMultiple answers in PushTemplate's shape (RequestId, ResultCode,
 	// ResultMessage, PushResult): one response type reads both.
 	resp := mpaas.CreatePushTemplateResponse()
-	return c.do(ctx, req, resp, func() answer {
+	return c.do(ctx, j.API(), req, resp, func() answer {
 		return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, &resp.PushResult}
 	})
 }
@@ -243,9 +240,18 @@ type answer struct {
 	push                     *mpaas.PushResult
 }
 
-// do makes one call with a fresh request on a pooled SDK client and classifies
-// the answer that read reads from resp.
-func (c *Client) do(ctx context.Context, req requests.AcsRequest, resp responses.AcsResponse, read func() answer) Outcome {
+// do makes one call of action api with a fresh request on a pooled SDK client
+// and classifies the answer that read reads from resp.
+func (c *Client) do(ctx context.Context, api string, req requests.AcsRequest, resp responses.AcsResponse, read func() answer) Outcome {
+	if err := ctx.Err(); err != nil {
+		return Outcome{API: api, Class: Transient, Err: err}
+	}
+	out := c.call(ctx, req, resp, read)
+	out.API = api
+	return out
+}
+
+func (c *Client) call(ctx context.Context, req requests.AcsRequest, resp responses.AcsResponse, read func() answer) Outcome {
 	req.SetScheme(c.endpoint.Scheme)
 	req.SetDomain(c.endpoint.Host)
 	sc := c.pool.Get().(*sdkClient)

@@ -28,9 +28,7 @@ func (c *Client) RevokeMessage(ctx context.Context, app, workspace, target, msgK
 	req := mpaas.CreateRevokePushMessageRequest()
 	req.AppId, req.WorkspaceId, req.TargetId, req.MessageId = app, workspace, target, msgKey
 	resp := mpaas.CreateRevokePushMessageResponse()
-	return c.recall(ctx, APIRevokeMessage, func() Outcome {
-		return c.do(ctx, req, resp, func() answer { return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, &resp.PushResult} })
-	})
+	return c.do(ctx, APIRevokeMessage, req, resp, func() answer { return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, &resp.PushResult} })
 }
 
 // RevokeTask takes back a whole PushMultiple push task (mPaaS: of the last 7 days).
@@ -38,9 +36,7 @@ func (c *Client) RevokeTask(ctx context.Context, app, workspace, taskID string) 
 	req := mpaas.CreateRevokePushTaskRequest()
 	req.AppId, req.WorkspaceId, req.TaskId = app, workspace, taskID
 	resp := mpaas.CreateRevokePushTaskResponse()
-	return c.recall(ctx, APIRevokeTask, func() Outcome {
-		return c.do(ctx, req, resp, func() answer { return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, &resp.PushResult} })
-	})
+	return c.do(ctx, APIRevokeTask, req, resp, func() answer { return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, &resp.PushResult} })
 }
 
 // CancelScheduled cancels scheduled tasks that have not run, by their unique ids
@@ -52,9 +48,7 @@ func (c *Client) CancelScheduled(ctx context.Context, app, workspace string, uni
 	req := mpaas.CreateCancelPushSchedulerRequest()
 	req.AppId, req.WorkspaceId, req.UniqueIds = app, workspace, strings.Join(uniqueIDs, ",")
 	resp := mpaas.CreateCancelPushSchedulerResponse()
-	return c.recall(ctx, APICancelScheduler, func() Outcome {
-		return c.do(ctx, req, resp, func() answer { return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, nil} })
-	})
+	return c.do(ctx, APICancelScheduler, req, resp, func() answer { return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, nil} })
 }
 
 // ScheduledTask is one pending scheduled task as QueryPushSchedulerList lists it.
@@ -75,9 +69,7 @@ func (c *Client) QueryScheduled(ctx context.Context, app, workspace string, from
 	req.StartTime, req.EndTime = requests.NewInteger64(from.UnixMilli()), requests.NewInteger64(to.UnixMilli())
 	req.PageNumber, req.PageSize = requests.NewInteger(page), requests.NewInteger(size)
 	resp := mpaas.CreateQueryPushSchedulerListResponse()
-	out := c.recall(ctx, APIQueryScheduler, func() Outcome {
-		return c.do(ctx, req, resp, func() answer { return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, nil} })
-	})
+	out := c.do(ctx, APIQueryScheduler, req, resp, func() answer { return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, nil} })
 	if out.Class != Success {
 		return nil, 0, out
 	}
@@ -88,14 +80,4 @@ func (c *Client) QueryScheduled(ctx context.Context, app, workspace string, from
 			PushTime: time.UnixMilli(it.PushTime).UTC(), Created: time.UnixMilli(it.GmtCreate).UTC(), Status: it.ExecutedStatus})
 	}
 	return tasks, data.TotalCount, out
-}
-
-// recall checks ctx, makes the call and names its action in the outcome.
-func (c *Client) recall(ctx context.Context, api string, call func() Outcome) Outcome {
-	if err := ctx.Err(); err != nil {
-		return Outcome{API: api, Class: Transient, Err: err}
-	}
-	out := call()
-	out.API = api
-	return out
 }

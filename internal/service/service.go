@@ -406,7 +406,11 @@ func (s *Service) serveScheduledList(topo topology.Topology, lister scheduledLis
 		for page := 1; ; page++ {
 			tasks, total, out := lister.QueryScheduled(ctx, q.AppID, q.WorkspaceID, now.Add(-24*time.Hour), now.Add(ScheduledWindow), page, 500)
 			if out.Class != push.Success {
-				_ = req.Error(nonEmpty(out.ResultCode, "500"), "QueryPushSchedulerList: "+out.Err.Error(), nil)
+				code := out.ResultCode
+				if code == "" {
+					code = "500"
+				}
+				_ = req.Error(code, "QueryPushSchedulerList: "+out.Err.Error(), nil)
 				return
 			}
 			all = append(all, tasks...)
@@ -416,13 +420,6 @@ func (s *Service) serveScheduledList(topo topology.Topology, lister scheduledLis
 		}
 		_ = req.RespondJSON(map[string]any{"appId": q.AppID, "workspaceId": q.WorkspaceID, "tasks": all})
 	}), micro.WithEndpointSubject(topo.ScheduledListSubject()))
-}
-
-func nonEmpty(s, fallback string) string {
-	if s != "" {
-		return s
-	}
-	return fallback
 }
 
 // ControlWait is how long a starting worker waits for the campaign control
