@@ -16,10 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -28,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -52,13 +48,16 @@ type options struct {
 	workers, targets, jobSize, rate, maxInFlight, jobsPerLane int
 	latency, jitter                                           time.Duration
 	quota                                                     int
-	workerBin, natsURL, redisURL                              string
+	workerBin, simBin, natsBin, natsURL, redisURL             string
 	api                                                       string // job.APITemplate or job.APIMultiple
 	personal                                                  bool   // every target its own template values
 	timeout                                                   time.Duration
 	skipBare                                                  bool
 	eventsPerSec                                              int
 	eventsFor                                                 time.Duration
+	cpuProfile, allocProfile                                  string
+	workerGOGC                                                string
+	profileFor                                                time.Duration
 }
 
 // Report is what pushbench prints.
@@ -123,6 +122,37 @@ type Report struct {
 		Calls             int     `json:"calls"`
 	} `json:"bare"`
 	Efficiency float64 `json:"efficiency"`
+	Cost       Cost    `json:"cost"`
+}
+
+// Cost is what the campaign cost each process, per mPaaS call and per job, from
+// /proc (CPU) and Redis's INFO (commands, memory), between the first publish and
+// the last result. A figure that cannot be measured (a server on another
+// machine, or not run by the bench) is 0.
+type Cost struct {
+	Calls int `json:"calls"` // mPaaS calls of the campaign, as the emulator counted them
+	Jobs  int `json:"jobs"`  // the campaign's jobs and the event jobs
+
+	WorkerCPUusPerCall   float64 `json:"workerCpuUsPerCall"`
+	WorkerCPUusPerJob    float64 `json:"workerCpuUsPerJob"` // with --job-size 1: the cost of a one-target job
+	RedisCPUusPerCall    float64 `json:"redisCpuUsPerCall"`
+	RedisCommandsPerCall float64 `json:"redisCommandsPerCall"`
+	NATSCPUusPerCall     float64 `json:"natsCpuUsPerCall"`
+	NATSCPUusPerJob      float64 `json:"natsCpuUsPerJob"`
+	EmulatorCPUusPerCall float64 `json:"emulatorCpuUsPerCall"`
+	BenchCPUusPerCall    float64 `json:"publisherAndReaderCpuUsPerCall"` // pushbench itself: publishing jobs, reading results
+
+	// The bare SDK client's CPU per call (pushbench's own process while it makes the
+	// bare calls), and the emulator's in that time.
+	BareClientCPUusPerCall   float64 `json:"bareClientCpuUsPerCall"`
+	BareEmulatorCPUusPerCall float64 `json:"bareEmulatorCpuUsPerCall"`
+	// WorkerOverBare is workerCpuUsPerCall ÷ bareClientCpuUsPerCall.
+	WorkerOverBare float64 `json:"workerOverBareClient"`
+
+	// Redis's used_memory after the run less before it, over the pairs the
+	// emulator saw delivered: what one remembered pair costs.
+	RedisBytesPerPair float64 `json:"redisBytesPerRememberedPair"`
+	RememberedPairs   int     `json:"rememberedPairs"`
 }
 
 func main() { cli.Main("pushbench", run) }
@@ -141,7 +171,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.jitter, "jitter", 0, "emulator latency jitter")
 	fs.IntVar(&o.quota, "quota", 0, "emulator quota, calls per second (0: none)")
 	fs.StringVar(&o.workerBin, "worker-bin", "", "worker binary (default: go build ./cmd/worker)")
-	fs.StringVar(&o.natsURL, "nats-url", getenv("NATS_URL"), "NATS server (default: an embedded one in a temp dir)")
+	fs.StringVar(&o.simBin, "sim-bin", "", "emulator binary (default: go build ./cmd/mpaas-sim)")
+	fs.StringVar(&o.natsBin, "nats-server", "nats-server", "the nats-server binary the bench runs, in a temp dir on a free port")
+	fs.StringVar(&o.natsURL, "nats-url", getenv("NATS_URL"), "use this NATS server instead of running one (its CPU is then not measured)")
 	fs.StringVar(&o.redisURL, "redis-url", firstNonEmpty(getenv("REDIS_URL"), "redis://127.0.0.1:6379"), "Redis shared by the workers")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after")
 	fs.BoolVar(&o.skipBare, "skip-bare", false, "skip the bare baseline")
@@ -149,6 +181,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&o.personal, "personal", false, "every target its own template values (needs --api multiple)")
 	fs.IntVar(&o.eventsPerSec, "events-per-sec", 0, "also publish this many one-target event jobs a second on the default lane")
 	fs.DurationVar(&o.eventsFor, "events-for", 20*time.Second, "how long to publish events when --targets is 0 (an idle system)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first worker during the campaign to this file (PUSH_PPROF)")
+	fs.StringVar(&o.workerGOGC, "worker-gogc", "", "GOGC of the workers (default: the worker's own, 400)")
+	fs.StringVar(&o.allocProfile, "allocprofile", "", "write the first worker's allocation profile, after the campaign, to this file (PUSH_PPROF)")
+	fs.DurationVar(&o.profileFor, "profile-for", 20*time.Second, "how long --cpuprofile profiles, from the first publish")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -185,8 +221,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 type bench struct {
 	o       options
 	log     io.Writer
-	sim     *mpaassim.Server
 	simURL  string
+	simPID  int
+	natsPID int
 	closers []func()
 	workers []*harness.Process
 	natsURL string
@@ -211,12 +248,17 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	b.closers = append(b.closers, func() { os.RemoveAll(b.tempDir) })
-	if err := b.startEmulator(); err != nil {
+	if err := b.startEmulator(ctx); err != nil {
 		return nil, err
 	}
-	if err := b.startNATS(); err != nil {
+	if err := b.startNATS(ctx); err != nil {
 		return nil, err
 	}
+	rp, err := newRedisProbe(ctx, b.o.redisURL)
+	if err != nil {
+		return nil, err
+	}
+	defer rp.close()
 	rep := &Report{}
 	s := &rep.Setup
 	s.Workers, s.Targets, s.JobSize, s.RateLimit, s.MaxInFlight = b.o.workers, b.o.targets, b.o.jobSize, b.o.rate, b.o.maxInFlight
@@ -230,33 +272,96 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	calls := (b.o.targets + callSize - 1) / callSize
 	rep.Bare.Calls = calls
 
+	bareCPU := newMeter()
+	bareCPU.add("client", os.Getpid())
+	bareCPU.add("emulator", b.simPID)
+	var bareSpent map[string]time.Duration
+	bareRound := func(name string) (float64, error) {
+		bareCPU.begin()
+		perSec, err := b.bare(ctx, name, calls, s.BareParallel)
+		for k, d := range bareCPU.since() {
+			if bareSpent == nil {
+				bareSpent = map[string]time.Duration{}
+			}
+			bareSpent[k] += d
+		}
+		return perSec, err
+	}
 	if !b.o.skipBare {
 		b.logf("bare baseline before: %d SDK calls, %d at a time", calls, s.BareParallel)
-		if rep.Bare.BeforeCallsPerSec, err = b.bare(ctx, "bare-before", calls, s.BareParallel); err != nil {
+		if rep.Bare.BeforeCallsPerSec, err = bareRound("bare-before"); err != nil {
 			return nil, err
 		}
 	}
-	b.sim.Reset()
+	if err := b.simReset(ctx); err != nil {
+		return nil, err
+	}
 	if err := b.startWorkers(ctx); err != nil {
 		return nil, err
 	}
+	cpu := newMeter()
+	for _, w := range b.workers {
+		cpu.add("worker", w.Cmd.Process.Pid)
+	}
+	cpu.add("redis", rp.pid)
+	cpu.add("nats", b.natsPID)
+	cpu.add("emulator", b.simPID)
+	cpu.add("bench", os.Getpid())
+	memBefore, cmdsBefore, err := rp.counters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cpu.begin()
+	profiled := b.profile(ctx)
 	if err := b.campaign(ctx, rep); err != nil {
+		return nil, err
+	}
+	spent := cpu.since()
+	if err := <-profiled; err != nil {
+		return nil, err
+	}
+	if err := b.allocs(ctx); err != nil {
+		return nil, err
+	}
+	memAfter, cmdsAfter, err := rp.counters(ctx)
+	if err != nil {
 		return nil, err
 	}
 	b.measureWorkers(rep)
 	b.stopWorkers()
-	st := b.sim.Stats()
+	st, err := b.simStats(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rep.Emulator.Calls, rep.Emulator.ByCode, rep.Emulator.ByAPI, rep.Emulator.DuplicatePairs = st.Calls, st.ByCode, st.ByAPI, st.DuplicatePairs
 	rep.Limiter.MaxCallsInOneSec, rep.Limiter.MeanCallsPerSec = st.MaxCallsInOneSecond, st.MeanCallsPerSecond
 	rep.Limiter.MaxOneSecondWindow = round(float64(st.MaxCallsInOneSecond)/float64(b.o.rate), 3)
 	rep.Limiter.MeanOverRate = round(st.MeanCallsPerSecond/float64(b.o.rate), 3)
+
+	c := &rep.Cost
+	c.Calls, c.Jobs, c.RememberedPairs = int(st.Calls), s.Jobs+rep.Events.Jobs, st.Pairs
+	c.WorkerCPUusPerCall, c.WorkerCPUusPerJob = perUnit(spent["worker"], c.Calls), perUnit(spent["worker"], c.Jobs)
+	c.RedisCPUusPerCall = perUnit(spent["redis"], c.Calls)
+	c.NATSCPUusPerCall, c.NATSCPUusPerJob = perUnit(spent["nats"], c.Calls), perUnit(spent["nats"], c.Jobs)
+	c.EmulatorCPUusPerCall, c.BenchCPUusPerCall = perUnit(spent["emulator"], c.Calls), perUnit(spent["bench"], c.Calls)
+	if c.Calls > 0 {
+		c.RedisCommandsPerCall = round(float64(cmdsAfter-cmdsBefore)/float64(c.Calls), 1)
+	}
+	if c.RememberedPairs > 0 {
+		c.RedisBytesPerPair = round(float64(memAfter-memBefore)/float64(c.RememberedPairs), 1)
+	}
 	if !b.o.skipBare {
 		b.logf("bare baseline after")
-		if rep.Bare.AfterCallsPerSec, err = b.bare(ctx, "bare-after", calls, s.BareParallel); err != nil {
+		if rep.Bare.AfterCallsPerSec, err = bareRound("bare-after"); err != nil {
 			return nil, err
 		}
 		bare := (rep.Bare.BeforeCallsPerSec + rep.Bare.AfterCallsPerSec) / 2
 		rep.Efficiency = round(rep.TargetsPerSec/(float64(callSize)*bare), 3)
+		c.BareClientCPUusPerCall = perUnit(bareSpent["client"], 2*calls)
+		c.BareEmulatorCPUusPerCall = perUnit(bareSpent["emulator"], 2*calls)
+		if c.BareClientCPUusPerCall > 0 {
+			c.WorkerOverBare = round(c.WorkerCPUusPerCall/c.BareClientCPUusPerCall, 2)
+		}
 	}
 	if b.o.targets > 0 {
 		rep.WorkerCPUmsPer1000 = round(rep.WorkerCPUSeconds*1000/float64(b.o.targets)*1000, 2)
@@ -264,37 +369,12 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
-func (b *bench) startEmulator() error {
-	b.sim = mpaassim.New(mpaassim.Config{Keys: map[string]string{benchKey: benchSecret}, AcceptAnyTemplate: true,
-		Faults: mpaassim.Faults{Latency: b.o.latency, Jitter: b.o.jitter, QuotaPerSecond: b.o.quota}})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+// perUnit is d in µs per unit, 0 when there is none.
+func perUnit(d time.Duration, units int) float64 {
+	if units <= 0 {
+		return 0
 	}
-	srv := &http.Server{Handler: b.sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(l) }()
-	b.closers = append(b.closers, func() { _ = srv.Close() })
-	b.simURL = "http://" + l.Addr().String()
-	return nil
-}
-
-func (b *bench) startNATS() error {
-	if b.o.natsURL != "" {
-		b.natsURL = b.o.natsURL
-		return nil
-	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: filepath.Join(b.tempDir, "nats"), NoSigs: true, MaxPayload: 8 << 20})
-	if err != nil {
-		return err
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		return errors.New("embedded NATS server not ready")
-	}
-	b.closers = append(b.closers, func() { ns.Shutdown(); ns.WaitForShutdown() })
-	b.natsURL = ns.ClientURL()
-	return nil
+	return round(float64(d.Microseconds())/float64(units), 1)
 }
 
 // bare makes calls SDK calls (of 10 targets, or of 100 with PushMultiple)
@@ -341,13 +421,16 @@ func (b *bench) startWorkers(ctx context.Context) error {
 			return err
 		}
 	}
-	prefix := fmt.Sprintf("pushbench:%d:", time.Now().UnixNano())
+	prefix := "pb" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":" // short: a key's length is part of what a pair costs
 	b.closers = append(b.closers, func() { b.deleteKeys(prefix) })
 	env := []string{"NATS_URL=" + b.natsURL, "REDIS_URL=" + b.o.redisURL, "PUSH_REDIS_PREFIX=" + prefix,
 		"MPAAS_ENDPOINT=" + b.simURL, "MPAAS_AK_ENV=" + benchKey, "MPAAS_SK_ENV=" + benchSecret,
 		"PUSH_RATE_LIMIT=" + strconv.Itoa(b.o.rate), "PUSH_MAX_IN_FLIGHT=" + strconv.Itoa(b.o.maxInFlight),
 		"PUSH_JOBS_PER_LANE=" + strconv.Itoa(b.o.jobsPerLane), "PUSH_HTTP_ADDR=127.0.0.1:0", "PUSH_LOG_LEVEL=info",
-		"PUSH_LOG_FORMAT=json"}
+		"PUSH_LOG_FORMAT=json", "PUSH_PPROF=" + strconv.FormatBool(b.o.cpuProfile != "" || b.o.allocProfile != "")}
+	if b.o.workerGOGC != "" {
+		env = append(env, "GOGC="+b.o.workerGOGC)
+	}
 	b.closers = append(b.closers, b.stopWorkers)
 	for range b.o.workers {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -438,7 +521,9 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	go func() {
 		defer close(snap)
 		if clock.Sleep(snapCtx, 10*time.Second) {
-			at10, t10 = b.sim.Stats(), time.Now()
+			if st, err := b.simStats(snapCtx); err == nil {
+				at10, t10 = st, time.Now()
+			}
 		}
 	}()
 	lat := make([]float64, 0, jobs)
@@ -502,7 +587,10 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	stopSnap()
 	<-snap
 	if !t10.IsZero() && last.After(t10) {
-		end := b.sim.Stats()
+		end, err := b.simStats(ctx)
+		if err != nil {
+			return err
+		}
 		throttled := func(st mpaassim.Stats) int64 { return st.ByCode["Throttling.User"] + st.ByCode["8011"] }
 		calls := end.Calls - at10.Calls
 		window := last.Sub(t10).Seconds()
@@ -516,7 +604,11 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	}
 	rep.Seconds = round(elapsed, 3)
 	rep.TargetsPerSec = round(float64(b.o.targets)/elapsed, 1)
-	rep.CallsPerSec = round(float64(b.sim.Stats().Calls)/elapsed, 1)
+	st, err := b.simStats(ctx)
+	if err != nil {
+		return err
+	}
+	rep.CallsPerSec = round(float64(st.Calls)/elapsed, 1)
 	if len(lat) > 0 {
 		sort.Float64s(lat)
 		rep.LatencyP50ms = round(lat[len(lat)/2], 1)

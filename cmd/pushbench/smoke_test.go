@@ -36,6 +36,13 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("worker resources missing: %+v", r)
 	case r.Limiter.MaxCallsInOneSec <= 0 || r.Limiter.MaxOneSecondWindow > 1.1:
 		t.Fatalf("limiter figures: %+v (the rate of 400 calls/s must hold)", r.Limiter)
+	case r.Cost.Calls != 200 || r.Cost.Jobs != 20 || r.Cost.RememberedPairs != 2000:
+		t.Fatalf("cost units: %+v", r.Cost)
+	case r.Cost.WorkerCPUusPerCall <= 0 || r.Cost.BareClientCPUusPerCall <= 0 || r.Cost.WorkerOverBare <= 0:
+		t.Fatalf("CPU per call of the worker and the bare client: %+v", r.Cost)
+	case r.Cost.RedisCommandsPerCall < 20 || r.Cost.RedisBytesPerPair <= 0:
+		// At least a claim and a mark per target; what the 2,000 pairs hold.
+		t.Fatalf("Redis figures: %+v", r.Cost)
 	}
 	t.Logf("report: %s", out)
 

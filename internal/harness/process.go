@@ -19,9 +19,10 @@ import (
 
 // BuildWorker builds cmd/worker from this module into dir and returns the
 // binary's path. It needs the go command and finds the module from its own source.
-func BuildWorker(ctx context.Context, dir string) (string, error) { return build(ctx, dir, "worker") }
+func BuildWorker(ctx context.Context, dir string) (string, error) { return Build(ctx, dir, "worker") }
 
-func build(ctx context.Context, dir, name string) (string, error) {
+// Build builds cmd/<name> from this module into dir and returns the binary's path.
+func Build(ctx context.Context, dir, name string) (string, error) {
 	_, self, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(self), "..", "..")
 	bin := filepath.Join(dir, name)
@@ -53,7 +54,7 @@ func Binary(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin, err := build(context.Background(), dir, name)
+	bin, err := Build(context.Background(), dir, name)
 	if err != nil {
 		return "", err
 	}
@@ -61,10 +62,10 @@ func Binary(name string) (string, error) {
 	return bin, nil
 }
 
-// Process is a worker running as its own process.
+// Process is a worker (or another server) running as its own process.
 type Process struct {
 	Cmd      *exec.Cmd
-	HTTPAddr string // where /metrics, /healthz and /readyz listen
+	HTTPAddr string // where /metrics, /healthz and /readyz listen (for another server: what its ready line named)
 	log      *lockedBuffer
 	done     chan struct{}
 	err      error
@@ -76,7 +77,15 @@ var startedRE = regexp.MustCompile(`worker started.*http://([0-9.:\[\]]+)/metric
 // until it says it started, or exits, or ctx ends. Its output goes to out (may be
 // nil) and is kept for Log.
 func StartProcess(ctx context.Context, bin string, env []string, out io.Writer) (*Process, error) {
-	p := &Process{Cmd: exec.Command(bin), log: &lockedBuffer{}, done: make(chan struct{})}
+	return Start(ctx, exec.Command(bin), env, startedRE, out)
+}
+
+// Start runs cmd with env added to this process's environment and waits until a
+// line of its output matches ready (whose first group becomes HTTPAddr), or it
+// exits, or ctx ends.
+func Start(ctx context.Context, cmd *exec.Cmd, env []string, ready *regexp.Regexp, out io.Writer) (*Process, error) {
+	p := &Process{Cmd: cmd, log: &lockedBuffer{}, done: make(chan struct{})}
+	name := filepath.Base(cmd.Path)
 	p.Cmd.Env = append(os.Environ(), env...)
 	pipe, err := p.Cmd.StdoutPipe()
 	if err != nil {
@@ -96,7 +105,7 @@ func StartProcess(ctx context.Context, bin string, env []string, out io.Writer) 
 			if out != nil {
 				fmt.Fprintln(out, line)
 			}
-			if m := startedRE.FindStringSubmatch(line); m != nil {
+			if m := ready.FindStringSubmatch(line); m != nil {
 				select {
 				case started <- m[1]:
 				default:
@@ -110,10 +119,10 @@ func StartProcess(ctx context.Context, bin string, env []string, out io.Writer) 
 	case p.HTTPAddr = <-started:
 		return p, nil
 	case <-p.done:
-		return nil, fmt.Errorf("worker exited before starting (%v):\n%s", p.err, p.log.String())
+		return nil, fmt.Errorf("%s exited before starting (%v):\n%s", name, p.err, p.log.String())
 	case <-ctx.Done():
 		p.Kill()
-		return nil, fmt.Errorf("worker did not start: %w\n%s", ctx.Err(), p.log.String())
+		return nil, fmt.Errorf("%s did not start: %w\n%s", name, ctx.Err(), p.log.String())
 	}
 }
 
