@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mpaas-push/pushworker/internal/rbatch"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -67,39 +68,71 @@ func FailedBy(r *job.Result) map[string]int {
 // TotalsTTL is how long a campaign's totals are kept after its last result.
 const TotalsTTL = 30 * 24 * time.Hour
 
-// RedisTotals keeps the totals in one Redis hash per campaign, shared by every worker.
+// RedisTotals keeps the totals in one Redis hash per campaign, shared by every
+// worker. The counts of results stored at the same time share one round trip
+// (rbatch), and the hash's expiry is renewed once a minute per campaign, not
+// with every result.
 type RedisTotals struct {
 	rdb    redis.UniversalClient
 	prefix string
+	batch  *rbatch.Batcher
+
+	mu      sync.Mutex
+	renewed map[string]time.Time // campaign → when this worker last renewed its expiry
 }
 
 // NewRedisTotals keeps the hashes under prefix (the worker's Redis prefix + "campaign:").
 func NewRedisTotals(rdb redis.UniversalClient, prefix string) *RedisTotals {
-	return &RedisTotals{rdb: rdb, prefix: prefix}
+	return &RedisTotals{rdb: rdb, prefix: prefix, batch: rbatch.New(rdb), renewed: map[string]time.Time{}}
+}
+
+// renewEvery is how often one worker renews a campaign's expiry (TotalsTTL).
+const renewEvery = time.Minute
+
+func (s *RedisTotals) renew(name string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.renewed[name]) < renewEvery {
+		return false
+	}
+	if len(s.renewed) > 10000 { // campaigns come and go: forget the old ones
+		clear(s.renewed)
+	}
+	s.renewed[name] = now
+	return true
 }
 
 // Add counts one stored result of the campaign.
 func (s *RedisTotals) Add(ctx context.Context, name string, r *job.Result) error {
 	key := s.prefix + name
-	p := s.rdb.TxPipeline()
-	incr := func(field string, n int) {
-		if n != 0 {
-			p.HIncrBy(ctx, key, field, int64(n))
+	renew := s.renew(name, time.Now())
+	failedBy := FailedBy(r)
+	err := s.batch.Do(ctx, func(p redis.Pipeliner) {
+		incr := func(field string, n int) {
+			if n != 0 {
+				p.HIncrBy(ctx, key, field, int64(n))
+			}
 		}
+		incr("jobs", 1)
+		if r.Status == job.StatusCanceled {
+			incr("canceled", 1)
+		}
+		incr("targets", r.Targets)
+		incr("sent", r.Sent)
+		incr("duplicates", r.Duplicates)
+		incr("failed", r.Failed)
+		for code, n := range failedBy {
+			incr("failed:"+code, n)
+		}
+		if renew {
+			p.Expire(ctx, key, TotalsTTL)
+		}
+	})
+	if err != nil && renew {
+		s.mu.Lock()
+		delete(s.renewed, name) // renew with the next result
+		s.mu.Unlock()
 	}
-	incr("jobs", 1)
-	if r.Status == job.StatusCanceled {
-		incr("canceled", 1)
-	}
-	incr("targets", r.Targets)
-	incr("sent", r.Sent)
-	incr("duplicates", r.Duplicates)
-	incr("failed", r.Failed)
-	for code, n := range FailedBy(r) {
-		incr("failed:"+code, n)
-	}
-	p.Expire(ctx, key, TotalsTTL)
-	_, err := p.Exec(ctx)
 	return err
 }
 

@@ -11,6 +11,7 @@ package dedupe
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"strconv"
 	"strings"
@@ -79,46 +80,64 @@ type Store interface {
 	Release(ctx context.Context, h Holder, keys []Key) error
 }
 
-// hashKey names a pair's key: a hash keeps keys short whatever the targets hold,
-// and the length-prefixed fields keep ("a:b","c") apart from ("a","b:c").
+// hashKey names a pair's key: the prefix and the first 12 bytes of a SHA-256
+// of the pair, as bytes (Redis keys are binary). A hash keeps keys short whatever
+// the targets hold (96 bits: a chance of about 10⁻¹¹ that two of a billion pairs
+// share a key), and the length-prefixed fields keep ("a:b","c") apart from
+// ("a","b:c").
 func hashKey(prefix string, k Key) string {
-	h := sha256.New()
-	for _, f := range []string{k.AppID, k.WorkspaceID, k.Target, k.MsgKey} {
-		h.Write([]byte(strconv.Itoa(len(f))))
-		h.Write([]byte{':'})
-		h.Write([]byte(f))
+	var buf [256]byte
+	in := buf[:0]
+	for _, f := range [...]string{k.AppID, k.WorkspaceID, k.Target, k.MsgKey} {
+		in = strconv.AppendInt(in, int64(len(f)), 10)
+		in = append(in, ':')
+		in = append(in, f...)
 	}
-	return prefix + hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(in)
+	out := make([]byte, 0, len(prefix)+pairHashLen)
+	out = append(out, prefix...)
+	return string(append(out, sum[:pairHashLen]...))
 }
 
-// The values stored under a key. Job ids, messages, tokens and request ids hold no '|'.
+const pairHashLen = 12
+
+// The lease under a pair's key while a delivery holds it. Job ids, messages,
+// tokens and request ids hold no '|'.
 func leaseValue(h Holder) string { return "L|" + h.JobID + "|" + h.Message + "|" + h.Token }
 
-func sentValue(jobID string, m Mark) string {
-	return "S|" + jobID + "|" + m.RequestID + "|" + strconv.Itoa(m.Attempts) + "|" + m.Data
+// A sent pair's key holds only the id of the call that sent it, as a decimal
+// integer (which Redis stores in the key's object itself, with no string of its
+// own); the call's record, once per call under callKey, holds the job id and
+// the mark.
+func callKey(prefix string, id uint64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], id)
+	return prefix + "call:" + hex.EncodeToString(b[:]) // 21 bytes after the prefix: never a pair's 12
 }
 
-// parseClaim reads what the claim script answered: "C" claimed, "T" taken over,
-// or the value another holder left.
-func parseClaim(v string) Claim {
-	if v == "C" || v == "T" {
-		return Claim{State: Claimed}
+func callRecord(jobID string, m Mark) string {
+	return jobID + "|" + m.RequestID + "|" + strconv.Itoa(m.Attempts) + "|" + m.Data
+}
+
+// parseRecord reads a call record into the claim of a pair it sent.
+func parseRecord(v string) Claim {
+	parts := strings.SplitN(v, "|", 4)
+	c := Claim{State: SentByOther, Owner: parts[0]}
+	if len(parts) == 4 {
+		c.Mark.RequestID = parts[1]
+		c.Mark.Attempts, _ = strconv.Atoi(parts[2])
+		c.Mark.Data = parts[3]
 	}
-	parts := strings.Split(v, "|")
+	return c
+}
+
+// parseLease reads the value another delivery's lease left.
+func parseLease(v string) Claim {
+	parts := strings.SplitN(v, "|", 3)
 	if len(parts) < 2 {
 		return Claim{State: LeasedByOther}
 	}
-	owner := parts[1]
-	if parts[0] != "S" {
-		return Claim{State: LeasedByOther, Owner: owner}
-	}
-	c := Claim{State: SentByOther, Owner: owner}
-	if len(parts) >= 5 {
-		c.Mark.RequestID = parts[2]
-		c.Mark.Attempts, _ = strconv.Atoi(parts[3])
-		c.Mark.Data = parts[4]
-	}
-	return c
+	return Claim{State: LeasedByOther, Owner: parts[1]}
 }
 
 // withSelf turns a SentByOther into SentBySelf when the owner is jobID.

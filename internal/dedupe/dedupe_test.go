@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,5 +227,68 @@ func TestSameJobOtherMessageDoesNotTakeOver(t *testing.T) {
 				t.Fatalf("a copy must see its job's sent mark: %+v", c[0])
 			}
 		})
+	}
+}
+
+// A sent pair costs Redis one short key holding an integer (no string of its
+// own); the call's job id and request id are stored once per call.
+func TestRedisLayoutIsSmall(t *testing.T) {
+	rdb := testenv.Redis(t)
+	prefix := testenv.Prefix(t, rdb)
+	s := dedupe.NewRedis(rdb, dedupe.RedisConfig{Prefix: prefix})
+	ctx := context.Background()
+	k := keys(10, "layout")
+	holder := h("job-layout-with-a-long-id-0001", "tok")
+	if _, err := s.Claim(ctx, holder, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkSent(ctx, holder, k, dedupe.Mark{RequestID: "7F3C2B1A-0000-4000-8000-1234567890AB", Attempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	names, err := rdb.Keys(ctx, prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs, calls int
+	for _, name := range names {
+		rest := name[len(prefix):]
+		switch {
+		case len(rest) == 12:
+			pairs++
+			if enc := rdb.ObjectEncoding(ctx, name).Val(); enc != "int" {
+				t.Errorf("a sent pair's value is stored as %q, want int", enc)
+			}
+			if ttl := rdb.PTTL(ctx, name).Val(); ttl < 71*time.Hour {
+				t.Errorf("a sent pair expires in %v, want the sent TTL", ttl)
+			}
+		case strings.HasPrefix(rest, "call:"):
+			calls++
+			if v := rdb.Get(ctx, name).Val(); !strings.Contains(v, "job-layout-with-a-long-id-0001") || !strings.Contains(v, "7F3C2B1A") {
+				t.Errorf("call record %q: want the job id and the request id", v)
+			}
+		default:
+			t.Errorf("unexpected key %q", name)
+		}
+	}
+	if pairs != 10 || calls != 1 {
+		t.Fatalf("%d pair keys and %d call records, want 10 and 1", pairs, calls)
+	}
+	// The same job's redelivery reads the mark back through the record.
+	c, err := s.Claim(ctx, dedupe.Holder{JobID: holder.JobID, Message: "m2", Token: "tok2"}, k[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0].State != dedupe.SentBySelf || c[0].Mark.RequestID != "7F3C2B1A-0000-4000-8000-1234567890AB" || c[0].Mark.Attempts != 1 {
+		t.Fatalf("redelivery: %+v", c[0])
+	}
+	// A record that is gone leaves the pair sent: never pushed again.
+	for _, name := range names {
+		if strings.HasPrefix(name[len(prefix):], "call:") {
+			rdb.Del(ctx, name)
+		}
+	}
+	c, _ = s.Claim(ctx, h("job-other", "tok3"), k[:1])
+	if c[0].State != dedupe.SentByOther {
+		t.Fatalf("a pair whose call record is gone: %+v, want sent by another", c[0])
 	}
 }

@@ -55,7 +55,11 @@ func (m *Memory) Claim(_ context.Context, h Holder, keys []Key) ([]Claim, error)
 			m.entries[k] = lease
 			continue
 		}
-		claims[i] = withSelf(parseClaim(v), h.JobID)
+		if rec, sent := strings.CutPrefix(v, "S|"); sent {
+			claims[i] = withSelf(parseRecord(rec), h.JobID) // a sent pair keeps its call's record
+		} else {
+			claims[i] = parseLease(v)
+		}
 	}
 	return claims, nil
 }
@@ -65,7 +69,7 @@ func (m *Memory) MarkSent(_ context.Context, h Holder, keys []Key, mark Mark) er
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, k := range keys {
-		m.entries[k] = memEntry{sentValue(h.JobID, mark), m.now().Add(m.sentTTL)}
+		m.entries[k] = memEntry{"S|" + callRecord(h.JobID, mark), m.now().Add(m.sentTTL)}
 	}
 	return nil
 }

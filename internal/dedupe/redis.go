@@ -2,12 +2,15 @@ package dedupe
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mpaas-push/pushworker/internal/rbatch"
 )
 
 // Each script touches one key, so a pipeline of them works on Redis Cluster too
@@ -15,7 +18,7 @@ import (
 var (
 	// KEYS[1] pair; ARGV job id, message, token, lease ms. Answers C (claimed), T
 	// (taken over from an earlier delivery of the same message) or the value
-	// another holder left.
+	// another holder left: a lease, or the id of the call that sent the pair.
 	claimScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 local lease = 'L|' .. ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3]
@@ -23,8 +26,8 @@ if not v then
   redis.call('SET', KEYS[1], lease, 'PX', ARGV[4])
   return 'C'
 end
-local kind, job, msg = string.match(v, '^([LS])|([^|]*)|([^|]*)')
-if kind == 'L' and job == ARGV[1] and msg == ARGV[2] then
+local job, msg = string.match(v, '^L|([^|]*)|([^|]*)')
+if job == ARGV[1] and msg == ARGV[2] then
   redis.call('SET', KEYS[1], lease, 'PX', ARGV[4])
   return 'T'
 end
@@ -38,21 +41,28 @@ return 0`)
 
 // RedisConfig of a Redis store.
 type RedisConfig struct {
-	Prefix   string        // key prefix; default "pushworker:dedupe:"
+	Prefix   string        // key prefix; default DefaultPrefix
 	SentTTL  time.Duration // how long a sent mark is kept; default 72 h
 	LeaseTTL time.Duration // how long a claim holds without a mark; default 5 min
 }
 
 // Redis is a Store on plain Redis, Sentinel or Cluster (go-redis's universal client).
+//
+// A pair's key is the prefix and 12 bytes of its hash. While a delivery holds
+// it, it holds the lease (job id, message, token); once sent, the id of the
+// call that sent it, an integer; the call's record (job id, request id,
+// attempts, data) is one key per call. Claims and marks of calls made at the
+// same time share one round trip (rbatch).
 type Redis struct {
-	rdb redis.UniversalClient
-	cfg RedisConfig
+	rdb   redis.UniversalClient
+	cfg   RedisConfig
+	batch *rbatch.Batcher
 }
 
 // NewRedis makes a store. Call Load before use to load the scripts.
 func NewRedis(rdb redis.UniversalClient, cfg RedisConfig) *Redis {
 	if cfg.Prefix == "" {
-		cfg.Prefix = "pushworker:dedupe:"
+		cfg.Prefix = DefaultPrefix
 	}
 	if cfg.SentTTL <= 0 {
 		cfg.SentTTL = DefaultSentTTL
@@ -60,7 +70,7 @@ func NewRedis(rdb redis.UniversalClient, cfg RedisConfig) *Redis {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
-	return &Redis{rdb: rdb, cfg: cfg}
+	return &Redis{rdb: rdb, cfg: cfg, batch: rbatch.New(rdb)}
 }
 
 // Load loads the scripts into Redis's script cache (on every node of a cluster).
@@ -82,20 +92,27 @@ func (r *Redis) loadOne(ctx context.Context, s *redis.Script) error {
 	return s.Load(ctx, r.rdb).Err()
 }
 
-// Claim claims keys. The common case, a free pair, costs one SET NX per key in one
-// pipelined round trip; only the keys already held (a duplicate, an earlier
-// delivery, a takeover) go through the claim script, in a second round trip.
-// Scripts cost Redis several times a plain command.
+// DefaultPrefix is the prefix of the store's keys when none is given.
+const DefaultPrefix = "pushworker:d:"
+
+// Claim claims keys. The common case, a free pair, costs one SET NX per key,
+// in a round trip shared with the claims and marks of other calls; only the
+// keys already held (a duplicate, an earlier delivery, a takeover) go through
+// the claim script, in a second round trip, and those a call sent, through a
+// read of its record. Scripts cost Redis several times a plain command.
 func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error) {
 	lease := leaseValue(h)
 	names := make([]string, len(keys))
-	pipe := r.rdb.Pipeline()
 	sets := make([]*redis.StatusCmd, len(keys))
 	for i, k := range keys {
 		names[i] = hashKey(r.cfg.Prefix, k)
-		sets[i] = pipe.SetArgs(ctx, names[i], lease, redis.SetArgs{Mode: "NX", TTL: r.cfg.LeaseTTL})
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	err := r.batch.Do(ctx, func(pipe redis.Pipeliner) {
+		for i, name := range names {
+			sets[i] = pipe.SetArgs(ctx, name, lease, redis.SetArgs{Mode: "NX", TTL: r.cfg.LeaseTTL})
+		}
+	})
+	if err != nil {
 		return nil, fmt.Errorf("dedupe: %w: %w", ErrUnavailable, err)
 	}
 	claims := make([]Claim, len(keys))
@@ -108,34 +125,86 @@ func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error
 	if len(held) == 0 {
 		return claims, nil
 	}
-	heldKeys := make([]Key, len(held))
+	heldNames := make([]string, len(held))
 	for n, i := range held {
-		heldKeys[n] = keys[i]
+		heldNames[n] = names[i]
 	}
 	leaseMS := r.cfg.LeaseTTL.Milliseconds()
-	cmds, err := r.pipeline(ctx, claimScript, heldKeys, func(redis.Pipeliner, Key) []any { return []any{h.JobID, h.Message, h.Token, leaseMS} })
+	cmds, err := r.pipeline(ctx, claimScript, heldNames, func() []any { return []any{h.JobID, h.Message, h.Token, leaseMS} })
 	if err != nil {
 		return nil, err
 	}
+	calls := map[uint64][]int{} // call id → the claims it sent
 	for n, c := range cmds {
 		v, err := c.Text()
 		if err != nil {
 			return nil, fmt.Errorf("dedupe: %w: claim answer: %w", ErrUnavailable, err)
 		}
-		claims[held[n]] = withSelf(parseClaim(v), h.JobID)
+		i := held[n]
+		switch {
+		case v == "C" || v == "T":
+			claims[i] = Claim{State: Claimed}
+		case strings.HasPrefix(v, "L|"):
+			claims[i] = parseLease(v)
+		default:
+			id, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				claims[i] = Claim{State: SentByOther} // not a value this store writes: never send it
+				continue
+			}
+			calls[id] = append(calls[id], i)
+		}
 	}
-	return claims, nil
+	if len(calls) == 0 {
+		return claims, nil
+	}
+	return claims, r.readCalls(ctx, h, calls, claims)
 }
 
-// MarkSent marks keys sent in one pipelined round trip of plain SETs. A pair that
+// readCalls fills in the claims of sent pairs from their calls' records. A
+// record that is gone (it expires with its pairs) leaves the pair sent by a job
+// it cannot name.
+func (r *Redis) readCalls(ctx context.Context, h Holder, calls map[uint64][]int, claims []Claim) error {
+	ids := make([]uint64, 0, len(calls))
+	gets := make([]*redis.StringCmd, 0, len(calls))
+	err := r.batch.Do(ctx, func(pipe redis.Pipeliner) {
+		for id := range calls {
+			ids = append(ids, id)
+			gets = append(gets, pipe.Get(ctx, callKey(r.cfg.Prefix, id)))
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("dedupe: %w: reading call records: %w", ErrUnavailable, err)
+	}
+	for n, id := range ids {
+		c := Claim{State: SentByOther}
+		if v, err := gets[n].Result(); err == nil {
+			c = withSelf(parseRecord(v), h.JobID)
+		}
+		for _, i := range calls[id] {
+			claims[i] = c
+		}
+	}
+	return nil
+}
+
+// MarkSent marks keys sent by one call: its record, and its id under each key,
+// in one pipelined round trip of plain SETs shared with other calls. A pair that
 // two jobs both sent (a counted duplicate) keeps the later mark.
 func (r *Redis) MarkSent(ctx context.Context, h Holder, keys []Key, m Mark) error {
-	v := sentValue(h.JobID, m)
-	pipe := r.rdb.Pipeline()
-	for _, k := range keys {
-		pipe.Set(ctx, hashKey(r.cfg.Prefix, k), v, r.cfg.SentTTL)
+	id := rand.Uint64() >> 1 // a Redis integer is signed
+	record, value := callRecord(h.JobID, m), strconv.FormatUint(id, 10)
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = hashKey(r.cfg.Prefix, k)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	err := r.batch.Do(ctx, func(pipe redis.Pipeliner) {
+		pipe.Set(ctx, callKey(r.cfg.Prefix, id), record, r.cfg.SentTTL)
+		for _, name := range names {
+			pipe.Set(ctx, name, value, r.cfg.SentTTL)
+		}
+	})
+	if err != nil {
 		return fmt.Errorf("dedupe: %w: %w", ErrUnavailable, err)
 	}
 	return nil
@@ -144,19 +213,23 @@ func (r *Redis) MarkSent(ctx context.Context, h Holder, keys []Key, m Mark) erro
 // Release drops this delivery's leases on keys in one pipelined round trip.
 func (r *Redis) Release(ctx context.Context, h Holder, keys []Key) error {
 	v := leaseValue(h)
-	_, err := r.pipeline(ctx, releaseScript, keys, func(redis.Pipeliner, Key) []any { return []any{v} })
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = hashKey(r.cfg.Prefix, k)
+	}
+	_, err := r.pipeline(ctx, releaseScript, names, func() []any { return []any{v} })
 	return err
 }
 
 // pipeline runs script once per key in one round trip. Scripts in a pipeline are
 // sent as EVALSHA and do not reload themselves: after NOSCRIPT (Redis restarted
 // or flushed its script cache) it loads them and runs the pipeline once more.
-func (r *Redis) pipeline(ctx context.Context, s *redis.Script, keys []Key, args func(redis.Pipeliner, Key) []any) ([]*redis.Cmd, error) {
+func (r *Redis) pipeline(ctx context.Context, s *redis.Script, names []string, args func() []any) ([]*redis.Cmd, error) {
 	for attempt := 0; ; attempt++ {
 		pipe := r.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(keys))
-		for i, k := range keys {
-			cmds[i] = s.EvalSha(ctx, pipe, []string{hashKey(r.cfg.Prefix, k)}, args(pipe, k)...)
+		cmds := make([]*redis.Cmd, len(names))
+		for i, name := range names {
+			cmds[i] = s.EvalSha(ctx, pipe, []string{name}, args()...)
 		}
 		_, err := pipe.Exec(ctx)
 		if err == nil {

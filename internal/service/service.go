@@ -261,7 +261,7 @@ func (s *Service) stores(ctx context.Context, o Options) (dedupe.Store, pipeline
 	} else {
 		s.desc["redis"] = "(given)"
 	}
-	store := dedupe.NewRedis(s.rdb, dedupe.RedisConfig{Prefix: c.RedisPrefix + "dedupe:", SentTTL: c.SentTTL, LeaseTTL: c.LeaseTTL})
+	store := dedupe.NewRedis(s.rdb, dedupe.RedisConfig{Prefix: c.RedisPrefix + "d:", SentTTL: c.SentTTL, LeaseTTL: c.LeaseTTL})
 	if err := store.Load(ctx); err != nil {
 		return nil, nil, fmt.Errorf("redis: %w", err)
 	}
