@@ -264,3 +264,36 @@ func TestEventsShareAcrossWorkers(t *testing.T) {
 		t.Fatalf("bulk took only %d slots in 2 s after the events stopped: it must borrow the whole rate", len(bulkAfter))
 	}
 }
+
+// Far from the rate, callers that come one after another share Redis round
+// trips: slots taken ahead serve the next ones for a few milliseconds.
+func TestSlotsAheadSaveRoundTrips(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	l := startRedisLimiter(t, srv.Addr(), "rate", 100000)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	before := evalCalls(t, rdb)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted := 0
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l.Wait(ctx, false) == nil {
+				mu.Lock()
+				granted++
+				mu.Unlock()
+				time.Sleep(time.Millisecond) // a call
+			}
+		}()
+	}
+	wg.Wait()
+	calls := evalCalls(t, rdb) - before
+	t.Logf("%d grants, %d Redis script calls", granted, calls)
+	if granted < 1000 || calls*3 > granted {
+		t.Fatalf("%d Redis calls for %d grants: want fewer than a third", calls, granted)
+	}
+}
