@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"runtime/debug"
 	"strconv"
 
 	"github.com/mpaas-push/pushworker/internal/cli"
@@ -28,7 +30,19 @@ are also flags, which win over the environment.
 
 var devPort = strconv.Itoa(config.DefaultDevNATSPort)
 
-func main() { cli.Main("worker", run) }
+// DefaultGOGC is the worker's GC target unless GOGC is set. Its garbage is
+// short-lived (requests to mPaaS, their answers, Redis commands) and its live
+// heap small, so the collector at Go's default of 100 ran often for little: at
+// 400 it costs about a fifth of the CPU per call less for some MB more of
+// peak memory (measured with pushbench; the README has the figures).
+const DefaultGOGC = 400
+
+func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGOGC)
+	}
+	cli.Main("worker", run)
+}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.ParseWorker(args, getenv, usage, stderr)
