@@ -57,6 +57,7 @@ type options struct {
 	eventsFor                                                 time.Duration
 	cpuProfile, allocProfile                                  string
 	workerGOGC                                                string
+	lane                                                      string // topology.LaneBulk or LaneDefault
 	profileFor                                                time.Duration
 }
 
@@ -68,6 +69,7 @@ type Report struct {
 		JobSize      int    `json:"jobSize"`
 		API          string `json:"api"`
 		Personal     bool   `json:"personal"`
+		Lane         string `json:"lane"`
 		Jobs         int    `json:"jobs"`
 		RateLimit    int    `json:"rateLimit"`
 		MaxInFlight  int    `json:"maxInFlightPerWorker"`
@@ -182,6 +184,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.eventsPerSec, "events-per-sec", 0, "also publish this many one-target event jobs a second on the default lane")
 	fs.DurationVar(&o.eventsFor, "events-for", 20*time.Second, "how long to publish events when --targets is 0 (an idle system)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first worker during the campaign to this file (PUSH_PPROF)")
+	fs.StringVar(&o.lane, "lane", topology.LaneBulk, "the campaign's lane: bulk (push.jobs.bulk.bench) or default (push.jobs.bench, the events lane)")
 	fs.StringVar(&o.workerGOGC, "worker-gogc", "", "GOGC of the workers (default: the worker's own, 400)")
 	fs.StringVar(&o.allocProfile, "allocprofile", "", "write the first worker's allocation profile, after the campaign, to this file (PUSH_PPROF)")
 	fs.DurationVar(&o.profileFor, "profile-for", 20*time.Second, "how long --cpuprofile profiles, from the first publish")
@@ -198,6 +201,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		o.api = job.APIMultiple
 	default:
 		return fmt.Errorf("--api %q: template or multiple", *api)
+	}
+	if o.lane != topology.LaneBulk && o.lane != topology.LaneDefault {
+		return fmt.Errorf("--lane %q: %s or %s", o.lane, topology.LaneBulk, topology.LaneDefault)
 	}
 	if o.personal && o.api != job.APIMultiple {
 		return errors.New("--personal needs --api multiple: a PushTemplate job has one set of values for all its targets")
@@ -262,7 +268,7 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	rep := &Report{}
 	s := &rep.Setup
 	s.Workers, s.Targets, s.JobSize, s.RateLimit, s.MaxInFlight = b.o.workers, b.o.targets, b.o.jobSize, b.o.rate, b.o.maxInFlight
-	s.API, s.Personal = b.o.api, b.o.personal
+	s.API, s.Personal, s.Lane = b.o.api, b.o.personal, b.o.lane
 	s.Jobs = (b.o.targets + b.o.jobSize - 1) / b.o.jobSize
 	s.Latency, s.Quota = b.o.latency.String(), b.o.quota
 	s.Machine, s.GoMaxProcs = machine(), numCPU()
@@ -496,7 +502,11 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	jobs := rep.Setup.Jobs
 	published := make([]time.Time, jobs)
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	pub := loader.NewPublisher(ctx, js, topology.Default().BulkSubject("bench"), 0)
+	subject := topology.Default().BulkSubject("bench")
+	if b.o.lane == topology.LaneDefault {
+		subject = topology.Default().EventsSubject("bench")
+	}
+	pub := loader.NewPublisher(ctx, js, subject, 0)
 	start := time.Now()
 	go func() {
 		for i := range jobs {

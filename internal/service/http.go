@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -68,7 +69,14 @@ func (h *httpServer) close() {
 	_ = h.srv.Shutdown(ctx)
 }
 
-func newLogger(c *config.Worker, out io.Writer) (*zap.Logger, error) {
+// logFlushEvery is how long an info line may wait in the log's buffer. Writing
+// each line on its own cost the worker a write system call per job; warnings
+// and errors are written at once, with whatever waits before them.
+const logFlushEvery = 100 * time.Millisecond
+
+// newLogger makes the worker's logger; stop flushes what is buffered and ends
+// the buffer's flushing goroutine.
+func newLogger(c *config.Worker, out io.Writer) (log *zap.Logger, stop func(), err error) {
 	if out == nil {
 		out = os.Stdout
 	}
@@ -86,5 +94,30 @@ func newLogger(c *config.Worker, out io.Writer) (*zap.Logger, error) {
 		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
 		enc = zapcore.NewConsoleEncoder(ec)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(out), c.LogLevel)), nil
+	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(out), Size: 256 << 10, FlushInterval: logFlushEvery}
+	core := flushing{Core: zapcore.NewCore(enc, ws, c.LogLevel), ws: ws}
+	return zap.New(core), func() { _ = ws.Stop() }, nil
+}
+
+// flushing writes the buffered lines out with every warning or error.
+type flushing struct {
+	zapcore.Core
+	ws zapcore.WriteSyncer
+}
+
+func (c flushing) With(f []zapcore.Field) zapcore.Core { return flushing{c.Core.With(f), c.ws} }
+
+func (c flushing) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c flushing) Write(e zapcore.Entry, f []zapcore.Field) error {
+	err := c.Core.Write(e, f)
+	if e.Level >= zapcore.WarnLevel {
+		err = errors.Join(err, c.ws.Sync())
+	}
+	return err
 }

@@ -63,6 +63,7 @@ type Parts struct {
 type Service struct {
 	cfg     *config.Worker
 	log     *zap.Logger
+	stopLog func() // the log's buffer, when New made the logger
 	gate    *health.Gate
 	metrics *metrics.Metrics
 	nc      *nats.Conn
@@ -86,7 +87,7 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 		}
 	}()
 	if s.log = o.Logger; s.log == nil {
-		if s.log, err = newLogger(cfg, o.Log); err != nil {
+		if s.log, s.stopLog, err = newLogger(cfg, o.Log); err != nil {
 			return s, err
 		}
 	}
@@ -332,6 +333,10 @@ func (s *Service) Close() {
 	s.closers = nil
 	if s.log != nil {
 		_ = s.log.Sync()
+	}
+	if s.stopLog != nil {
+		s.stopLog()
+		s.stopLog = nil
 	}
 }
 
