@@ -18,6 +18,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/gopool"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/queue"
@@ -130,6 +131,7 @@ type Pipeline struct {
 	obs     Observer
 	slots   chan struct{} // every call in flight
 	bulk    chan struct{} // bulk calls in flight: fewer, so that events always find a slot
+	senders *gopool.Pool  // the goroutines that make the calls
 
 	mu       sync.Mutex
 	inFlight map[string]int // campaign → its jobs in this worker's hands
@@ -145,11 +147,15 @@ func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *h
 		log = zap.NewNop()
 	}
 	return &Pipeline{cfg: cfg, store: store, limiter: limiter, pusher: pusher, gate: gate, log: log, obs: obs,
-		slots: make(chan struct{}, cfg.MaxInFlight), bulk: make(chan struct{}, max(1, cfg.MaxInFlight-max(1, cfg.MaxInFlight/4))),
+		senders: gopool.New(), slots: make(chan struct{}, cfg.MaxInFlight), bulk: make(chan struct{}, max(1, cfg.MaxInFlight-max(1, cfg.MaxInFlight/4))),
 		inFlight: map[string]int{}}
 }
 
 var _ queue.Handler = (*Pipeline)(nil)
+
+// Close ends the goroutines that make the calls, once the calls in flight are
+// done. Call it after the last Handle returned.
+func (p *Pipeline) Close() { p.senders.Close() }
 
 // Handle runs one delivery of a job to its outcome: a rejected job is answered
 // at once; a valid one is processed, and either ends with its result or is handed

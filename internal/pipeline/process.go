@@ -86,7 +86,7 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, lo
 		}
 		chunks = append(chunks, c)
 		wg.Add(1)
-		go func() {
+		p.senders.Go(func() {
 			defer wg.Done()
 			defer p.release(r.event)
 			p.send(ctx, r, c)
@@ -95,7 +95,7 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, lo
 				handed = true
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	switch {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/gopool"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/job"
@@ -91,6 +92,8 @@ type Queue struct {
 	log     *zap.Logger
 	obs     Observer
 
+	pool *gopool.Pool // the goroutines that run the jobs
+
 	mu    sync.Mutex
 	lanes map[string]jetstream.Consumer
 }
@@ -101,7 +104,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, h Handler, gat
 	if obs == nil {
 		obs = noObserver{}
 	}
-	q := &Queue{cfg: cfg.withDefaults(), js: js, handler: h, gate: gate, log: log, obs: obs}
+	q := &Queue{cfg: cfg.withDefaults(), js: js, handler: h, gate: gate, log: log, obs: obs, pool: gopool.New()}
 	if err := q.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -152,6 +155,7 @@ func (q *Queue) Run(ctx context.Context) {
 		stopWork()
 		<-done
 	}
+	q.pool.Close()
 }
 
 // fetchLoop pulls only as many jobs as the lane has free slots, so no job waits
@@ -174,11 +178,11 @@ func (q *Queue) fetchLoop(ctx, work context.Context, lane string, jobs *sync.Wai
 			for msg := range batch.Messages() {
 				got++
 				jobs.Add(1)
-				go func() {
+				q.pool.Go(func() {
 					defer jobs.Done()
 					defer func() { <-slots }()
 					q.deliver(work, lane, msg)
-				}()
+				})
 			}
 			err = batch.Error()
 		}
@@ -324,24 +328,31 @@ func (q *Queue) settle(ctx context.Context, msg jetstream.Msg, a Action, delay t
 // heartbeat keeps the job's AckWait from running out while it runs.
 func (q *Queue) heartbeat(msg jetstream.Msg) (stop func()) {
 	every := max(q.cfg.Limits.AckWait/3, 500*time.Millisecond)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				if err := msg.InProgress(); err != nil {
-					q.obs.AckFailed("in_progress")
-					q.log.Debug("InProgress not taken", zap.String("subject", msg.Subject()), zap.Error(err))
-				}
-			case <-done:
-				return
-			}
+	// A timer, not a goroutine: most jobs end before the first beat. The lock
+	// keeps a beat from going out after stop returned (after the ack).
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(every, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	return func() { close(done); wg.Wait() }
+		if err := msg.InProgress(); err != nil {
+			q.obs.AckFailed("in_progress")
+			q.log.Debug("InProgress not taken", zap.String("subject", msg.Subject()), zap.Error(err))
+		}
+		t.Reset(every)
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }

@@ -143,6 +143,7 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 		}
 	}
 	pipe := pipeline.New(parts.Pipeline, store, limiter, pusher, s.gate, s.log, s.metrics)
+	s.closers = append(s.closers, pipe.Close)
 	if s.queue, err = queue.New(setup, parts.Queue, js, pipe, s.gate, s.log, s.metrics); err != nil {
 		return s, err
 	}
