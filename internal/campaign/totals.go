@@ -75,15 +75,16 @@ const TotalsTTL = 30 * 24 * time.Hour
 type RedisTotals struct {
 	rdb    redis.UniversalClient
 	prefix string
-	batch  *rbatch.Batcher
+	batch  *rbatch.Batcher // shared with the dedupe store's claims and marks
 
 	mu      sync.Mutex
 	renewed map[string]time.Time // campaign → when this worker last renewed its expiry
 }
 
-// NewRedisTotals keeps the hashes under prefix (the worker's Redis prefix + "campaign:").
-func NewRedisTotals(rdb redis.UniversalClient, prefix string) *RedisTotals {
-	return &RedisTotals{rdb: rdb, prefix: prefix, batch: rbatch.New(rdb), renewed: map[string]time.Time{}}
+// NewRedisTotals keeps the hashes under prefix (the worker's Redis prefix +
+// "campaign:"), writing through batch.
+func NewRedisTotals(batch *rbatch.Batcher, prefix string) *RedisTotals {
+	return &RedisTotals{rdb: batch.Client(), prefix: prefix, batch: batch, renewed: map[string]time.Time{}}
 }
 
 // renewEvery is how often one worker renews a campaign's expiry (TotalsTTL).

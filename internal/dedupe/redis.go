@@ -41,9 +41,10 @@ return 0`)
 
 // RedisConfig of a Redis store.
 type RedisConfig struct {
-	Prefix   string        // key prefix; default DefaultPrefix
-	SentTTL  time.Duration // how long a sent mark is kept; default 72 h
-	LeaseTTL time.Duration // how long a claim holds without a mark; default 5 min
+	Prefix   string          // key prefix; default DefaultPrefix
+	SentTTL  time.Duration   // how long a sent mark is kept; default 72 h
+	LeaseTTL time.Duration   // how long a claim holds without a mark; default 5 min
+	Batch    *rbatch.Batcher // shared with other users of the client; default one of its own
 }
 
 // Redis is a Store on plain Redis, Sentinel or Cluster (go-redis's universal client).
@@ -70,7 +71,10 @@ func NewRedis(rdb redis.UniversalClient, cfg RedisConfig) *Redis {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
-	return &Redis{rdb: rdb, cfg: cfg, batch: rbatch.New(rdb)}
+	if cfg.Batch == nil {
+		cfg.Batch = rbatch.New(rdb)
+	}
+	return &Redis{rdb: rdb, cfg: cfg, batch: cfg.Batch}
 }
 
 // Load loads the scripts into Redis's script cache (on every node of a cluster).

@@ -41,6 +41,9 @@ type op struct {
 // New makes a Batcher on rdb.
 func New(rdb redis.UniversalClient) *Batcher { return &Batcher{rdb: rdb} }
 
+// Client is the client the batches go through.
+func (b *Batcher) Client() redis.UniversalClient { return b.rdb }
+
 // Do queues the commands build adds to the pipeline it is given, waits until
 // they have run, and returns the first error among them other than redis.Nil
 // (a key that is not there, a SET NX that did not set). Each command keeps its

@@ -33,6 +33,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
+	"github.com/mpaas-push/pushworker/internal/rbatch"
 	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
@@ -68,6 +69,7 @@ type Service struct {
 	metrics *metrics.Metrics
 	nc      *nats.Conn
 	rdb     redis.UniversalClient
+	batch   *rbatch.Batcher // round trips shared by the calls' claims and marks and the campaign totals
 	queue   *queue.Queue
 	limiter *ratelimit.Redis // nil in dev mode (in-memory limiter)
 	control *campaign.Watcher
@@ -130,7 +132,7 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	parts.Pipeline.Pace = campaign.NewMemoryPace()
 	if s.rdb != nil {
 		parts.Pipeline.Pace = campaign.NewPace(s.rdb, cfg.RedisPrefix+"pace:")
-		totals = campaign.NewRedisTotals(s.rdb, cfg.RedisPrefix+"campaign:")
+		totals = campaign.NewRedisTotals(s.batch, cfg.RedisPrefix+"campaign:")
 	}
 	topo := parts.Queue.Topology.OrDefault()
 	parts.Queue.OnResult = func(subject string, r *job.Result) {
@@ -263,7 +265,8 @@ func (s *Service) stores(ctx context.Context, o Options) (dedupe.Store, pipeline
 	} else {
 		s.desc["redis"] = "(given)"
 	}
-	store := dedupe.NewRedis(s.rdb, dedupe.RedisConfig{Prefix: c.RedisPrefix + "d:", SentTTL: c.SentTTL, LeaseTTL: c.LeaseTTL})
+	s.batch = rbatch.New(s.rdb) // dedupe and campaign totals share round trips
+	store := dedupe.NewRedis(s.rdb, dedupe.RedisConfig{Prefix: c.RedisPrefix + "d:", SentTTL: c.SentTTL, LeaseTTL: c.LeaseTTL, Batch: s.batch})
 	if err := store.Load(ctx); err != nil {
 		return nil, nil, fmt.Errorf("redis: %w", err)
 	}
