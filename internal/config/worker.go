@@ -67,6 +67,7 @@ type Worker struct {
 	RetryDelay         time.Duration  // default retry.HandBack.Initial
 	SentTTL            time.Duration  // default dedupe.DefaultSentTTL
 	LeaseTTL           time.Duration  // default dedupe.DefaultLeaseTTL
+	ReadOldDedupe      bool           // also honor the sent marks and leases of the layout before this version
 
 	JobsMaxBytes    int64         // default queue.DefaultJobsMaxBytes
 	DuplicateWindow time.Duration // default queue.DefaultJobsDuplicates
@@ -139,6 +140,7 @@ func (w *Worker) Settings() Table {
 	b.Duration(&w.RetryDelay, "PUSH_RETRY_DELAY", "retry-delay", retry.HandBack.Initial, time.Millisecond, "first redelivery delay of a handed-back job; doubles each time, at most "+FormatDuration(retry.HandBack.Max))
 	b.Duration(&w.SentTTL, "PUSH_SENT_TTL", "sent-ttl", dedupe.DefaultSentTTL, time.Second, "how long a sent (app, workspace, target, msgKey) is remembered")
 	b.Duration(&w.LeaseTTL, "PUSH_LEASE_TTL", "lease-ttl", dedupe.DefaultLeaseTTL, time.Second, "how long a claim holds without a sent mark (a crashed worker's claims expire)")
+	b.Bool(&w.ReadOldDedupe, "PUSH_DEDUPE_READ_OLD", "dedupe-read-old", false, "for PUSH_SENT_TTL after upgrading from a version that kept pairs under <prefix>dedupe:: honor its sent marks and leases too (one more read per target)")
 
 	b = binder{"Streams", &t}
 	b.Bytes(&w.JobsMaxBytes, "PUSH_JOBS_MAX_BYTES", "jobs-max-bytes", queue.DefaultJobsMaxBytes, "size of the job queue; a full queue refuses new jobs")

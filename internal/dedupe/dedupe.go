@@ -86,20 +86,25 @@ type Store interface {
 // share a key), and the length-prefixed fields keep ("a:b","c") apart from
 // ("a","b:c").
 func hashKey(prefix string, k Key) string {
-	var buf [256]byte
-	in := buf[:0]
-	for _, f := range [...]string{k.AppID, k.WorkspaceID, k.Target, k.MsgKey} {
-		in = strconv.AppendInt(in, int64(len(f)), 10)
-		in = append(in, ':')
-		in = append(in, f...)
-	}
-	sum := sha256.Sum256(in)
+	sum := digest(k)
 	out := make([]byte, 0, len(prefix)+pairHashLen)
 	out = append(out, prefix...)
 	return string(append(out, sum[:pairHashLen]...))
 }
 
 const pairHashLen = 12
+
+// digest is the SHA-256 of the pair's length-prefixed fields.
+func digest(k Key) [sha256.Size]byte {
+	var buf [256]byte // most pairs fit: no allocation
+	in := buf[:0]
+	for _, f := range [...]string{k.AppID, k.WorkspaceID, k.Target, k.MsgKey} {
+		in = strconv.AppendInt(in, int64(len(f)), 10)
+		in = append(in, ':')
+		in = append(in, f...)
+	}
+	return sha256.Sum256(in)
+}
 
 // The lease under a pair's key while a delivery holds it. Job ids, messages,
 // tokens and request ids hold no '|'.
@@ -129,6 +134,22 @@ func parseRecord(v string) Claim {
 		c.Mark.Data = parts[3]
 	}
 	return c
+}
+
+// oldKey is a pair's key in the layout before this one: the prefix and 32 hex
+// digits of the same hash.
+func oldKey(prefix string, k Key) string {
+	sum := digest(k)
+	return prefix + hex.EncodeToString(sum[:16])
+}
+
+// parseOld reads a value of the old layout: S|job|request|attempts|data (sent)
+// or L|job|message|token (leased).
+func parseOld(v string) Claim {
+	if rec, sent := strings.CutPrefix(v, "S|"); sent {
+		return parseRecord(rec)
+	}
+	return parseLease(v)
 }
 
 // parseLease reads the value another delivery's lease left.

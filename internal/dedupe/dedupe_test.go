@@ -2,8 +2,11 @@ package dedupe_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -291,4 +294,50 @@ func TestRedisLayoutIsSmall(t *testing.T) {
 	if c[0].State != dedupe.SentByOther {
 		t.Fatalf("a pair whose call record is gone: %+v, want sent by another", c[0])
 	}
+}
+
+// After an upgrade, with OldPrefix set, a pair the earlier layout marked sent
+// (or leased) is not claimed; one it does not know is.
+func TestOldLayoutIsHonored(t *testing.T) {
+	rdb := testenv.Redis(t)
+	prefix := testenv.Prefix(t, rdb)
+	ctx := context.Background()
+	k := keys(3, "old")
+	// What the earlier version wrote: prefix + 32 hex digits of the same hash.
+	oldName := func(k dedupe.Key) string { return prefix + "dedupe:" + hex.EncodeToString(pairHash(k)[:16]) }
+	rdb.Set(ctx, oldName(k[0]), "S|job-old|REQ-OLD|2|task-1", time.Hour)
+	rdb.Set(ctx, oldName(k[1]), "L|job-busy|17|tok", time.Minute)
+
+	s := dedupe.NewRedis(rdb, dedupe.RedisConfig{Prefix: prefix + "d:", OldPrefix: prefix + "dedupe:"})
+	c, err := s.Claim(ctx, h("job-new", "t1"), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0].State != dedupe.SentByOther || c[0].Owner != "job-old" || c[1].State != dedupe.LeasedByOther || c[2].State != dedupe.Claimed {
+		t.Fatalf("claims: %+v", c)
+	}
+	// The old job's redelivery sees its own mark.
+	c, _ = s.Claim(ctx, h("job-old", "t2"), k[:1])
+	if c[0].State != dedupe.SentBySelf || c[0].Mark.RequestID != "REQ-OLD" || c[0].Mark.Attempts != 2 {
+		t.Fatalf("the old job's own pair: %+v", c[0])
+	}
+	// No lease of the new layout is left on the pairs the old one knows.
+	if n := rdb.Exists(ctx, prefix+"d:"+string(pairHash(k[0])[:12])).Val(); n != 0 {
+		t.Fatal("a lease was left on a pair sent before the upgrade")
+	}
+	// Without OldPrefix the old marks are not read.
+	plain := dedupe.NewRedis(rdb, dedupe.RedisConfig{Prefix: prefix + "p:"})
+	if c, _ := plain.Claim(ctx, h("job-new", "t3"), k[:1]); c[0].State != dedupe.Claimed {
+		t.Fatalf("without OldPrefix: %+v", c[0])
+	}
+}
+
+// pairHash is the hash both layouts name a pair by, computed here on its own.
+func pairHash(k dedupe.Key) []byte {
+	in := ""
+	for _, f := range []string{k.AppID, k.WorkspaceID, k.Target, k.MsgKey} {
+		in += strconv.Itoa(len(f)) + ":" + f
+	}
+	sum := sha256.Sum256([]byte(in))
+	return sum[:]
 }

@@ -45,6 +45,12 @@ type RedisConfig struct {
 	SentTTL  time.Duration   // how long a sent mark is kept; default 72 h
 	LeaseTTL time.Duration   // how long a claim holds without a mark; default 5 min
 	Batch    *rbatch.Batcher // shared with other users of the client; default one of its own
+
+	// OldPrefix, when set, is the prefix of the layout before this one (a pair
+	// under OldPrefix + 32 hex digits, its value S|job|request|attempts|data or
+	// L|job|…): a claim also reads it, so that a pair sent before an upgrade is
+	// not sent again. Needed for SentTTL after the upgrade.
+	OldPrefix string
 }
 
 // Redis is a Store on plain Redis, Sentinel or Cluster (go-redis's universal client).
@@ -111,9 +117,16 @@ func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error
 	for i, k := range keys {
 		names[i] = hashKey(r.cfg.Prefix, k)
 	}
+	var old []*redis.StringCmd
 	err := r.batch.Do(ctx, func(pipe redis.Pipeliner) {
 		for i, name := range names {
 			sets[i] = pipe.SetArgs(ctx, name, lease, redis.SetArgs{Mode: "NX", TTL: r.cfg.LeaseTTL})
+		}
+		if r.cfg.OldPrefix != "" {
+			old = make([]*redis.StringCmd, len(keys))
+			for i, k := range keys {
+				old[i] = pipe.Get(ctx, oldKey(r.cfg.OldPrefix, k))
+			}
 		}
 	})
 	if err != nil {
@@ -121,9 +134,23 @@ func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error
 	}
 	claims := make([]Claim, len(keys))
 	var held []int
+	var undo []string // leases just taken on pairs the old layout knows
 	for i, c := range sets {
 		if c.Err() != nil {
 			held = append(held, i)
+			continue
+		}
+		if old == nil {
+			continue
+		}
+		if v, err := old[i].Result(); err == nil {
+			claims[i] = withSelf(parseOld(v), h.JobID)
+			undo = append(undo, names[i])
+		}
+	}
+	if len(undo) > 0 {
+		if _, err := r.pipeline(ctx, releaseScript, undo, func() []any { return []any{lease} }); err != nil {
+			return nil, err
 		}
 	}
 	if len(held) == 0 {

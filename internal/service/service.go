@@ -266,7 +266,11 @@ func (s *Service) stores(ctx context.Context, o Options) (dedupe.Store, pipeline
 		s.desc["redis"] = "(given)"
 	}
 	s.batch = rbatch.New(s.rdb) // dedupe and campaign totals share round trips
-	store := dedupe.NewRedis(s.rdb, dedupe.RedisConfig{Prefix: c.RedisPrefix + "d:", SentTTL: c.SentTTL, LeaseTTL: c.LeaseTTL, Batch: s.batch})
+	dcfg := dedupe.RedisConfig{Prefix: c.RedisPrefix + "d:", SentTTL: c.SentTTL, LeaseTTL: c.LeaseTTL, Batch: s.batch}
+	if c.ReadOldDedupe {
+		dcfg.OldPrefix = c.RedisPrefix + "dedupe:"
+	}
+	store := dedupe.NewRedis(s.rdb, dcfg)
 	if err := store.Load(ctx); err != nil {
 		return nil, nil, fmt.Errorf("redis: %w", err)
 	}
