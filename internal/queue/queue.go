@@ -171,6 +171,9 @@ func (q *Queue) fetchLoop(ctx, work context.Context, lane string, jobs *sync.Wai
 		if n == 0 {
 			return
 		}
+		if lane == topology.LaneBulk {
+			n += gatherSlots(ctx, slots, n)
+		}
 		fetchCtx, cancel := context.WithTimeout(ctx, q.cfg.FetchWait)
 		batch, err := q.lane(lane).Fetch(n, jetstream.FetchContext(fetchCtx))
 		got := 0
@@ -228,6 +231,35 @@ func takeSlots(ctx context.Context, slots chan struct{}) int {
 }
 
 // missing reports an error that says a stream or consumer of the topology is gone.
+// gatherFor is how long a bulk fetch waits for more of its lane's slots to free
+// up: one fetch for several jobs instead of one each (every fetch is a pull
+// request and a subscription of its own at the server). Campaign jobs can wait
+// that long; events are never held.
+const gatherFor = 2 * time.Millisecond
+
+// gatherSlots takes more free slots, up to half of them with the n held, for
+// at most gatherFor, and returns how many it took.
+func gatherSlots(ctx context.Context, slots chan struct{}, n int) int {
+	want := cap(slots)/2 - n
+	if want <= 0 {
+		return 0
+	}
+	t := time.NewTimer(gatherFor)
+	defer t.Stop()
+	got := 0
+	for got < want {
+		select {
+		case slots <- struct{}{}:
+			got++
+		case <-t.C:
+			return got
+		case <-ctx.Done():
+			return got
+		}
+	}
+	return got
+}
+
 func missing(err error) bool {
 	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) ||
 		errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted)
