@@ -416,10 +416,179 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
+// fastTargetMsgs reads targetMsgs in the form producers write it (compact
+// values, strings without escapes) at a fraction of the general reader's cost:
+// no JSON decoder, one allocation per string. Anything else, valid or not, it
+// leaves to the general reader (ok false), which it matches exactly where it
+// accepts (FuzzTargetMsgs).
+func fastTargetMsgs(b []byte) ([]TargetMsg, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return nil, false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return nil, skipSpace(b, i+1) == len(b)
+	}
+	var out []TargetMsg
+	for {
+		m, next, ok := fastTargetMsg(b, i)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, m)
+		i = skipSpace(b, next)
+		if i >= len(b) {
+			return nil, false
+		}
+		if b[i] == ']' {
+			return out, skipSpace(b, i+1) == len(b)
+		}
+		if b[i] != ',' {
+			return nil, false
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+// fastTargetMsg reads one element at b[i]: each known field at most once,
+// target and msgKey plain strings, the two objects flat and compact.
+func fastTargetMsg(b []byte, i int) (TargetMsg, int, bool) {
+	var m TargetMsg
+	if i >= len(b) || b[i] != '{' {
+		return m, 0, false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return m, i + 1, true
+	}
+	var seen uint8
+	for {
+		k, next, ok := plainString(b, i)
+		if !ok {
+			return m, 0, false
+		}
+		i = skipSpace(b, next)
+		if i >= len(b) || b[i] != ':' {
+			return m, 0, false
+		}
+		i = skipSpace(b, i+1)
+		bit := fieldBit(k)
+		if bit == 0 || seen&bit != 0 {
+			return m, 0, false
+		}
+		seen |= bit
+		if bit <= 2 {
+			v, next, ok := plainString(b, i)
+			if !ok || !utf8.ValidString(v) {
+				return m, 0, false
+			}
+			if bit == 1 {
+				m.Target = v
+			} else {
+				m.MsgKey = v
+			}
+			i = next
+		} else {
+			end, ok := flatObject(b, i)
+			if !ok {
+				return m, 0, false
+			}
+			if bit == 4 {
+				m.TemplateKeyValue = Object(bytes.Clone(b[i:end]))
+			} else {
+				m.ExtendedParams = Object(bytes.Clone(b[i:end]))
+			}
+			i = end
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return m, 0, false
+		}
+		if b[i] == '}' {
+			return m, i + 1, true
+		}
+		if b[i] != ',' {
+			return m, 0, false
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+func fieldBit(name string) uint8 {
+	switch name {
+	case "target":
+		return 1
+	case "msgKey":
+		return 2
+	case "templateKeyValue":
+		return 4
+	case "extendedParams":
+		return 8
+	}
+	return 0
+}
+
+// flatObject is the end of the object at b[i] if it is compact and holds only
+// plain strings: {"k":"v","k2":"v2"} or {}, exactly what json.Compact would
+// give back.
+func flatObject(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '{' {
+		return 0, false
+	}
+	i++
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	for {
+		var ok bool
+		if i, ok = plainEnd(b, i); !ok || i >= len(b) || b[i] != ':' {
+			return 0, false
+		}
+		if i, ok = plainEnd(b, i+1); !ok || i >= len(b) {
+			return 0, false
+		}
+		switch b[i] {
+		case '}':
+			return i + 1, true
+		case ',':
+			i++
+		default:
+			return 0, false
+		}
+	}
+}
+
+// plainEnd is the index after the string at b[i], if it has no escapes or
+// control characters.
+func plainEnd(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, true
+		case c == '\\' || c < 0x20:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
 // parseTargetMsgs reads the targetMsgs array: objects with exactly the fields of
 // TargetMsg, errors named by element ("targetMsgs[3].msgKey"). On an error it
 // still returns one element per array entry, so a rejected result counts them.
 func parseTargetMsgs(field string, raw json.RawMessage) ([]TargetMsg, error) {
+	if msgs, ok := fastTargetMsgs(raw); ok {
+		return msgs, nil
+	}
+	return slowTargetMsgs(field, raw)
+}
+
+// slowTargetMsgs is the general reader of targetMsgs, with an error for each
+// thing wrong.
+func slowTargetMsgs(field string, raw json.RawMessage) ([]TargetMsg, error) {
 	if kindOf(raw) != "an array" {
 		return nil, invalid(field, "must be an array of {target, msgKey, templateKeyValue, extendedParams} objects, not "+kindOf(raw))
 	}

@@ -106,3 +106,52 @@ func FuzzTargets(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTargetMsgs holds the fast targetMsgs reader to the general one: whatever
+// the fast one accepts, the general one reads the same, without an error.
+func FuzzTargetMsgs(f *testing.F) {
+	for _, seed := range []string{`[]`, ` [ ] `, `[{}]`,
+		`[{"target":"u1","msgKey":"m","templateKeyValue":{"name":"张三"}},{"target":"u2","msgKey":"m","extendedParams":{"k":"v"}}]`,
+		`[{"target":"u1","target":"u2"}]`, `[{"target":"u1","other":"x"}]`, `[{"target":1}]`, `[{"target":null}]`,
+		`[{"target":"a\u0041"}]`, `[{"templateKeyValue":"{\"a\":\"b\"}"}]`, `[{"templateKeyValue":{"a": "b"}}]`,
+		`[{"templateKeyValue":{"a":1}}]`, `[{"templateKeyValue":{}}]`, `[{"target":"u1"},]`, `[{"target":"u1"}] x`,
+		"[{\"target\":\"\xff\"}]", "[{\"templateKeyValue\":{\"a\":\"\xff\"}}]", ` [ { "target" : "u1" , "msgKey" : "m" } ] `} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := fastTargetMsgs(data)
+		if !ok {
+			return
+		}
+		slow, err := slowTargetMsgs("targetMsgs", data)
+		if err != nil {
+			t.Fatalf("fast reader accepted %q, the general one refuses it: %v", data, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast %#v, general %#v", data, fast, slow)
+		}
+	})
+}
+
+// The form producers and the loader write takes the fast reader, and reads back
+// what was encoded.
+func TestEncodedTargetMsgsTakeTheFastReader(t *testing.T) {
+	j := validJob()
+	j.TargetMsgkey, j.TargetMsgs = nil, msgs(50)
+	j.TargetMsgs[3].ExtendedParams = Object(`{"orderId":"A-1"}`)
+	body, err := j.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		t.Fatal(err)
+	}
+	fast, ok := fastTargetMsgs(top["targetMsgs"])
+	if !ok {
+		t.Fatalf("the fast reader refused an encoded job's targetMsgs: %s", top["targetMsgs"])
+	}
+	if !reflect.DeepEqual(fast, j.TargetMsgs) {
+		t.Fatalf("read back %#v, want %#v", fast[:2], j.TargetMsgs[:2])
+	}
+}
