@@ -11,8 +11,8 @@ package dedupe
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -112,12 +112,43 @@ func leaseValue(h Holder) string { return "L|" + h.JobID + "|" + h.Message + "|"
 
 // A sent pair's key holds only the id of the call that sent it, as a decimal
 // integer (which Redis stores in the key's object itself, with no string of its
-// own); the call's record, once per call under callKey, holds the job id and
-// the mark.
-func callKey(prefix string, id uint64) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], id)
-	return prefix + "call:" + hex.EncodeToString(b[:]) // 21 bytes after the prefix: never a pair's 12
+// own); the call's record holds the job id and the mark. Records are fields of
+// a few hashes (a key per call would cost Redis a key, an expiry entry and
+// their hash-table slots for every ten pairs): the hour the call was made and
+// one of 1,024 shards name the hash, which expires SentTTL after its hour ends,
+// so never before the pairs it describes.
+//
+// A call id is 63 bits (a Redis integer is signed): the hour (17 bits, hours
+// since 1970 modulo 2¹⁷: 15 years apart), the shard (10) and a random field
+// number (36).
+const (
+	idRandomBits = 36
+	idShardBits  = 10
+	idHourBits   = 63 - idShardBits - idRandomBits
+)
+
+func newCallID(now time.Time) uint64 {
+	hour := uint64(now.Unix()/3600) & (1<<idHourBits - 1)
+	return hour<<(idShardBits+idRandomBits) | rand.Uint64N(1<<(idShardBits+idRandomBits))
+}
+
+// recordOf is where call id's record is: its hash and its field.
+func recordOf(prefix string, id uint64) (hash, field string) {
+	hour := id >> (idShardBits + idRandomBits)
+	shard := id >> idRandomBits & (1<<idShardBits - 1)
+	// r:HHHHHH:SSSS, 13 bytes after the prefix: never a pair's 12.
+	return prefix + "r:" + padded(hour, 6) + ":" + padded(shard, 4), strconv.FormatUint(id&(1<<idRandomBits-1), 10)
+}
+
+func padded(n uint64, width int) string {
+	s := strconv.FormatUint(n, 10)
+	return strings.Repeat("0", max(0, width-len(s))) + s
+}
+
+// recordsExpire is when the hash of the records of calls made at now expires:
+// SentTTL after the end of that hour.
+func recordsExpire(now time.Time, sentTTL time.Duration) time.Time {
+	return time.Unix((now.Unix()/3600+1)*3600, 0).Add(sentTTL)
 }
 
 func callRecord(jobID string, m Mark) string {

@@ -234,7 +234,7 @@ func TestSameJobOtherMessageDoesNotTakeOver(t *testing.T) {
 }
 
 // A sent pair costs Redis one short key holding an integer (no string of its
-// own); the call's job id and request id are stored once per call.
+// own); the call's job id and request id are one field of an hourly hash.
 func TestRedisLayoutIsSmall(t *testing.T) {
 	rdb := testenv.Redis(t)
 	prefix := testenv.Prefix(t, rdb)
@@ -252,7 +252,8 @@ func TestRedisLayoutIsSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pairs, calls int
+	var pairs, hashes int
+	var hash string
 	for _, name := range names {
 		rest := name[len(prefix):]
 		switch {
@@ -264,17 +265,27 @@ func TestRedisLayoutIsSmall(t *testing.T) {
 			if ttl := rdb.PTTL(ctx, name).Val(); ttl < 71*time.Hour {
 				t.Errorf("a sent pair expires in %v, want the sent TTL", ttl)
 			}
-		case strings.HasPrefix(rest, "call:"):
-			calls++
-			if v := rdb.Get(ctx, name).Val(); !strings.Contains(v, "job-layout-with-a-long-id-0001") || !strings.Contains(v, "7F3C2B1A") {
-				t.Errorf("call record %q: want the job id and the request id", v)
+		case strings.HasPrefix(rest, "r:"):
+			hashes++
+			hash = name
+			if ttl := rdb.PTTL(ctx, name).Val(); ttl < 72*time.Hour || ttl > 73*time.Hour {
+				t.Errorf("the records' hash expires in %v, want the sent TTL after the end of the hour", ttl)
 			}
 		default:
 			t.Errorf("unexpected key %q", name)
 		}
 	}
-	if pairs != 10 || calls != 1 {
-		t.Fatalf("%d pair keys and %d call records, want 10 and 1", pairs, calls)
+	if pairs != 10 || hashes != 1 {
+		t.Fatalf("%d pair keys and %d record hashes, want 10 and 1", pairs, hashes)
+	}
+	records := rdb.HGetAll(ctx, hash).Val()
+	if len(records) != 1 {
+		t.Fatalf("%d records, want the call's one", len(records))
+	}
+	for _, v := range records {
+		if !strings.Contains(v, "job-layout-with-a-long-id-0001") || !strings.Contains(v, "7F3C2B1A") {
+			t.Errorf("call record %q: want the job id and the request id", v)
+		}
 	}
 	// The same job's redelivery reads the mark back through the record.
 	c, err := s.Claim(ctx, dedupe.Holder{JobID: holder.JobID, Message: "m2", Token: "tok2"}, k[:2])
@@ -285,14 +296,37 @@ func TestRedisLayoutIsSmall(t *testing.T) {
 		t.Fatalf("redelivery: %+v", c[0])
 	}
 	// A record that is gone leaves the pair sent: never pushed again.
-	for _, name := range names {
-		if strings.HasPrefix(name[len(prefix):], "call:") {
-			rdb.Del(ctx, name)
-		}
-	}
+	rdb.Del(ctx, hash)
 	c, _ = s.Claim(ctx, h("job-other", "tok3"), k[:1])
 	if c[0].State != dedupe.SentByOther {
 		t.Fatalf("a pair whose call record is gone: %+v, want sent by another", c[0])
+	}
+}
+
+// Many calls share few record hashes, each call its own field.
+func TestCallRecordsShareHashes(t *testing.T) {
+	rdb := testenv.Redis(t)
+	prefix := testenv.Prefix(t, rdb)
+	s := dedupe.NewRedis(rdb, dedupe.RedisConfig{Prefix: prefix})
+	ctx := context.Background()
+	const calls = 3000
+	for i := range calls {
+		k := []dedupe.Key{{AppID: "a", WorkspaceID: "w", Target: "u" + strconv.Itoa(i), MsgKey: "m"}}
+		if err := s.MarkSent(ctx, h("job-"+strconv.Itoa(i), "t"), k, dedupe.Mark{RequestID: "R" + strconv.Itoa(i), Attempts: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hashes, _ := rdb.Keys(ctx, prefix+"r:*").Result()
+	fields := 0
+	for _, name := range hashes {
+		fields += int(rdb.HLen(ctx, name).Val())
+	}
+	if fields != calls || len(hashes) > 1024*2 {
+		t.Fatalf("%d records in %d hashes, want %d in at most 2 hours' 1,024 shards", fields, len(hashes), calls)
+	}
+	c, _ := s.Claim(ctx, h("job-77", "t2"), []dedupe.Key{{AppID: "a", WorkspaceID: "w", Target: "u77", MsgKey: "m"}})
+	if c[0].State != dedupe.SentBySelf || c[0].Mark.RequestID != "R77" {
+		t.Fatalf("the 77th call's pair: %+v", c[0])
 	}
 }
 

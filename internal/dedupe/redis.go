@@ -3,9 +3,9 @@ package dedupe
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -64,6 +64,33 @@ type Redis struct {
 	rdb   redis.UniversalClient
 	cfg   RedisConfig
 	batch *rbatch.Batcher
+
+	mu      sync.Mutex
+	expired map[string]time.Time // record hash → when this process last set its expiry
+}
+
+// renewEvery is how often one process sets a record hash's expiry: not with
+// every call, but soon again after a Redis that lost it (restarted empty).
+const renewEvery = time.Minute
+
+// expiryDue reports whether this call should set hash's expiry.
+func (r *Redis) expiryDue(hash string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.expired[hash]; ok && now.Sub(at) < renewEvery {
+		return false
+	}
+	if len(r.expired) >= 4*(1<<idShardBits) { // hours gone by
+		clear(r.expired)
+	}
+	r.expired[hash] = now
+	return true
+}
+
+func (r *Redis) expiryFailed(hash string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.expired, hash)
 }
 
 // NewRedis makes a store. Call Load before use to load the scripts.
@@ -80,7 +107,7 @@ func NewRedis(rdb redis.UniversalClient, cfg RedisConfig) *Redis {
 	if cfg.Batch == nil {
 		cfg.Batch = rbatch.New(rdb)
 	}
-	return &Redis{rdb: rdb, cfg: cfg, batch: cfg.Batch}
+	return &Redis{rdb: rdb, cfg: cfg, batch: cfg.Batch, expired: map[string]time.Time{}}
 }
 
 // Load loads the scripts into Redis's script cache (on every node of a cluster).
@@ -201,7 +228,8 @@ func (r *Redis) readCalls(ctx context.Context, h Holder, calls map[uint64][]int,
 	err := r.batch.Do(ctx, func(pipe redis.Pipeliner) {
 		for id := range calls {
 			ids = append(ids, id)
-			gets = append(gets, pipe.Get(ctx, callKey(r.cfg.Prefix, id)))
+			hash, field := recordOf(r.cfg.Prefix, id)
+			gets = append(gets, pipe.HGet(ctx, hash, field))
 		}
 	})
 	if err != nil {
@@ -220,25 +248,42 @@ func (r *Redis) readCalls(ctx context.Context, h Holder, calls map[uint64][]int,
 }
 
 // MarkSent marks keys sent by one call: its record, and its id under each key,
-// in one pipelined round trip of plain SETs shared with other calls. A pair that
-// two jobs both sent (a counted duplicate) keeps the later mark.
+// in one pipelined round trip of plain commands shared with other calls. A pair
+// that two jobs both sent (a counted duplicate) keeps the later mark. In the
+// rare case that the record's field is taken (two calls of the same hour and
+// shard drew the same number), it marks them again under another id.
 func (r *Redis) MarkSent(ctx context.Context, h Holder, keys []Key, m Mark) error {
-	id := rand.Uint64() >> 1 // a Redis integer is signed
-	record, value := callRecord(h.JobID, m), strconv.FormatUint(id, 10)
+	record := callRecord(h.JobID, m)
 	names := make([]string, len(keys))
 	for i, k := range keys {
 		names[i] = hashKey(r.cfg.Prefix, k)
 	}
-	err := r.batch.Do(ctx, func(pipe redis.Pipeliner) {
-		pipe.Set(ctx, callKey(r.cfg.Prefix, id), record, r.cfg.SentTTL)
-		for _, name := range names {
-			pipe.Set(ctx, name, value, r.cfg.SentTTL)
+	for attempt := 1; ; attempt++ {
+		now := time.Now()
+		id := newCallID(now)
+		hash, field := recordOf(r.cfg.Prefix, id)
+		value := strconv.FormatUint(id, 10)
+		expire := r.expiryDue(hash, now)
+		var fresh *redis.BoolCmd
+		err := r.batch.Do(ctx, func(pipe redis.Pipeliner) {
+			fresh = pipe.HSetNX(ctx, hash, field, record)
+			if expire {
+				pipe.ExpireAt(ctx, hash, recordsExpire(now, r.cfg.SentTTL))
+			}
+			for _, name := range names {
+				pipe.Set(ctx, name, value, r.cfg.SentTTL)
+			}
+		})
+		if err != nil {
+			if expire {
+				r.expiryFailed(hash)
+			}
+			return fmt.Errorf("dedupe: %w: %w", ErrUnavailable, err)
 		}
-	})
-	if err != nil {
-		return fmt.Errorf("dedupe: %w: %w", ErrUnavailable, err)
+		if fresh.Val() || attempt == 3 { // after three draws: the pairs stay sent, under another call's record
+			return nil
+		}
 	}
-	return nil
 }
 
 // Release drops this delivery's leases on keys in one pipelined round trip.
