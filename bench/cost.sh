@@ -32,7 +32,7 @@ declare -A args=(
 	[memory-1m]="--workers 1 --targets 1000000 --job-size 1000 --skip-bare"
 )
 runs=${RUNS:-template-100 template-1000 multiple-personal events-one-target bulk-one-target memory-1m}
-printf '%-18s %9s %6s %11s %11s %7s %10s %8s %10s %10s %9s\n' run targets/s eff 'worker/call' 'bare/call' ratio 'worker/job' 'redis/call' 'cmds/call' 'nats/job' 'B/pair'
+printf '%-18s %9s %10s %6s %11s %11s %7s %10s %8s %10s %10s %9s %7s\n' run targets/s 'bare/s' eff 'worker/call' 'bare/call' ratio 'worker/job' 'redis/call' 'cmds/call' 'nats/job' 'B/pair' 'RSS MB'
 for run in $runs; do
 	# shellcheck disable=SC2086
 	"$dir/pushbench" --worker-bin "$worker" --sim-bin "$dir/mpaas-sim" ${args[$run]} >"$dir/$run.json" 2>"$dir/$run.log" ||
@@ -41,9 +41,10 @@ for run in $runs; do
 import json, sys
 run, path = sys.argv[1], sys.argv[2]
 r = json.load(open(path)); c = r["cost"]
-print("%-18s %9.0f %6.3f %9.0f µs %9.0f µs %7.2f %8.0f µs %6.0f µs %10.1f %8.0f µs %9.1f" % (run, r["targetsPerSec"], r["efficiency"],
+bare = (r["bare"]["beforeCallsPerSec"] + r["bare"]["afterCallsPerSec"]) / 2
+print("%-18s %9.0f %10.0f %6.3f %9.0f µs %9.0f µs %7.2f %8.0f µs %6.0f µs %10.1f %8.0f µs %9.1f %7.1f" % (run, r["targetsPerSec"], bare, r["efficiency"],
       c["workerCpuUsPerCall"], c["bareClientCpuUsPerCall"], c["workerOverBareClient"], c["workerCpuUsPerJob"], c["redisCpuUsPerCall"],
-      c["redisCommandsPerCall"], c["natsCpuUsPerJob"], c["redisBytesPerRememberedPair"]))
+      c["redisCommandsPerCall"], c["natsCpuUsPerJob"], c["redisBytesPerRememberedPair"], r["workerPeakRssMB"]))
 EOF
 done
 }
