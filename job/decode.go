@@ -379,18 +379,29 @@ func fastTargets(b []byte) (Targets, bool) {
 		}
 		seen[k] = struct{}{}
 		out = append(out, Target{Target: k, MsgKey: v})
-		i = skipSpace(b, next)
-		if i >= len(b) {
+		var more bool
+		if i, more, ok = afterValue(b, next, '}'); !ok {
 			return nil, false
+		} else if !more {
+			return out, skipSpace(b, i) == len(b)
 		}
-		if b[i] == '}' {
-			return out, skipSpace(b, i+1) == len(b)
-		}
-		if b[i] != ',' {
-			return nil, false
-		}
-		i = skipSpace(b, i+1)
 	}
+}
+
+// afterValue moves past the member or element that ended at b[i]: to the
+// next one after a comma (more), or past the closing bracket; ok is false on
+// anything else.
+func afterValue(b []byte, i int, closing byte) (next int, more, ok bool) {
+	i = skipSpace(b, i)
+	switch {
+	case i >= len(b):
+		return 0, false, false
+	case b[i] == closing:
+		return i + 1, false, true
+	case b[i] == ',':
+		return skipSpace(b, i+1), true, true
+	}
+	return 0, false, false
 }
 
 // plainString reads a JSON string at b[i] that needs no unescaping.
@@ -437,17 +448,12 @@ func fastTargetMsgs(b []byte) ([]TargetMsg, bool) {
 			return nil, false
 		}
 		out = append(out, m)
-		i = skipSpace(b, next)
-		if i >= len(b) {
+		var more bool
+		if i, more, ok = afterValue(b, next, ']'); !ok {
 			return nil, false
+		} else if !more {
+			return out, skipSpace(b, i) == len(b)
 		}
-		if b[i] == ']' {
-			return out, skipSpace(b, i+1) == len(b)
-		}
-		if b[i] != ',' {
-			return nil, false
-		}
-		i = skipSpace(b, i+1)
 	}
 }
 
@@ -501,17 +507,12 @@ func fastTargetMsg(b []byte, i int) (TargetMsg, int, bool) {
 			}
 			i = end
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
+		var more bool
+		if i, more, ok = afterValue(b, i, '}'); !ok {
 			return m, 0, false
+		} else if !more {
+			return m, i, true
 		}
-		if b[i] == '}' {
-			return m, i + 1, true
-		}
-		if b[i] != ',' {
-			return m, 0, false
-		}
-		i = skipSpace(b, i+1)
 	}
 }
 
