@@ -18,6 +18,9 @@ import (
 // sane; it asserts no timing. CI runs it: go test -tags smoke ./cmd/pushbench
 func TestSmoke(t *testing.T) {
 	testenv.Redis(t)
+	if _, err := exec.LookPath("nats-server"); err != nil {
+		testenv.Unavailable(t, "nats-server (the bench runs its own)", err)
+	}
 	bin := filepath.Join(t.TempDir(), "worker")
 	if out, err := exec.Command("go", "build", "-o", bin, "../worker").CombinedOutput(); err != nil {
 		t.Fatalf("building the worker: %v\n%s", err, out)
