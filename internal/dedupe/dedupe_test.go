@@ -50,68 +50,105 @@ func states(cs []dedupe.Claim) []dedupe.State {
 
 func TestStoreContract(t *testing.T) {
 	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) { contract(t, s, name) })
+	}
+}
+
+// The store contract on a Redis Cluster (3 masters, 3 replicas: the keys of one
+// call are on several masters) and behind Sentinel.
+func TestStoreContractOnClusterAndSentinel(t *testing.T) {
+	cluster := testenv.StartRedisCluster(t)
+	sentinel := testenv.StartRedisSentinel(t)
+	for name, rdb := range map[string]redis.UniversalClient{"cluster": cluster.Client(), "sentinel": sentinel.Client()} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			k := keys(3, name)
-
-			c, err := s.Claim(ctx, h("job-a", "tok1"), k)
+			s := dedupe.NewRedis(rdb, dedupe.RedisConfig{Prefix: "pw:", LeaseTTL: 2 * time.Second})
+			if err := s.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+			contract(t, s, name)
+			// A claim window and a call's marks across slots, in one batch each.
+			k := keys(50, name+"-wide")
+			if c, err := s.Claim(ctx, h("job-w", "t1"), k); err != nil || states(c)[49] != dedupe.Claimed {
+				t.Fatalf("wide claim: %v %v", err, c)
+			}
+			if err := s.MarkSent(ctx, h("job-w", "t1"), k, dedupe.Mark{RequestID: "REQ-W", Attempts: 1}); err != nil {
+				t.Fatal(err)
+			}
+			c, err := s.Claim(ctx, h("job-w", "t2"), k)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fmt.Sprint(states(c)) != fmt.Sprint([]dedupe.State{dedupe.Claimed, dedupe.Claimed, dedupe.Claimed}) {
-				t.Fatalf("first claim: %v", states(c))
-			}
-			// Another job sees the leases.
-			c, _ = s.Claim(ctx, h("job-b", "tok9"), k[:1])
-			if c[0].State != dedupe.LeasedByOther || c[0].Owner != "job-a" {
-				t.Fatalf("other job during the lease: %+v", c[0])
-			}
-			// job-a's call sent k[0]; k[1] failed and is released; k[2] stays leased.
-			mark := dedupe.Mark{RequestID: "REQ-1", Attempts: 2, Data: "task-9"}
-			if err := s.MarkSent(ctx, h("job-a", "tok1"), k[:1], mark); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Release(ctx, h("job-a", "tok1"), k[1:2]); err != nil {
-				t.Fatal(err)
-			}
-			// A release with a stale token does nothing.
-			if err := s.Release(ctx, h("job-a", "old-token"), k[2:]); err != nil {
-				t.Fatal(err)
-			}
-
-			c, _ = s.Claim(ctx, h("job-b", "tok9"), k)
-			if c[0].State != dedupe.SentByOther || c[0].Owner != "job-a" {
-				t.Fatalf("sent pair for another job: %+v", c[0])
-			}
-			if c[1].State != dedupe.Claimed {
-				t.Fatalf("released pair: %+v", c[1])
-			}
-			if c[2].State != dedupe.LeasedByOther {
-				t.Fatalf("a stale-token release must not free the lease: %+v", c[2])
-			}
-
-			// A redelivery of job-a (new token): its sent pair is reported with the
-			// mark, and its old lease is taken over.
-			c, _ = s.Claim(ctx, h("job-a", "tok2"), []dedupe.Key{k[0], k[2]})
-			if c[0].State != dedupe.SentBySelf || c[0].Mark != mark {
-				t.Fatalf("sent by self: %+v", c[0])
-			}
-			if c[1].State != dedupe.Claimed {
-				t.Fatalf("takeover of the same job's lease: %+v", c[1])
-			}
-			// The old delivery's token no longer releases it.
-			_ = s.Release(ctx, h("job-a", "tok1"), k[2:])
-			c, _ = s.Claim(ctx, h("job-c", "t"), k[2:])
-			if c[0].State != dedupe.LeasedByOther {
-				t.Fatalf("after takeover the old token must not release: %+v", c[0])
-			}
-			// A pair two jobs both sent keeps the later mark.
-			_ = s.MarkSent(ctx, h("job-z", "t"), k[:1], dedupe.Mark{RequestID: "REQ-2"})
-			c, _ = s.Claim(ctx, h("job-a", "tok3"), k[:1])
-			if c[0].State != dedupe.SentByOther || c[0].Owner != "job-z" {
-				t.Fatalf("the later mark must win: %+v", c[0])
+			for i, cl := range c {
+				if cl.State != dedupe.SentBySelf || cl.Mark.RequestID != "REQ-W" {
+					t.Fatalf("pair %d after the marks: %+v", i, cl)
+				}
 			}
 		})
+	}
+}
+
+func contract(t *testing.T, s dedupe.Store, name string) {
+	t.Helper()
+	ctx := context.Background()
+	k := keys(3, name)
+
+	c, err := s.Claim(ctx, h("job-a", "tok1"), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(states(c)) != fmt.Sprint([]dedupe.State{dedupe.Claimed, dedupe.Claimed, dedupe.Claimed}) {
+		t.Fatalf("first claim: %v", states(c))
+	}
+	// Another job sees the leases.
+	c, _ = s.Claim(ctx, h("job-b", "tok9"), k[:1])
+	if c[0].State != dedupe.LeasedByOther || c[0].Owner != "job-a" {
+		t.Fatalf("other job during the lease: %+v", c[0])
+	}
+	// job-a's call sent k[0]; k[1] failed and is released; k[2] stays leased.
+	mark := dedupe.Mark{RequestID: "REQ-1", Attempts: 2, Data: "task-9"}
+	if err := s.MarkSent(ctx, h("job-a", "tok1"), k[:1], mark); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Release(ctx, h("job-a", "tok1"), k[1:2]); err != nil {
+		t.Fatal(err)
+	}
+	// A release with a stale token does nothing.
+	if err := s.Release(ctx, h("job-a", "old-token"), k[2:]); err != nil {
+		t.Fatal(err)
+	}
+
+	c, _ = s.Claim(ctx, h("job-b", "tok9"), k)
+	if c[0].State != dedupe.SentByOther || c[0].Owner != "job-a" {
+		t.Fatalf("sent pair for another job: %+v", c[0])
+	}
+	if c[1].State != dedupe.Claimed {
+		t.Fatalf("released pair: %+v", c[1])
+	}
+	if c[2].State != dedupe.LeasedByOther {
+		t.Fatalf("a stale-token release must not free the lease: %+v", c[2])
+	}
+
+	// A redelivery of job-a (new token): its sent pair is reported with the
+	// mark, and its old lease is taken over.
+	c, _ = s.Claim(ctx, h("job-a", "tok2"), []dedupe.Key{k[0], k[2]})
+	if c[0].State != dedupe.SentBySelf || c[0].Mark != mark {
+		t.Fatalf("sent by self: %+v", c[0])
+	}
+	if c[1].State != dedupe.Claimed {
+		t.Fatalf("takeover of the same job's lease: %+v", c[1])
+	}
+	// The old delivery's token no longer releases it.
+	_ = s.Release(ctx, h("job-a", "tok1"), k[2:])
+	c, _ = s.Claim(ctx, h("job-c", "t"), k[2:])
+	if c[0].State != dedupe.LeasedByOther {
+		t.Fatalf("after takeover the old token must not release: %+v", c[0])
+	}
+	// A pair two jobs both sent keeps the later mark.
+	_ = s.MarkSent(ctx, h("job-z", "t"), k[:1], dedupe.Mark{RequestID: "REQ-2"})
+	c, _ = s.Claim(ctx, h("job-a", "tok3"), k[:1])
+	if c[0].State != dedupe.SentByOther || c[0].Owner != "job-z" {
+		t.Fatalf("the later mark must win: %+v", c[0])
 	}
 }
 

@@ -57,6 +57,11 @@ func maxWindow(ts []time.Time) int {
 func startRedisLimiter(t *testing.T, addr, key string, perSecond int, setup ...func(*ratelimit.Redis)) *ratelimit.Redis {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { rdb.Close() })
+	return startLimiter(t, rdb, key, perSecond, setup...)
+}
+
+// startLimiter runs a limiter on rdb (a plain, cluster or failover client) until the test ends.
+func startLimiter(t *testing.T, rdb redis.UniversalClient, key string, perSecond int, setup ...func(*ratelimit.Redis)) *ratelimit.Redis {
 	l := ratelimit.NewRedis(rdb, key, perSecond, 0)
 	for _, s := range setup {
 		s(l)
@@ -72,19 +77,44 @@ func startRedisLimiter(t *testing.T, addr, key string, perSecond int, setup ...f
 func TestSharedRateHolds(t *testing.T) {
 	rdb := testenv.Redis(t)
 	key := testenv.Prefix(t, rdb) + "rate"
-	const perSecond = 100
 	var ls []pipeline.Limiter
 	for range 3 {
-		ls = append(ls, startRedisLimiter(t, testenv.RedisAddr(), key, perSecond))
+		ls = append(ls, startRedisLimiter(t, testenv.RedisAddr(), key, 100))
 	}
+	sharedRateHolds(t, ls, 100)
+}
+
+// The shared rate and the adaptive rate on a Redis Cluster and behind Sentinel:
+// each of three workers with a client of its own.
+func TestRateOnClusterAndSentinel(t *testing.T) {
+	cluster := testenv.StartRedisCluster(t)
+	sentinel := testenv.StartRedisSentinel(t)
+	for name, client := range map[string]func() redis.UniversalClient{
+		"cluster":  func() redis.UniversalClient { return cluster.Client() },
+		"sentinel": func() redis.UniversalClient { return sentinel.Client() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var ls []pipeline.Limiter
+			for range 3 {
+				ls = append(ls, startLimiter(t, client(), "rate", 100))
+			}
+			sharedRateHolds(t, ls, 100)
+			adapt := func(l *ratelimit.Redis) { l.Adapt(5, nil) }
+			adaptiveRate(t, startLimiter(t, client(), "adaptive", 100, adapt), startLimiter(t, client(), "adaptive", 100, adapt))
+		})
+	}
+}
+
+func sharedRateHolds(t *testing.T, ls []pipeline.Limiter, perSecond int) {
+	t.Helper()
 	ts := grants(t, ls, 20, 4*time.Second)
 	peak := maxWindow(ts)
 	mean := float64(len(ts)-1) / ts[len(ts)-1].Sub(ts[0]).Seconds()
 	t.Logf("%d grants, busiest second %d, mean %.1f/s (limit %d/s)", len(ts), peak, mean, perSecond)
-	if float64(peak) > 1.1*perSecond {
+	if float64(peak) > 1.1*float64(perSecond) {
 		t.Fatalf("a one-second window saw %d slots, over 1.1× %d", peak, perSecond)
 	}
-	if mean < 0.9*perSecond {
+	if mean < 0.9*float64(perSecond) {
 		t.Fatalf("mean %.1f/s is under 0.9× %d", mean, perSecond)
 	}
 }
@@ -171,6 +201,11 @@ func TestAdaptiveRate(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	a := startRedisLimiter(t, srv.Addr(), "rate", 100, func(l *ratelimit.Redis) { l.Adapt(5, nil) })
 	b := startRedisLimiter(t, srv.Addr(), "rate", 100, func(l *ratelimit.Redis) { l.Adapt(5, nil) })
+	adaptiveRate(t, a, b)
+}
+
+func adaptiveRate(t *testing.T, a, b *ratelimit.Redis) {
+	t.Helper()
 	waitRate := func(l *ratelimit.Redis, ok func(float64) bool, what string) {
 		t.Helper()
 		deadline := time.Now().Add(3 * time.Second)
