@@ -148,6 +148,9 @@ func Redis(ctx context.Context, c RedisConfig) (redis.UniversalClient, error) {
 		opts.TLSConfig.RootCAs = pool
 	}
 	rdb := redis.NewUniversalClient(opts)
+	if cluster, ok := rdb.(*redis.ClusterClient); ok {
+		FollowFailovers(cluster)
+	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {

@@ -231,3 +231,50 @@ func TestRedisTLS(t *testing.T) {
 		t.Fatalf("REDIS_CA without rediss:// must say so: %v", err)
 	}
 }
+
+// After a Redis Cluster master dies, the worker's client writes to its slots
+// again within 2 s of the cluster's own failover (its replica taking over).
+func TestClusterClientFollowsFailover(t *testing.T) {
+	cluster := testenv.StartRedisCluster(t)
+	addrs := cluster.Addrs()
+	ctx := context.Background()
+	rdb, err := connect.Redis(ctx, connect.RedisConfig{URL: "redis://" + addrs[0], Addrs: strings.Join(addrs[1:], ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	const key = "pushworker-failover"
+	if err := rdb.Set(ctx, key, "before", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cluster.OwnerOf(key)
+	victim := cluster.Node(dead)
+	if victim == nil {
+		t.Fatalf("no node serves %s's slot (%q)", key, dead)
+	}
+	victim.Stop()
+	killed := time.Now()
+	var failedOver, back time.Duration
+	for time.Since(killed) < 30*time.Second && (failedOver == 0 || back == 0) {
+		if failedOver == 0 {
+			if owner := cluster.OwnerOf(key); owner != "" && owner != dead {
+				failedOver = time.Since(killed)
+			}
+		}
+		if back == 0 {
+			wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			if rdb.Set(wctx, key, "after", 0).Err() == nil {
+				back = time.Since(killed)
+			}
+			cancel()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("master %s killed: the cluster failed over after %v, the client wrote again after %v", dead, failedOver, back)
+	if failedOver == 0 || back == 0 {
+		t.Fatalf("within 30 s: failover %v, client back %v", failedOver, back)
+	}
+	if back > failedOver+2*time.Second {
+		t.Fatalf("the client wrote again %v after the failover, want within 2 s", back-failedOver)
+	}
+}

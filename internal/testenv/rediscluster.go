@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -44,7 +45,7 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 		// The bus port is given, not port+10000: a free port may be above 55535.
 		r.args = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(FreePort(t)),
 			"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(r.Port)+".conf"),
-			"--cluster-node-timeout", "1000", "--dir", dir}
+			"--cluster-node-timeout", "1000", "--dir", dir, "--repl-diskless-sync-delay", "0"}
 		r.Start()
 		t.Cleanup(r.Stop)
 		c.Nodes = append(c.Nodes, r)
@@ -77,8 +78,9 @@ func (c *RedisCluster) Client() *redis.ClusterClient {
 	return rdb
 }
 
-// waitOK waits until every running node reports cluster_state:ok and a client
-// can write to every master.
+// waitOK waits until every running node reports cluster_state:ok, every
+// replica has synced with its master (a replica that never did cannot take
+// over) and a client can reach every master.
 func (c *RedisCluster) waitOK(within time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(within)
@@ -103,12 +105,16 @@ func (c *RedisCluster) check() error {
 		}
 		rdb := redis.NewClient(&redis.Options{Addr: n.Addr()})
 		info, err := rdb.ClusterInfo(ctx).Result()
+		repl, rerr := rdb.Info(ctx, "replication").Result()
 		rdb.Close()
-		if err != nil {
+		if err = errors.Join(err, rerr); err != nil {
 			return err
 		}
 		if !strings.Contains(info, "cluster_state:ok") {
 			return fmt.Errorf("%s: cluster_state not ok", n.Addr())
+		}
+		if strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
+			return fmt.Errorf("%s: replica not synced yet", n.Addr())
 		}
 	}
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
@@ -197,4 +203,39 @@ func (s *RedisSentinel) Client() *redis.Client {
 	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.Name, SentinelAddrs: s.Sentinels})
 	s.t.Cleanup(func() { rdb.Close() })
 	return rdb
+}
+
+// OwnerOf is the address of the node a running node says serves key's slot
+// as master ("" if none answers).
+func (c *RedisCluster) OwnerOf(key string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, n := range c.Nodes {
+		if n.cmd == nil {
+			continue
+		}
+		rdb := redis.NewClient(&redis.Options{Addr: n.Addr()})
+		slot, err1 := rdb.ClusterKeySlot(ctx, key).Result()
+		slots, err2 := rdb.ClusterSlots(ctx).Result()
+		rdb.Close()
+		if errors.Join(err1, err2) != nil {
+			continue
+		}
+		for _, s := range slots {
+			if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+				return s.Nodes[0].Addr
+			}
+		}
+	}
+	return ""
+}
+
+// Node is the node at addr.
+func (c *RedisCluster) Node(addr string) *RedisServer {
+	for _, n := range c.Nodes {
+		if n.Addr() == addr {
+			return n
+		}
+	}
+	return nil
 }
