@@ -278,3 +278,42 @@ func TestClusterClientFollowsFailover(t *testing.T) {
 		t.Fatalf("the client wrote again %v after the failover, want within 2 s", back-failedOver)
 	}
 }
+
+// Behind Sentinel, the worker's client follows the promoted replica: it writes
+// again within 2 s of the sentinels' failover.
+func TestSentinelClientFollowsFailover(t *testing.T) {
+	s := testenv.StartRedisSentinel(t)
+	ctx := context.Background()
+	rdb, err := connect.Redis(ctx, connect.RedisConfig{URL: "redis://" + s.Sentinels[0], SentinelMaster: s.Name,
+		Addrs: strings.Join(s.Sentinels[1:], ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "pushworker-failover", "before", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.Master.Stop()
+	killed := time.Now()
+	var failedOver, back time.Duration
+	for time.Since(killed) < 30*time.Second && (failedOver == 0 || back == 0) {
+		if failedOver == 0 && s.MasterAddr() == s.Replica.Addr() {
+			failedOver = time.Since(killed)
+		}
+		if back == 0 {
+			wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			if rdb.Set(wctx, "pushworker-failover", "after", 0).Err() == nil {
+				back = time.Since(killed)
+			}
+			cancel()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("master killed: the sentinels promoted the replica after %v, the client wrote again after %v", failedOver, back)
+	if failedOver == 0 || back == 0 {
+		t.Fatalf("within 30 s: failover %v, client back %v", failedOver, back)
+	}
+	if back > failedOver+2*time.Second {
+		t.Fatalf("the client wrote again %v after the failover, want within 2 s", back-failedOver)
+	}
+}

@@ -239,3 +239,18 @@ func (c *RedisCluster) Node(addr string) *RedisServer {
 	}
 	return nil
 }
+
+// MasterAddr is the master's address as the first sentinel that answers says.
+func (s *RedisSentinel) MasterAddr() string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, addr := range s.Sentinels {
+		sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+		hp, err := sc.GetMasterAddrByName(ctx, s.Name).Result()
+		sc.Close()
+		if err == nil && len(hp) == 2 {
+			return hp[0] + ":" + hp[1]
+		}
+	}
+	return ""
+}
