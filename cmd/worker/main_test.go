@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
@@ -397,5 +398,72 @@ func TestAccessKeySecretFromAFile(t *testing.T) {
 	var r job.Result
 	if err := json.Unmarshal(m.Data(), &r); err != nil || r.Sent != 1 {
 		t.Fatalf("a push signed with the secret from the file must succeed: %s", m.Data())
+	}
+}
+
+// A worker started before its JetStream cluster can take R3 streams (one node
+// of three up: no leader) waits for it, unready and saying why, and comes up
+// once the other nodes join, instead of exiting.
+func TestWorkerWaitsForTheJetStreamCluster(t *testing.T) {
+	testenv.Redis(t)
+	p := newProduction(t, testenv.RedisAddr())
+	names := []string{"w1", "w2", "w3"}
+	clientPorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
+	var routes []string
+	routePorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
+	for _, port := range routePorts {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", port))
+	}
+	node := func(i int) *server.Server {
+		ns, err := server.NewServer(&server.Options{ServerName: names[i], Host: "127.0.0.1", Port: clientPorts[i], JetStream: true,
+			StoreDir: t.TempDir(), NoSigs: true, Routes: server.RoutesFromStr(strings.Join(routes, ",")),
+			Cluster: server.ClusterOpts{Name: "waits", Host: "127.0.0.1", Port: routePorts[i]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		t.Cleanup(ns.Shutdown)
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("node not ready")
+		}
+		return ns
+	}
+	node(0)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p.env["NATS_URL"] = fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[0])
+	p.env["PUSH_REPLICAS"] = "3"
+	p.env["PUSH_HTTP_ADDR"] = httpAddr
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return p.env[k] }, out, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker returned %v", err)
+		}
+	})
+	waitFor(t, out, regexp.MustCompile(`waiting for JetStream to create the topology`), 60*time.Second)
+	if code, body := get(t, "http://"+httpAddr+"/readyz"); code != 503 || !strings.Contains(body, "streams") {
+		t.Fatalf("/readyz while waiting: %d %q, want 503 naming streams", code, body)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the worker exited while the cluster formed: %v\n%s", err, out.String())
+	default:
+	}
+	node(1)
+	node(2)
+	waitFor(t, out, regexp.MustCompile(`worker started`), 90*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, "http://"+httpAddr+"/readyz")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz after the cluster formed: %d %q", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -85,10 +85,35 @@ var ErrWrongRetention = errors.New("job stream has the wrong retention")
 
 // Ensure creates or updates the four streams and both consumers. Every worker
 // runs it at start; it is safe to run from many at once.
+// ErrConfig marks a topology that no retry can create: a limit out of range.
+var ErrConfig = errors.New("invalid topology configuration")
+
+// Permanent reports whether creating the topology failed for a reason that
+// retrying cannot change: the worker's own limits, or JetStream refusing the
+// configuration itself (a bad request, subjects that overlap another stream's,
+// JetStream not enabled on the server or the account). A cluster that has no leader yet, a
+// timeout or too few peers for the replicas are not: they pass.
+func Permanent(err error) bool {
+	if errors.Is(err, ErrConfig) {
+		return true
+	}
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case jetstream.JSErrCodeBadRequest, jetstream.JSErrCodeJetStreamNotEnabled, jetstream.JSErrCodeJetStreamNotEnabledForAccount,
+			jetstream.JSErrCodeOverlappingFilterSubjects, jetstream.JSErrCodeDuplicateFilterSubjects, jetstream.JSErrCodeConsumerEmptyFilter:
+			return true
+		}
+		// 10065: subjects overlap with an existing stream.
+		return api.ErrorCode == 10065
+	}
+	return false
+}
+
 func Ensure(ctx context.Context, js jetstream.JetStream, t topology.Topology, l Limits) (defaultLane, bulkLane jetstream.Consumer, err error) {
 	t, l = t.OrDefault(), l.withDefaults()
 	if l.JobsDuplicates < 2*time.Minute {
-		return nil, nil, fmt.Errorf("the job stream's duplicate window must be at least 2 minutes, not %s", l.JobsDuplicates)
+		return nil, nil, fmt.Errorf("%w: the job stream's duplicate window must be at least 2 minutes, not %s", ErrConfig, l.JobsDuplicates)
 	}
 	streams := []jetstream.StreamConfig{
 		{

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
+	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/connect"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
@@ -120,11 +121,22 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	if err != nil {
 		return s, err
 	}
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	kv, err := campaign.Bucket(setup, js, parts.Queue.Topology.CampaignsBucket, cfg.Replicas)
+	// Serve /readyz (503 while the topology waits) before the streams exist.
+	addr := cfg.HTTPAddr
+	if addr == "" {
+		addr = map[bool]string{true: config.DefaultDevHTTPAddr, false: config.DefaultHTTPAddr}[cfg.Dev()]
+	}
+	if s.http, err = serveHTTP(addr, s.metrics, s.gate, s.nc, cfg.Pprof); err != nil {
+		return s, fmt.Errorf("PUSH_HTTP_ADDR %s: %w", addr, err)
+	}
+	s.closers = append(s.closers, s.http.close)
+	var kv jetstream.KeyValue
+	err = s.untilTopology(ctx, "campaign control bucket "+parts.Queue.Topology.CampaignsBucket, func(ctx context.Context) (err error) {
+		kv, err = campaign.Bucket(ctx, js, parts.Queue.Topology.CampaignsBucket, cfg.Replicas)
+		return err
+	})
 	if err != nil {
-		return s, fmt.Errorf("campaign control bucket %s: %w", parts.Queue.Topology.CampaignsBucket, err)
+		return s, err
 	}
 	s.control = campaign.NewWatcher(kv, s.log)
 	parts.Pipeline.Campaigns = s.control
@@ -146,7 +158,11 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	}
 	pipe := pipeline.New(parts.Pipeline, store, limiter, pusher, s.gate, s.log, s.metrics)
 	s.closers = append(s.closers, pipe.Close)
-	if s.queue, err = queue.New(setup, parts.Queue, js, pipe, s.gate, s.log, s.metrics); err != nil {
+	err = s.untilTopology(ctx, "streams and consumers", func(ctx context.Context) (err error) {
+		s.queue, err = queue.New(ctx, parts.Queue, js, pipe, s.gate, s.log, s.metrics)
+		return err
+	})
+	if err != nil {
 		return s, err
 	}
 	if err := s.answerStatus(topo, pipe, totals); err != nil {
@@ -157,15 +173,42 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 			return s, err
 		}
 	}
-	addr := cfg.HTTPAddr
-	if addr == "" {
-		addr = map[bool]string{true: config.DefaultDevHTTPAddr, false: config.DefaultHTTPAddr}[cfg.Dev()]
-	}
-	if s.http, err = serveHTTP(addr, s.metrics, s.gate, s.nc, cfg.Pprof); err != nil {
-		return s, fmt.Errorf("PUSH_HTTP_ADDR %s: %w", addr, err)
-	}
-	s.closers = append(s.closers, s.http.close)
 	return s, nil
+}
+
+// topologyAttempt bounds one attempt at the topology: JetStream answers in
+// milliseconds once it has a leader; a cluster without one does not answer.
+const topologyAttempt = 10 * time.Second
+
+// untilTopology runs create, which makes part of the topology in JetStream,
+// until it succeeds: JetStream may not be able to yet (a cluster still
+// electing its leader, a node short of the replicas asked for). Meanwhile the
+// worker is unready (cause streams) and says why; it gives up only when ctx
+// ends or the configuration can never work.
+func (s *Service) untilTopology(ctx context.Context, what string, create func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, topologyAttempt)
+		err := create(actx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				s.gate.Clear(health.CauseStreams)
+				s.log.Info("JetStream took the topology", zap.String("what", what), zap.Int("attempts", attempt))
+			}
+			return nil
+		}
+		err = fmt.Errorf("%s: %w", what, err)
+		if ctx.Err() != nil || queue.Permanent(err) {
+			return err
+		}
+		s.gate.Set(health.CauseStreams, err)
+		delay := retry.Probe.NextRetry(attempt)
+		s.log.Warn("waiting for JetStream to create the topology", zap.String("what", what), zap.Int("attempt", attempt),
+			zap.Duration("retry_in", delay), zap.Error(err))
+		if !clock.Sleep(ctx, delay) {
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+	}
 }
 
 // parts makes the parts' configurations from the worker's.
