@@ -87,6 +87,81 @@ func (s *scene) startNATS() {
 
 func (s *scene) stopNATS() { s.ns.Shutdown(); s.ns.WaitForShutdown() }
 
+// startJetStreamCluster starts a three-node JetStream cluster (embedded
+// servers n1, n2, n3), points the scene's workers at it with R3 streams, and
+// waits until it has a meta leader.
+func (s *scene) startJetStreamCluster() map[string]*server.Server {
+	t := s.t
+	t.Helper()
+	names := []string{"n1", "n2", "n3"}
+	clientPorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
+	routePorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
+	var routes, clients []string
+	for i := range names {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]))
+		clients = append(clients, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
+	}
+	servers := map[string]*server.Server{}
+	for i, name := range names {
+		ns, err := server.NewServer(&server.Options{ServerName: name, Host: "127.0.0.1", Port: clientPorts[i], JetStream: true,
+			StoreDir: t.TempDir(), NoSigs: true, Routes: server.RoutesFromStr(strings.Join(routes, ",")),
+			Cluster: server.ClusterOpts{Name: "chaos", Host: "127.0.0.1", Port: routePorts[i]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		servers[name] = ns
+		t.Cleanup(ns.Shutdown)
+	}
+	for _, ns := range servers {
+		if !ns.ReadyForConnections(20 * time.Second) {
+			t.Fatal("cluster node not ready")
+		}
+	}
+	s.urls = strings.Join(clients, ",")
+	s.extraEnv = append(s.extraEnv, "PUSH_REPLICAS=3")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		nc, err := nats.Connect(s.url())
+		if err == nil {
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = js.AccountInfo(ctx)
+			cancel()
+			nc.Close()
+		}
+		if err == nil {
+			return servers
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("JetStream cluster not ready: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// jobStreamLeader is the name of the node that leads the job stream.
+func (s *scene) jobStreamLeader() string {
+	s.t.Helper()
+	nc, err := nats.Connect(s.url())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stream, err := js.Stream(ctx, topology.Default().JobsStream)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	info := stream.CachedInfo()
+	if info.Config.Replicas != 3 || info.Cluster == nil {
+		s.t.Fatalf("the job stream must be R3 on the cluster: %+v", info.Config)
+	}
+	return info.Cluster.Leader
+}
+
 func (s *scene) url() string {
 	if s.urls != "" {
 		return s.urls
@@ -324,75 +399,14 @@ func TestCredentialsRefusedThenFixed(t *testing.T) {
 // is killed mid-run; the workers reconnect to the others and finish.
 func TestClusterLeaderKilled(t *testing.T) {
 	s := newBareScene(t, "", mpaassim.Faults{Latency: 100 * time.Millisecond})
-	names := []string{"n1", "n2", "n3"}
-	clientPorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
-	routePorts := []int{testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)}
-	var routes, clients []string
-	for i := range names {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]))
-		clients = append(clients, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
-	}
-	servers := map[string]*server.Server{}
-	for i, name := range names {
-		ns, err := server.NewServer(&server.Options{ServerName: name, Host: "127.0.0.1", Port: clientPorts[i], JetStream: true,
-			StoreDir: t.TempDir(), NoSigs: true, Routes: server.RoutesFromStr(strings.Join(routes, ",")),
-			Cluster: server.ClusterOpts{Name: "chaos", Host: "127.0.0.1", Port: routePorts[i]}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		servers[name] = ns
-		t.Cleanup(ns.Shutdown)
-	}
-	for _, ns := range servers {
-		if !ns.ReadyForConnections(20 * time.Second) {
-			t.Fatal("cluster node not ready")
-		}
-	}
-	s.urls = strings.Join(clients, ",")
-	s.extraEnv = []string{"PUSH_REPLICAS=3"}
-	// The first worker creates the R3 streams once the cluster has a meta leader.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		nc, err := nats.Connect(s.url())
-		if err == nil {
-			js, _ := jetstream.New(nc)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_, err = js.AccountInfo(ctx)
-			cancel()
-			nc.Close()
-		}
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("JetStream cluster not ready: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	servers := s.startJetStreamCluster()
 	s.startWorker()
 	s.startWorker()
 	jobs := s.publish(60, 100)
 	time.Sleep(time.Second)
 	s.midRun(600)
 
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	stream, err := js.Stream(ctx, topology.Default().JobsStream)
-	cancel()
-	nc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := stream.CachedInfo()
-	if info.Config.Replicas != 3 || info.Cluster == nil {
-		t.Fatalf("the job stream must be R3 on the cluster: %+v", info.Config)
-	}
-	leader := info.Cluster.Leader
+	leader := s.jobStreamLeader()
 	t.Logf("killing %s, the job stream's leader", leader)
 	servers[leader].Shutdown()
 	o := s.settle(jobs, 3*time.Minute)

@@ -126,6 +126,11 @@ func Redis(ctx context.Context, c RedisConfig) (redis.UniversalClient, error) {
 		ReadTimeout:  2 * time.Second,
 		WriteTimeout: 2 * time.Second,
 		PoolSize:     64,
+		// One dial per attempt: the worker retries what failed itself (briefly,
+		// retry.StoreProbe), and a cluster client learns sooner that a node is
+		// gone (go-redis's default, five dials 100 ms apart, held every command
+		// to a dead master half a second).
+		DialerRetries: 1,
 	}
 	if extra := c.Addrs; extra != "" {
 		for _, a := range strings.Split(extra, ",") {

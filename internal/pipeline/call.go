@@ -191,7 +191,7 @@ func (p *Pipeline) untilOK(ctx context.Context, cause health.Cause, f func() err
 			return err
 		}
 		p.gate.Set(cause, err)
-		if !p.cfg.Clock.Sleep(ctx, p.cfg.Probe.NextRetry(probes)) {
+		if !p.cfg.Clock.Sleep(ctx, p.cfg.StoreProbe.NextRetry(probes)) {
 			return ctx.Err()
 		}
 	}

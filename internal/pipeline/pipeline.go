@@ -59,10 +59,13 @@ type Config struct {
 	Campaigns campaign.States // the control of campaigns; nil: every campaign runs, at no pace of its own
 	Pace      Pacer           // with Campaigns: the campaigns' paces; nil: none
 
-	Call     retry.Policy // between calls of a chunk within a delivery; default retry.Call
-	Probe    retry.Policy // between probes of a worker problem; default retry.Probe
-	HandBack retry.Policy // the redelivery delay of a job handed back, by delivery; default retry.HandBack
-	Clock    clock.Clock  // default clock.Real
+	Call  retry.Policy // between calls of a chunk within a delivery; default retry.Call
+	Probe retry.Policy // between probes of a worker problem; default retry.Probe
+	// StoreProbe is between retries of a Redis operation while Redis is
+	// unavailable; default retry.StoreProbe, or Probe when that is set.
+	StoreProbe retry.Policy
+	HandBack   retry.Policy // the redelivery delay of a job handed back, by delivery; default retry.HandBack
+	Clock      clock.Clock  // default clock.Real
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +77,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Call == nil {
 		c.Call = retry.Call
+	}
+	if c.StoreProbe == nil {
+		c.StoreProbe = c.Probe
+	}
+	if c.StoreProbe == nil {
+		c.StoreProbe = retry.StoreProbe
 	}
 	if c.Probe == nil {
 		c.Probe = retry.Probe

@@ -51,6 +51,12 @@ var (
 	Call = Exponential{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.5}
 	// Probe waits between checks of a worker problem (Redis down, credentials refused).
 	Probe = Exponential{Initial: 250 * time.Millisecond, Max: 10 * time.Second, Jitter: 0.2}
+	// StoreProbe waits between retries of a Redis operation while Redis cannot
+	// be reached: short, so that the worker is back within half a second of a
+	// failover (the first retry after one can still find the old map of a
+	// cluster's slots, and asks for the new one). A probe is the operation
+	// itself, one per call in flight: 32 × 4 a second at most, while Redis is down.
+	StoreProbe = Exponential{Initial: 50 * time.Millisecond, Max: 250 * time.Millisecond, Jitter: 0.2}
 	// Publish retries a publish (a result, a dead letter, a loader's job) while
 	// JetStream cannot be reached or the stream is full.
 	Publish = Exponential{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Jitter: 0.2}
