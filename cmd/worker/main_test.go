@@ -93,18 +93,31 @@ func newProduction(t *testing.T, redisAddr string) *production {
 // log and its HTTP address.
 func (p *production) start(t *testing.T) (*syncBuffer, string) {
 	t.Helper()
-	out := &syncBuffer{}
+	out, _ := p.launch(t)
+	addr := waitFor(t, out, httpAddrRE, 15*time.Second)[1]
+	return out, addr
+}
+
+// launch runs the worker in this process until the test ends, without waiting
+// for it; exited gets run's error if it returns before.
+func (p *production) launch(t *testing.T) (out *syncBuffer, exited <-chan error) {
+	t.Helper()
+	out = &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return p.env[k] }, out, out) }()
+	early := make(chan error, 1)
+	go func() {
+		err := run(ctx, nil, func(k string) string { return p.env[k] }, out, out)
+		early <- err
+		done <- err
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("worker returned %v", err)
 		}
 	})
-	addr := waitFor(t, out, httpAddrRE, 15*time.Second)[1]
-	return out, addr
+	return out, early
 }
 
 func get(t *testing.T, url string) (int, string) {
@@ -433,22 +446,13 @@ func TestWorkerWaitsForTheJetStreamCluster(t *testing.T) {
 	p.env["NATS_URL"] = fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[0])
 	p.env["PUSH_REPLICAS"] = "3"
 	p.env["PUSH_HTTP_ADDR"] = httpAddr
-	out := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return p.env[k] }, out, out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker returned %v", err)
-		}
-	})
+	out, exited := p.launch(t)
 	waitFor(t, out, regexp.MustCompile(`waiting for JetStream to create the topology`), 60*time.Second)
 	if code, body := get(t, "http://"+httpAddr+"/readyz"); code != 503 || !strings.Contains(body, "streams") {
 		t.Fatalf("/readyz while waiting: %d %q, want 503 naming streams", code, body)
 	}
 	select {
-	case err := <-done:
+	case err := <-exited:
 		t.Fatalf("the worker exited while the cluster formed: %v\n%s", err, out.String())
 	default:
 	}

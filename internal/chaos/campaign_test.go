@@ -40,12 +40,8 @@ func (s *scene) enqueue(args ...string) (string, error) {
 // publishTo puts jobs on subject: targetMsgs jobs (PushMultiple) when multiple.
 func (s *scene) publishTo(subject, name string, jobs, size int, multiple bool) []*job.Job {
 	s.t.Helper()
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	nc, js := s.conn()
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	var out []*job.Job
 	for i := range jobs {
 		j := &job.Job{JobID: fmt.Sprintf("%s.%d", name, i), TaskName: "chaos", AppID: name, WorkspaceID: s.campaign,

@@ -143,12 +143,8 @@ func (s *scene) startJetStreamCluster() map[string]*server.Server {
 // jobStreamLeader is the name of the node that leads the job stream.
 func (s *scene) jobStreamLeader() string {
 	s.t.Helper()
-	nc, err := nats.Connect(s.url())
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	nc, js := s.conn()
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	stream, err := js.Stream(ctx, topology.Default().JobsStream)
@@ -221,42 +217,61 @@ type outcome struct {
 	jobs, results, targets, sent, duplicates, failed, lost, twice int
 }
 
-// settle waits until every job has a result, then checks every pair.
-func (s *scene) settle(jobs []*job.Job, timeout time.Duration) outcome {
+// readResults calls visit with every result the results stream holds now.
+func (s *scene) readResults(js jetstream.JetStream, visit func(job.Result)) {
 	s.t.Helper()
-	nc, err := nats.Connect(s.url(), nats.MaxReconnects(-1))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	c, err := js.OrderedConsumer(ctx, "PUSH_RESULTS", jetstream.OrderedConsumerConfig{})
+	cancel()
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer nc.Close()
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return
+		}
+		var r job.Result
+		if json.Unmarshal(m.Data(), &r) == nil {
+			visit(r)
+		}
+	}
+}
+
+// conn connects to the scene's NATS; the caller closes it.
+func (s *scene) conn(opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	s.t.Helper()
+	nc, err := nats.Connect(s.url(), opts...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
 	js, _ := jetstream.New(nc)
+	return nc, js
+}
+
+// resultsConn connects for reading results, reconnecting for ever.
+func (s *scene) resultsConn() (*nats.Conn, jetstream.JetStream) {
+	return s.conn(nats.MaxReconnects(-1))
+}
+
+// settle waits until every job has a result, then checks every pair.
+func (s *scene) settle(jobs []*job.Job, timeout time.Duration) outcome {
+	s.t.Helper()
+	nc, js := s.resultsConn()
+	defer nc.Close()
 	counts := map[string]int{}
 	var o outcome
 	o.jobs = len(jobs)
 	deadline := time.Now().Add(timeout)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := js.OrderedConsumer(ctx, "PUSH_RESULTS", jetstream.OrderedConsumerConfig{})
-		cancel()
-		if err != nil {
-			s.t.Fatal(err)
-		}
 		clear(counts)
 		o.sent, o.duplicates, o.failed = 0, 0, 0
-		for {
-			m, err := c.Next(jetstream.FetchMaxWait(time.Second))
-			if err != nil {
-				break
-			}
-			var r job.Result
-			if json.Unmarshal(m.Data(), &r) != nil {
-				continue
-			}
+		s.readResults(js, func(r job.Result) {
 			counts[r.JobID]++
 			o.sent += r.Sent
 			o.duplicates += r.Duplicates
 			o.failed += r.Failed
-		}
+		})
 		if len(counts) >= len(jobs) || time.Now().After(deadline) {
 			break
 		}

@@ -3,8 +3,6 @@
 package chaos
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,9 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/testenv"
@@ -230,31 +225,17 @@ func TestProductionTopologyUnderFaults(t *testing.T) {
 // jobs of them or timeout.
 func (s *scene) resultsOf(campaign string, jobs int, timeout time.Duration) map[string]int {
 	s.t.Helper()
-	nc, err := nats.Connect(s.url(), nats.MaxReconnects(-1))
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	nc, js := s.resultsConn()
 	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	counts := map[string]int{}
 	deadline := time.Now().Add(timeout)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := js.OrderedConsumer(ctx, "PUSH_RESULTS", jetstream.OrderedConsumerConfig{})
-		cancel()
-		if err == nil {
-			clear(counts)
-			for {
-				m, err := c.Next(jetstream.FetchMaxWait(time.Second))
-				if err != nil {
-					break
-				}
-				var r job.Result
-				if json.Unmarshal(m.Data(), &r) == nil && r.Campaign == campaign {
-					counts[r.JobID]++
-				}
+		clear(counts)
+		s.readResults(js, func(r job.Result) {
+			if r.Campaign == campaign {
+				counts[r.JobID]++
 			}
-		}
+		})
 		if len(counts) >= jobs || time.Now().After(deadline) {
 			return counts
 		}

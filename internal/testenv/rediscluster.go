@@ -58,8 +58,24 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	c.waitOK(30 * time.Second)
+	waitUntil(t, 30*time.Second, "the cluster is ok", c.check)
 	return c
+}
+
+// waitUntil polls check until it returns nil, failing the test after within.
+func waitUntil(t testing.TB, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not so after %v: %s: %v", within, what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Addrs are the nodes' host:port.
@@ -78,31 +94,13 @@ func (c *RedisCluster) Client() *redis.ClusterClient {
 	return rdb
 }
 
-// waitOK waits until every running node reports cluster_state:ok, every
+// check reports whether every running node says the cluster is ok, every
 // replica has synced with its master (a replica that never did cannot take
 // over) and a client can reach every master.
-func (c *RedisCluster) waitOK(within time.Duration) {
-	c.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := c.check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("the cluster is not ok after %v: %v", within, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func (c *RedisCluster) check() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, n := range c.Nodes {
-		if n.cmd == nil {
-			continue
-		}
+	for _, n := range c.running() {
 		rdb := redis.NewClient(&redis.Options{Addr: n.Addr()})
 		info, err := rdb.ClusterInfo(ctx).Result()
 		repl, rerr := rdb.Info(ctx, "replication").Result()
@@ -162,17 +160,8 @@ func StartRedisSentinel(t testing.TB) *RedisSentinel {
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		s.Sentinels = append(s.Sentinels, "127.0.0.1:"+strconv.Itoa(port))
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := s.check()
-		if err == nil {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sentinels do not know each other and the replica: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitUntil(t, 30*time.Second, "the sentinels know each other and the replica", s.check)
+	return s
 }
 
 func (s *RedisSentinel) check() error {
@@ -210,10 +199,7 @@ func (s *RedisSentinel) Client() *redis.Client {
 func (c *RedisCluster) OwnerOf(key string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	for _, n := range c.Nodes {
-		if n.cmd == nil {
-			continue
-		}
+	for _, n := range c.running() {
 		rdb := redis.NewClient(&redis.Options{Addr: n.Addr()})
 		slot, err1 := rdb.ClusterKeySlot(ctx, key).Result()
 		slots, err2 := rdb.ClusterSlots(ctx).Result()
@@ -228,6 +214,17 @@ func (c *RedisCluster) OwnerOf(key string) string {
 		}
 	}
 	return ""
+}
+
+// running are the nodes not stopped.
+func (c *RedisCluster) running() []*RedisServer {
+	var out []*RedisServer
+	for _, n := range c.Nodes {
+		if n.cmd != nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Node is the node at addr.
