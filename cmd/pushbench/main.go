@@ -785,14 +785,8 @@ func (b *bench) measureWorkers(rep *Report) {
 	var peak float64
 	for _, w := range b.workers {
 		pid := w.Cmd.Process.Pid
-		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			// Fields after the command name: utime and stime are the 12th and 13th.
-			fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-			if len(fields) > 12 {
-				ut, _ := strconv.ParseFloat(fields[11], 64)
-				st, _ := strconv.ParseFloat(fields[12], 64)
-				rep.WorkerCPUSeconds += (ut + st) / 100 // USER_HZ
-			}
+		if d, err := cpuOf(pid); err == nil {
+			rep.WorkerCPUSeconds += d.Seconds()
 		}
 		if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 			for _, line := range strings.Split(string(status), "\n") {

@@ -191,7 +191,7 @@ func newRedisProbe(ctx context.Context, redisURL string) (*redisProbe, error) {
 	if u, err := url.Parse("//" + opts.Addr); err == nil {
 		host = u.Hostname()
 	}
-	if pid, _ := strconv.Atoi(info["process_id"]); pid > 0 && (host == "127.0.0.1" || host == "localhost" || host == "::1") {
+	if pid, _ := strconv.Atoi(info.Item("Server", "process_id")); pid > 0 && (host == "127.0.0.1" || host == "localhost" || host == "::1") {
 		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.HasPrefix(string(comm), "redis") {
 			p.pid = pid
 		}
@@ -199,34 +199,24 @@ func newRedisProbe(ctx context.Context, redisURL string) (*redisProbe, error) {
 	return p, nil
 }
 
-func (p *redisProbe) info(ctx context.Context, section string) (map[string]string, error) {
+func (p *redisProbe) info(ctx context.Context, sections ...string) (*redis.InfoCmd, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	text, err := p.rdb.Info(ctx, section).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redis INFO %s: %w", section, err)
+	cmd := p.rdb.InfoMap(ctx, sections...)
+	if err := cmd.Err(); err != nil {
+		return nil, fmt.Errorf("redis INFO %s: %w", strings.Join(sections, " "), err)
 	}
-	out := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
-			out[k] = v
-		}
-	}
-	return out, nil
+	return cmd, nil
 }
 
 // counters are Redis's used_memory and total_commands_processed.
 func (p *redisProbe) counters(ctx context.Context) (memory, commands int64, err error) {
-	mem, err := p.info(ctx, "memory")
+	info, err := p.info(ctx, "memory", "stats")
 	if err != nil {
 		return 0, 0, err
 	}
-	st, err := p.info(ctx, "stats")
-	if err != nil {
-		return 0, 0, err
-	}
-	memory, _ = strconv.ParseInt(mem["used_memory"], 10, 64)
-	commands, _ = strconv.ParseInt(st["total_commands_processed"], 10, 64)
+	memory, _ = strconv.ParseInt(info.Item("Memory", "used_memory"), 10, 64)
+	commands, _ = strconv.ParseInt(info.Item("Stats", "total_commands_processed"), 10, 64)
 	return memory, commands, nil
 }
 
