@@ -75,38 +75,20 @@ const TotalsTTL = 30 * 24 * time.Hour
 type RedisTotals struct {
 	rdb    redis.UniversalClient
 	prefix string
-	batch  *rbatch.Batcher // shared with the dedupe store's claims and marks
-
-	mu      sync.Mutex
-	renewed map[string]time.Time // campaign → when this worker last renewed its expiry
+	batch  *rbatch.Batcher  // shared with the dedupe store's claims and marks
+	renew  *rbatch.Renewals // of each campaign's expiry (TotalsTTL): once a minute per worker
 }
 
 // NewRedisTotals keeps the hashes under prefix (the worker's Redis prefix +
 // "campaign:"), writing through batch.
 func NewRedisTotals(batch *rbatch.Batcher, prefix string) *RedisTotals {
-	return &RedisTotals{rdb: batch.Client(), prefix: prefix, batch: batch, renewed: map[string]time.Time{}}
-}
-
-// renewEvery is how often one worker renews a campaign's expiry (TotalsTTL).
-const renewEvery = time.Minute
-
-func (s *RedisTotals) renew(name string, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if now.Sub(s.renewed[name]) < renewEvery {
-		return false
-	}
-	if len(s.renewed) > 10000 { // campaigns come and go: forget the old ones
-		clear(s.renewed)
-	}
-	s.renewed[name] = now
-	return true
+	return &RedisTotals{rdb: batch.Client(), prefix: prefix, batch: batch, renew: rbatch.NewRenewals(time.Minute, 10000)}
 }
 
 // Add counts one stored result of the campaign.
 func (s *RedisTotals) Add(ctx context.Context, name string, r *job.Result) error {
 	key := s.prefix + name
-	renew := s.renew(name, time.Now())
+	renew := s.renew.Due(name, time.Now())
 	failedBy := FailedBy(r)
 	err := s.batch.Do(ctx, func(p redis.Pipeliner) {
 		incr := func(field string, n int) {
@@ -130,9 +112,7 @@ func (s *RedisTotals) Add(ctx context.Context, name string, r *job.Result) error
 		}
 	})
 	if err != nil && renew {
-		s.mu.Lock()
-		delete(s.renewed, name) // renew with the next result
-		s.mu.Unlock()
+		s.renew.Failed(name) // renew with the next result
 	}
 	return err
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,39 +57,14 @@ type RedisConfig struct {
 // A pair's key is the prefix and 12 bytes of its hash. While a delivery holds
 // it, it holds the lease (job id, message, token); once sent, the id of the
 // call that sent it, an integer; the call's record (job id, request id,
-// attempts, data) is one key per call. Claims and marks of calls made at the
-// same time share one round trip (rbatch).
+// attempts, data) is a field of an hourly hash (recordOf). Claims and marks of
+// calls made at the same time share one round trip (rbatch).
 type Redis struct {
 	rdb   redis.UniversalClient
 	cfg   RedisConfig
 	batch *rbatch.Batcher
 
-	mu      sync.Mutex
-	expired map[string]time.Time // record hash → when this process last set its expiry
-}
-
-// renewEvery is how often one process sets a record hash's expiry: not with
-// every call, but soon again after a Redis that lost it (restarted empty).
-const renewEvery = time.Minute
-
-// expiryDue reports whether this call should set hash's expiry.
-func (r *Redis) expiryDue(hash string, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if at, ok := r.expired[hash]; ok && now.Sub(at) < renewEvery {
-		return false
-	}
-	if len(r.expired) >= 4*(1<<idShardBits) { // hours gone by
-		clear(r.expired)
-	}
-	r.expired[hash] = now
-	return true
-}
-
-func (r *Redis) expiryFailed(hash string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.expired, hash)
+	expiries *rbatch.Renewals // of the record hashes: set once a minute per process, not with every call
 }
 
 // NewRedis makes a store. Call Load before use to load the scripts.
@@ -107,7 +81,9 @@ func NewRedis(rdb redis.UniversalClient, cfg RedisConfig) *Redis {
 	if cfg.Batch == nil {
 		cfg.Batch = rbatch.New(rdb)
 	}
-	return &Redis{rdb: rdb, cfg: cfg, batch: cfg.Batch, expired: map[string]time.Time{}}
+	// Soon again after a Redis that lost the expiry (restarted empty); the
+	// hashes of a few hours are remembered.
+	return &Redis{rdb: rdb, cfg: cfg, batch: cfg.Batch, expiries: rbatch.NewRenewals(time.Minute, 4<<idShardBits)}
 }
 
 // Load loads the scripts into Redis's script cache (on every node of a cluster).
@@ -176,7 +152,7 @@ func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error
 		}
 	}
 	if len(undo) > 0 {
-		if _, err := r.pipeline(ctx, releaseScript, undo, func() []any { return []any{lease} }); err != nil {
+		if _, err := r.pipeline(ctx, releaseScript, undo, lease); err != nil {
 			return nil, err
 		}
 	}
@@ -188,7 +164,7 @@ func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error
 		heldNames[n] = names[i]
 	}
 	leaseMS := r.cfg.LeaseTTL.Milliseconds()
-	cmds, err := r.pipeline(ctx, claimScript, heldNames, func() []any { return []any{h.JobID, h.Message, h.Token, leaseMS} })
+	cmds, err := r.pipeline(ctx, claimScript, heldNames, h.JobID, h.Message, h.Token, leaseMS)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +239,7 @@ func (r *Redis) MarkSent(ctx context.Context, h Holder, keys []Key, m Mark) erro
 		id := newCallID(now)
 		hash, field := recordOf(r.cfg.Prefix, id)
 		value := strconv.FormatUint(id, 10)
-		expire := r.expiryDue(hash, now)
+		expire := r.expiries.Due(hash, now)
 		var fresh *redis.BoolCmd
 		err := r.batch.Do(ctx, func(pipe redis.Pipeliner) {
 			fresh = pipe.HSetNX(ctx, hash, field, record)
@@ -276,7 +252,7 @@ func (r *Redis) MarkSent(ctx context.Context, h Holder, keys []Key, m Mark) erro
 		})
 		if err != nil {
 			if expire {
-				r.expiryFailed(hash)
+				r.expiries.Failed(hash)
 			}
 			return fmt.Errorf("dedupe: %w: %w", ErrUnavailable, err)
 		}
@@ -293,19 +269,19 @@ func (r *Redis) Release(ctx context.Context, h Holder, keys []Key) error {
 	for i, k := range keys {
 		names[i] = hashKey(r.cfg.Prefix, k)
 	}
-	_, err := r.pipeline(ctx, releaseScript, names, func() []any { return []any{v} })
+	_, err := r.pipeline(ctx, releaseScript, names, v)
 	return err
 }
 
 // pipeline runs script once per key in one round trip. Scripts in a pipeline are
 // sent as EVALSHA and do not reload themselves: after NOSCRIPT (Redis restarted
 // or flushed its script cache) it loads them and runs the pipeline once more.
-func (r *Redis) pipeline(ctx context.Context, s *redis.Script, names []string, args func() []any) ([]*redis.Cmd, error) {
+func (r *Redis) pipeline(ctx context.Context, s *redis.Script, names []string, args ...any) ([]*redis.Cmd, error) {
 	for attempt := 0; ; attempt++ {
 		pipe := r.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(names))
 		for i, name := range names {
-			cmds[i] = s.EvalSha(ctx, pipe, []string{name}, args()...)
+			cmds[i] = s.EvalSha(ctx, pipe, []string{name}, args...)
 		}
 		_, err := pipe.Exec(ctx)
 		if err == nil {

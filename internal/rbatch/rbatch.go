@@ -112,3 +112,41 @@ func firstError(cmds []redis.Cmder) error {
 	}
 	return nil
 }
+
+// Renewals remembers, per key, when this process last renewed something
+// there (an expiry), so that it renews it at most once per interval rather
+// than with every write; a renewal that failed is forgotten, so that the next
+// write renews again.
+type Renewals struct {
+	every time.Duration
+	limit int // keys remembered at most; past it all are forgotten (old hours, old campaigns)
+
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+// NewRenewals renews at most every interval per key, remembering up to limit keys.
+func NewRenewals(every time.Duration, limit int) *Renewals {
+	return &Renewals{every: every, limit: limit, at: map[string]time.Time{}}
+}
+
+// Due reports whether a write at now should renew key, and if so counts it renewed.
+func (r *Renewals) Due(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.at[key]; ok && now.Sub(at) < r.every {
+		return false
+	}
+	if len(r.at) >= r.limit {
+		clear(r.at)
+	}
+	r.at[key] = now
+	return true
+}
+
+// Failed forgets key's renewal: the next write renews it.
+func (r *Renewals) Failed(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.at, key)
+}
