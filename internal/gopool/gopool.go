@@ -26,27 +26,27 @@ type Pool struct {
 func New() *Pool { return &Pool{work: make(chan func()), quit: make(chan struct{})} }
 
 // Go runs f on an idle goroutine of the pool, or a new one.
-func (s *Pool) Go(f func()) {
+func (p *Pool) Go(f func()) {
 	select {
-	case s.work <- f:
+	case p.work <- f:
 	default:
-		s.wg.Add(1)
-		go s.loop(f)
+		p.wg.Add(1)
+		go p.loop(f)
 	}
 }
 
-func (s *Pool) loop(f func()) {
-	defer s.wg.Done()
+func (p *Pool) loop(f func()) {
+	defer p.wg.Done()
 	idle := time.NewTimer(Idle)
 	defer idle.Stop()
 	for {
 		f()
 		idle.Reset(Idle)
 		select {
-		case f = <-s.work:
+		case f = <-p.work:
 		case <-idle.C:
 			return
-		case <-s.quit:
+		case <-p.quit:
 			return
 		}
 	}
@@ -54,7 +54,7 @@ func (s *Pool) loop(f func()) {
 
 // Close ends the goroutines once their tasks are done. After Close, a task
 // runs on a goroutine of its own that ends with it.
-func (s *Pool) Close() {
-	s.once.Do(func() { close(s.quit) })
-	s.wg.Wait()
+func (p *Pool) Close() {
+	p.once.Do(func() { close(p.quit) })
+	p.wg.Wait()
 }
