@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -17,17 +15,13 @@ import (
 // answers nothing, so without this the client kept sending that master's
 // slots to it long after its replica had taken over (measured: no write to
 // those slots for 40 s; with it, writes are back as soon as the cluster has
-// failed over). Reloads are at most one per reloadEvery.
+// failed over). go-redis coalesces the reloads asked for: one at a time, with
+// 200 ms between them.
 func FollowFailovers(c *redis.ClusterClient) {
 	c.AddHook(&failoverHook{c: c})
 }
 
-const reloadEvery = 250 * time.Millisecond
-
-type failoverHook struct {
-	c    *redis.ClusterClient
-	last atomic.Int64 // unix nanoseconds of the last reload
-}
+type failoverHook struct{ c *redis.ClusterClient }
 
 func (h *failoverHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -42,28 +36,23 @@ func (h *failoverHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (h *failoverHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
+		seen := err
 		for _, c := range cmds {
-			if err == nil {
-				err = c.Err()
+			if seen == nil {
+				seen = c.Err()
 			}
 		}
-		h.after(ctx, err)
+		h.after(ctx, seen) // the pipeline's own error goes back unchanged
 		return err
 	}
 }
 
 // after asks for a reload of the slots when err says a node is gone. go-redis
-// reloads in the background (one at a time, with a pause after each).
+// reloads in the background.
 func (h *failoverHook) after(ctx context.Context, err error) {
-	if !nodeGone(err) {
-		return
+	if nodeGone(err) {
+		h.c.ReloadState(ctx)
 	}
-	now := time.Now().UnixNano()
-	last := h.last.Load()
-	if now-last < int64(reloadEvery) || !h.last.CompareAndSwap(last, now) {
-		return
-	}
-	h.c.ReloadState(ctx)
 }
 
 func nodeGone(err error) bool {
