@@ -470,16 +470,16 @@ func fastTargetMsg(b []byte, i int) (TargetMsg, int, bool) {
 	}
 	var seen uint8
 	for {
-		k, next, ok := plainString(b, i)
+		next, ok := plainEnd(b, i)
 		if !ok {
 			return m, 0, false
 		}
+		bit := fieldBit(string(b[i+1 : next-1])) // compared, not copied
 		i = skipSpace(b, next)
 		if i >= len(b) || b[i] != ':' {
 			return m, 0, false
 		}
 		i = skipSpace(b, i+1)
-		bit := fieldBit(k)
 		if bit == 0 || seen&bit != 0 {
 			return m, 0, false
 		}
