@@ -281,14 +281,11 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	bareCPU := newMeter()
 	bareCPU.add("client", os.Getpid())
 	bareCPU.add("emulator", b.simPID)
-	var bareSpent map[string]time.Duration
+	bareSpent := map[string]time.Duration{}
 	bareRound := func(name string) (float64, error) {
 		bareCPU.begin()
 		perSec, err := b.bare(ctx, name, calls, s.BareParallel)
 		for k, d := range bareCPU.since() {
-			if bareSpent == nil {
-				bareSpent = map[string]time.Duration{}
-			}
 			bareSpent[k] += d
 		}
 		return perSec, err
