@@ -58,12 +58,10 @@ func (b *Batcher) Do(ctx context.Context, build func(redis.Pipeliner)) error {
 		if lead := <-o.done; !lead {
 			return o.err
 		}
-	} else {
-		b.leading = true
-		b.mu.Unlock()
+		b.mu.Lock()
 	}
+	b.leading = true
 	// This caller sends every command queued so far, its own among them.
-	b.mu.Lock()
 	batch := b.queue
 	b.queue = nil
 	b.mu.Unlock()
