@@ -2,7 +2,8 @@
 //
 //	enqueue [publish] [--subject S] [--wait] FILE...   publish jobs (a JSON object, or JSON Lines)
 //	enqueue load --campaign ID [settings] FILE          load a campaign (CSV or JSON Lines) onto the bulk lane
-//	enqueue status                                     jobs waiting and in flight per lane, dead letters, results
+//	enqueue status                                     jobs waiting and in flight per lane, dead letters, results, orphans
+//	enqueue repair [--yes]                             remove the orphaned messages a 2.9 server's crash left
 //	enqueue dlq list                                   the dead letters
 //	enqueue dlq replay [--all | JOB-ID...]             publish the failed targets again
 //	enqueue campaign list|status|pause|resume|cancel|pace|delete …   control a running campaign
@@ -48,7 +49,11 @@ const usage = `Usage:
       campaign, so a rerun enqueues nothing new. Bad rows go to --rejects with their line.
       --wait follows the campaign's results and prints the totals.
   enqueue status [--json]
-      Jobs waiting and in flight per lane, redeliveries, dead letters, results.
+      Jobs waiting and in flight per lane, redeliveries, dead letters, results, and orphans:
+      messages a lane's consumer has acknowledged that the job stream still holds.
+  enqueue repair [--yes] [--json]
+      Show the orphaned messages of the job stream (lane, sequence, subject, job id, whether its
+      result is kept), ask, and remove them. A crash of nats-server 2.9 can leave them behind.
   enqueue dlq list [--json]
       The dead letters: job id, reason, error, targets.
   enqueue dlq replay [--all | JOB-ID...]
@@ -136,6 +141,7 @@ var subcommands = map[string]func(fs *flag.FlagSet) command{
 	"publish":    publishFlags,
 	"load":       loadFlagSet,
 	"status":     statusFlags,
+	"repair":     repairFlags,
 	"dlq list":   dlqListFlags,
 	"dlq replay": dlqReplayFlags,
 
@@ -157,7 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	name := "publish"
 	if len(args) > 0 {
 		switch args[0] {
-		case "publish", "status", "load", "revoke":
+		case "publish", "status", "repair", "load", "revoke":
 			name, args = args[0], args[1:]
 		case "dlq", "campaign", "scheduled":
 			if len(args) < 2 || subcommands[args[0]+" "+args[1]] == nil {

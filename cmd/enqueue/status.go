@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"text/tabwriter"
-
-	"github.com/mpaas-push/pushworker/topology"
 )
 
 // laneStatus is one lane's consumer.
@@ -16,6 +14,7 @@ type laneStatus struct {
 	Waiting     uint64 `json:"waiting"`     // jobs not yet delivered
 	InFlight    int    `json:"inFlight"`    // delivered, not yet acknowledged
 	Redelivered int    `json:"redelivered"` // of those, delivered more than once
+	Orphans     int    `json:"orphans"`     // acknowledged, still in the stream (enqueue repair)
 }
 
 type status struct {
@@ -36,17 +35,28 @@ func statusFlags(fs *flag.FlagSet) command {
 
 func (e *env) status(asJSON bool) error {
 	var st status
-	for _, l := range []struct{ lane, name string }{{topology.LaneDefault, e.topo.Durable}, {topology.LaneBulk, e.topo.BulkDurable}} {
-		c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.name)
+	for _, l := range e.lanes() {
+		c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.consumer)
 		if err != nil {
-			return fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.name, e.topo.JobsStream, err)
+			return fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.consumer, e.topo.JobsStream, err)
 		}
 		info, err := c.Info(e.ctx)
 		if err != nil {
 			return err
 		}
-		st.Lanes = append(st.Lanes, laneStatus{Lane: l.lane, Consumer: l.name, Waiting: info.NumPending,
+		st.Lanes = append(st.Lanes, laneStatus{Lane: l.name, Consumer: l.consumer, Waiting: info.NumPending,
 			InFlight: info.NumAckPending, Redelivered: info.NumRedelivered})
+	}
+	found, err := e.orphans()
+	if err != nil {
+		return err
+	}
+	for _, o := range found {
+		for i := range st.Lanes {
+			if st.Lanes[i].Lane == o.Lane {
+				st.Lanes[i].Orphans++
+			}
+		}
 	}
 	for _, s := range []struct {
 		name string
@@ -69,6 +79,13 @@ func (e *env) status(asJSON bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", l.Lane, l.Consumer, l.Waiting, l.InFlight, l.Redelivered)
 	}
 	tw.Flush()
+	orphans := 0
+	for _, l := range st.Lanes {
+		orphans += l.Orphans
+	}
+	if orphans > 0 {
+		fmt.Fprintf(e.stdout, "\norphaned: %d messages acknowledged but still in %s (a crash of a 2.9 server leaves them; enqueue repair removes them)\n", orphans, e.topo.JobsStream)
+	}
 	fmt.Fprintf(e.stdout, "\ndead letters: %d (enqueue dlq list)\nresults kept: %d\n", st.DeadLetters, st.Results)
 	return nil
 }
