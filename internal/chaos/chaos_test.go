@@ -168,24 +168,39 @@ func (s *scene) url() string {
 // startWorker starts a worker process and waits until it says it started.
 func (s *scene) startWorker() *harness.Process {
 	s.t.Helper()
-	bin, err := harness.WorkerBinary()
+	p, err := s.launchWorker(30 * time.Second)
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	return p
+}
+
+// startWorkerWithin starts a worker process and waits up to d until it says it
+// started (safe from several goroutines).
+func (s *scene) startWorkerWithin(d time.Duration) error {
+	_, err := s.launchWorker(d)
+	return err
+}
+
+func (s *scene) launchWorker(within time.Duration) (*harness.Process, error) {
+	bin, err := harness.WorkerBinary()
+	if err != nil {
+		return nil, err
 	}
 	env := append([]string{"NATS_URL=" + s.url(), "REDIS_URL=redis://" + s.redis, "PUSH_REDIS_PREFIX=" + s.prefix,
 		"MPAAS_ENDPOINT=" + s.simURL, "MPAAS_AK_ENV=ak", "MPAAS_SK_ENV=sk", "PUSH_RATE_LIMIT=100000",
 		"PUSH_MAX_IN_FLIGHT=" + strconv.Itoa(inFlight), "PUSH_ACK_WAIT=3s", "PUSH_RETRY_DELAY=200ms", "PUSH_MAX_DELIVER=20",
 		"PUSH_HTTP_ADDR=127.0.0.1:0", "PUSH_LOG_FORMAT=json", "PUSH_SHUTDOWN_GRACE=3s", "PUSH_LEASE_TTL=10s"}, s.extraEnv...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	p, err := harness.StartProcess(ctx, bin, env, nil)
 	if err != nil {
-		s.t.Fatal(err)
+		return nil, err
 	}
 	s.procsMu.Lock()
 	s.procs = append(s.procs, p)
 	s.procsMu.Unlock()
-	return p
+	return p, nil
 }
 
 func (s *scene) killAll() {
@@ -259,7 +274,10 @@ func (s *scene) settle(jobs []*job.Job, timeout time.Duration) outcome {
 	s.t.Helper()
 	nc, js := s.resultsConn()
 	defer nc.Close()
-	counts := map[string]int{}
+	counts, ours := map[string]int{}, map[string]bool{}
+	for _, j := range jobs {
+		ours[j.JobID] = true
+	}
 	var o outcome
 	o.jobs = len(jobs)
 	deadline := time.Now().Add(timeout)
@@ -267,6 +285,9 @@ func (s *scene) settle(jobs []*job.Job, timeout time.Duration) outcome {
 		clear(counts)
 		o.sent, o.duplicates, o.failed = 0, 0, 0
 		s.readResults(js, func(r job.Result) {
+			if !ours[r.JobID] {
+				return // another round's
+			}
 			counts[r.JobID]++
 			o.sent += r.Sent
 			o.duplicates += r.Duplicates

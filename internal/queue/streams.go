@@ -168,7 +168,10 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t topology.Topology, l 
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	if s, err := js.Stream(ctx, cfg.Name); err == nil {
+	ictx, cancel := context.WithTimeout(ctx, AnswerWait)
+	s, err := js.Stream(ictx, cfg.Name)
+	cancel()
+	if err == nil {
 		if have := s.CachedInfo().Config.Retention; have != cfg.Retention {
 			if cfg.Retention == jetstream.WorkQueuePolicy {
 				return fmt.Errorf("%w: stream %s exists with %s retention and JetStream cannot change it to %s; "+
@@ -178,11 +181,12 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 			return fmt.Errorf("stream %s exists with %s retention, not %s", cfg.Name, have, cfg.Retention)
 		}
 	}
-	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		// Two workers starting together may both find no stream and both create it;
 		// the second then updates instead.
-		if _, err = js.CreateOrUpdateStream(ctx, cfg); err == nil || !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		_, err = CreateOrFind(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.CreateOrUpdateStream(ctx, cfg) },
+			func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) })
+		if err == nil || !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			break
 		}
 	}
@@ -198,7 +202,11 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		err error
 	)
 	for attempt := 0; attempt < 3; attempt++ {
-		if c, err = js.CreateOrUpdateConsumer(ctx, stream, cfg); err == nil || !errors.Is(err, jetstream.ErrConsumerExists) {
+		c, err = CreateOrFind(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
+			return js.CreateOrUpdateConsumer(ctx, stream, cfg)
+		},
+			func(ctx context.Context) (jetstream.Consumer, error) { return js.Consumer(ctx, stream, cfg.Durable) })
+		if err == nil || !errors.Is(err, jetstream.ErrConsumerExists) {
 			break
 		}
 	}
@@ -206,4 +214,29 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		return nil, fmt.Errorf("creating or updating consumer %s on %s: %w", cfg.Durable, stream, err)
 	}
 	return c, nil
+}
+
+// AnswerWait is how long CreateOrFind waits for JetStream's answer to a create.
+const AnswerWait = 3 * time.Second
+
+// CreateOrFind runs create with a deadline of its own (AnswerWait) and, when
+// JetStream does not answer in time, asks with find whether what it asked for
+// is there. A new nats-server 2.9 cluster left creates unanswered although it
+// did them (three workers creating the same streams at once, most requests
+// timed out while every stream was made), so that each stream cost a worker a
+// whole attempt at its start. What find returns was made by another worker or
+// by this request: the next start updates it if its settings differ.
+func CreateOrFind[T any](ctx context.Context, create, find func(context.Context) (T, error)) (T, error) {
+	cctx, cancel := context.WithTimeout(ctx, AnswerWait)
+	v, err := create(cctx)
+	cancel()
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		return v, err
+	}
+	fctx, cancel := context.WithTimeout(ctx, AnswerWait)
+	defer cancel()
+	if found, ferr := find(fctx); ferr == nil {
+		return found, nil
+	}
+	return v, err
 }

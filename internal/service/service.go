@@ -132,7 +132,11 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	s.closers = append(s.closers, s.http.close)
 	var kv jetstream.KeyValue
 	err = s.untilTopology(ctx, "campaign control bucket "+parts.Queue.Topology.CampaignsBucket, func(ctx context.Context) (err error) {
-		kv, err = campaign.Bucket(ctx, js, parts.Queue.Topology.CampaignsBucket, cfg.Replicas)
+		name := parts.Queue.Topology.CampaignsBucket
+		kv, err = queue.CreateOrFind(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+			return campaign.Bucket(ctx, js, name, cfg.Replicas)
+		},
+			func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, name) })
 		return err
 	})
 	if err != nil {
@@ -177,8 +181,9 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 }
 
 // topologyAttempt bounds one attempt at the topology: JetStream answers in
-// milliseconds once it has a leader; a cluster without one does not answer.
-const topologyAttempt = 10 * time.Second
+// milliseconds once it has a leader; a cluster without one does not answer
+// (each request of an attempt waits queue.AnswerWait).
+const topologyAttempt = 30 * time.Second
 
 // untilTopology runs create, which makes part of the topology in JetStream,
 // until it succeeds: JetStream may not be able to yet (a cluster still

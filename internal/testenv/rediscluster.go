@@ -37,6 +37,14 @@ type RedisCluster struct {
 // every node says the cluster is ok.
 func StartRedisCluster(t testing.TB) *RedisCluster {
 	t.Helper()
+	return StartRedisClusterTimeout(t, time.Second)
+}
+
+// StartRedisClusterTimeout is StartRedisCluster with the nodes'
+// cluster-node-timeout (how long a master may be unreachable before its
+// replica takes over; Redis's default is 15 s).
+func StartRedisClusterTimeout(t testing.TB, nodeTimeout time.Duration) *RedisCluster {
+	t.Helper()
 	needRedisTools(t)
 	dir := t.TempDir()
 	c := &RedisCluster{t: t}
@@ -45,7 +53,7 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 		// The bus port is given, not port+10000: a free port may be above 55535.
 		r.args = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(FreePort(t)),
 			"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(r.Port)+".conf"),
-			"--cluster-node-timeout", "1000", "--dir", dir, "--repl-diskless-sync-delay", "0"}
+			"--cluster-node-timeout", strconv.FormatInt(nodeTimeout.Milliseconds(), 10), "--dir", dir, "--repl-diskless-sync-delay", "0"}
 		r.Start()
 		t.Cleanup(r.Stop)
 		c.Nodes = append(c.Nodes, r)

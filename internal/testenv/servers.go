@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ type RedisServer struct {
 	Port int
 	cmd  *exec.Cmd
 	args []string    // more redis-server arguments
+	dir  string      // its working folder
 	tls  *tls.Config // set when the server speaks TLS only
 }
 
@@ -75,7 +77,10 @@ func (r *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port)
 // Start starts the server (again) on its port and waits until it answers.
 func (r *RedisServer) Start() {
 	r.t.Helper()
-	args := append([]string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+	if r.dir == "" {
+		r.dir = r.t.TempDir() // a replica's sync writes dump.rdb there, not in the package's folder
+	}
+	args := append([]string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", r.dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}, r.args...)
 	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
@@ -95,6 +100,23 @@ func (r *RedisServer) Start() {
 			r.t.Fatalf("redis-server on %s did not answer: %v", r.Addr(), err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Freeze stops the server with SIGSTOP: its connections stay open and nothing
+// answers, as with a host that hangs or a network that drops every packet.
+func (r *RedisServer) Freeze() { r.signal(syscall.SIGSTOP) }
+
+// Thaw lets a frozen server go on (SIGCONT).
+func (r *RedisServer) Thaw() { r.signal(syscall.SIGCONT) }
+
+func (r *RedisServer) signal(sig os.Signal) {
+	r.t.Helper()
+	if r.cmd == nil || r.cmd.Process == nil {
+		r.t.Fatalf("redis-server on %s is not running", r.Addr())
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatal(err)
 	}
 }
 
