@@ -105,6 +105,10 @@ func (t Topology) CampaignStatusSubject() string { return t.Root + ".campaigns.s
 // pending scheduled tasks: <root>.admin.scheduled.list.
 func (t Topology) ScheduledListSubject() string { return t.Root + ".admin.scheduled.list" }
 
+// WorkersStatsSubject is the workers' NATS service endpoint where every worker
+// says what it is doing: <root>.admin.workers.stats.
+func (t Topology) WorkersStatsSubject() string { return t.Root + ".admin.workers.stats" }
+
 // ParkedSubjects is the parking stream's filter: <root>.parked.>.
 func (t Topology) ParkedSubjects() string { return t.Root + ".parked.>" }
 

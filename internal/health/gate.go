@@ -91,6 +91,20 @@ func (g *Gate) Causes() []Cause {
 	return out
 }
 
+// Reasons are the open problems with what each last said, by cause.
+func (g *Gate) Reasons() map[Cause]string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[Cause]string, len(g.causes))
+	for c, err := range g.causes {
+		out[c] = ""
+		if err != nil {
+			out[c] = err.Error()
+		}
+	}
+	return out
+}
+
 // Open reports whether cause is open now.
 func (g *Gate) Open(cause Cause) bool {
 	g.mu.Lock()

@@ -3,8 +3,10 @@
 package metrics
 
 import (
+	"math"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +34,25 @@ type Metrics struct {
 	ackFailed   *prometheus.CounterVec
 	parked      *prometheus.CounterVec
 	campaigns   *prometheus.GaugeVec
+	inHand      *prometheus.GaugeVec
+
+	live live // the same numbers, for the worker's stats endpoint
+}
+
+// live are the numbers the worker reports of itself (Live).
+type live struct {
+	callsInFlight atomic.Int64
+	rate          atomic.Uint64 // float64 bits
+	throttled     atomic.Int64
+	inHand        [2]atomic.Int64 // by lane: default, bulk
+}
+
+// Live is a snapshot of what the worker is doing now.
+type Live struct {
+	CallsInFlight int            `json:"callsInFlight"`
+	Rate          float64        `json:"rateLimit"`  // calls per second in force
+	Throttled     int64          `json:"throttled"`  // throttled answers since the start
+	JobsInHand    map[string]int `json:"jobsInHand"` // by lane
 }
 
 // New registers every metric on a registry of its own.
@@ -69,6 +90,11 @@ func New() *Metrics {
 		Help: "Jobs parked in the parking stream because their campaign was paused (canceled jobs: pushworker_jobs_total{status=\"canceled\"})."}, []string{"lane"})).(*prometheus.CounterVec)
 	m.campaigns = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_campaigns",
 		Help: "Campaigns with a control value, by state (running, paused, canceled), as this worker sees the bucket."}, []string{"state"})).(*prometheus.GaugeVec)
+	m.inHand = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_jobs_in_hand",
+		Help: "Jobs this worker holds (delivered, not yet acknowledged or handed back), by lane."}, []string{"lane"})).(*prometheus.GaugeVec)
+	for _, lane := range lanes {
+		m.inHand.WithLabelValues(lane).Set(0)
+	}
 	for _, c := range health.Causes {
 		m.paused.WithLabelValues(string(c)).Set(0)
 	}
@@ -90,6 +116,9 @@ func (m *Metrics) Call(lane string, out push.Outcome) {
 		}
 	}
 	m.calls.WithLabelValues(lane, out.API, out.Class.String(), code).Inc()
+	if out.Throttled {
+		m.live.throttled.Add(1)
+	}
 	m.callSeconds.Observe(out.Latency.Seconds())
 }
 
@@ -109,7 +138,30 @@ func (m *Metrics) LimiterWait(lane string, d time.Duration) {
 }
 
 // InFlight moves the calls-in-flight gauge.
-func (m *Metrics) InFlight(delta int) { m.inFlight.Add(float64(delta)) }
+func (m *Metrics) InFlight(delta int) {
+	m.inFlight.Add(float64(delta))
+	m.live.callsInFlight.Add(int64(delta))
+}
+
+// lanes are the lanes' names, in the order of live.inHand.
+var lanes = [2]string{"default", "bulk"}
+
+// JobInHand moves the jobs held on lane.
+func (m *Metrics) JobInHand(lane string, delta int) {
+	m.inHand.WithLabelValues(lane).Add(float64(delta))
+	if lane == lanes[1] {
+		m.live.inHand[1].Add(int64(delta))
+	} else {
+		m.live.inHand[0].Add(int64(delta))
+	}
+}
+
+// Live is what the worker is doing now.
+func (m *Metrics) Live() Live {
+	return Live{CallsInFlight: int(m.live.callsInFlight.Load()), Rate: math.Float64frombits(m.live.rate.Load()),
+		Throttled:  m.live.throttled.Load(),
+		JobsInHand: map[string]int{lanes[0]: int(m.live.inHand[0].Load()), lanes[1]: int(m.live.inHand[1].Load())}}
+}
 
 // Job counts a job that ended.
 func (m *Metrics) Job(lane, status string) { m.jobs.WithLabelValues(lane, status).Inc() }
@@ -143,4 +195,7 @@ func (m *Metrics) Campaigns(byState map[string]int) {
 }
 
 // Rate sets the shared rate in force.
-func (m *Metrics) Rate(perSecond float64) { m.rate.Set(perSecond) }
+func (m *Metrics) Rate(perSecond float64) {
+	m.rate.Set(perSecond)
+	m.live.rate.Store(math.Float64bits(perSecond))
+}

@@ -9,6 +9,7 @@ package pipeline
 
 import (
 	"context"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -110,6 +111,7 @@ type Observer interface {
 	Duplicates(lane string, n int)
 	LimiterWait(lane string, d time.Duration)
 	InFlight(delta int)
+	JobInHand(lane string, delta int)
 }
 
 type allRunning struct{}
@@ -123,6 +125,7 @@ func (noPace) Wait(context.Context, string, float64, int) error { return nil }
 type noObserver struct{}
 
 func (noObserver) Call(string, push.Outcome)         {}
+func (noObserver) JobInHand(string, int)             {}
 func (noObserver) Chunk(string, string)              {}
 func (noObserver) Duplicates(string, int)            {}
 func (noObserver) LimiterWait(string, time.Duration) {}
@@ -171,6 +174,8 @@ func (p *Pipeline) Close() { p.senders.Close() }
 // back. On the last delivery nothing is handed back: what still fails is failed
 // (and dead-lettered), and a job stopped midway is dead-lettered whole.
 func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
+	p.obs.JobInHand(d.Lane, 1)
+	defer p.obs.JobInHand(d.Lane, -1)
 	if p.cfg.Rules.Topology.IsAdmin(d.Subject) {
 		// Recall runs whatever the campaign's state: it is what a canceled campaign needs.
 		return p.handleAdmin(ctx, d)
@@ -178,6 +183,7 @@ func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
 	name := p.cfg.Rules.Topology.Campaign(d.Subject)
 	p.track(name, 1)
 	defer p.track(name, -1)
+
 	fallback := fallbackID(d)
 	j, err := job.Decode(d.Data)
 	if err == nil {
@@ -265,6 +271,20 @@ func (p *Pipeline) InFlight(name string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.inFlight[name]
+}
+
+// Campaigns are the campaigns this worker has jobs of in hand, sorted.
+func (p *Pipeline) Campaigns() []string {
+	p.mu.Lock()
+	out := make([]string, 0, len(p.inFlight))
+	for name := range p.inFlight {
+		if name != "" {
+			out = append(out, name)
+		}
+	}
+	p.mu.Unlock()
+	sort.Strings(out)
+	return out
 }
 
 // park hands a paused campaign's job to the queue to store as received, and ack.

@@ -77,12 +77,16 @@ type Service struct {
 	http    *httpServer
 	desc    map[string]string // what the start line says it connected to
 	closers []func()          // in order of opening; Close runs them backwards
+
+	pipe      *pipeline.Pipeline
+	started   time.Time
+	serviceID string // the NATS service instance's id
 }
 
 // New connects, or starts dev mode's servers, and sets up the topology. Close
 // releases everything, also after an error.
 func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err error) {
-	s = &Service{cfg: cfg, desc: map[string]string{}, metrics: metrics.New()}
+	s = &Service{cfg: cfg, desc: map[string]string{}, metrics: metrics.New(), started: time.Now()}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -161,6 +165,7 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 		}
 	}
 	pipe := pipeline.New(parts.Pipeline, store, limiter, pusher, s.gate, s.log, s.metrics)
+	s.pipe = pipe
 	s.closers = append(s.closers, pipe.Close)
 	err = s.untilTopology(ctx, "streams and consumers", func(ctx context.Context) (err error) {
 		s.queue, err = queue.New(ctx, parts.Queue, js, pipe, s.gate, s.log, s.metrics)
@@ -172,10 +177,9 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	if err := s.answerStatus(topo, pipe, totals); err != nil {
 		return s, err
 	}
-	if lister, ok := pusher.(scheduledLister); ok {
-		if err := s.serveScheduledList(topo, lister); err != nil {
-			return s, err
-		}
+	lister, _ := pusher.(scheduledLister)
+	if err := s.serveAdmin(topo, lister); err != nil {
+		return s, err
 	}
 	return s, nil
 }
@@ -442,15 +446,24 @@ type scheduledLister interface {
 // push's window ends at most 180 days after it was made.
 const ScheduledWindow = 181 * 24 * time.Hour
 
-// serveScheduledList answers `enqueue scheduled list` as a NATS service
-// (nats.go/micro), so that `nats micro ls` lists the workers' endpoint.
-func (s *Service) serveScheduledList(topo topology.Topology, lister scheduledLister) error {
+// serveAdmin is the workers' NATS service (nats.go/micro, so that `nats micro
+// ls` and `nats micro stats pushworker` show the fleet): every worker answers
+// stats on <root>.admin.workers.stats (no queue group: one answer per worker),
+// and one of them the scheduled-task list, when the worker has an mPaaS client.
+func (s *Service) serveAdmin(topo topology.Topology, lister scheduledLister) error {
 	svc, err := micro.AddService(s.nc, micro.Config{Name: "pushworker", Version: "1.0.0",
-		Description: "pushworker: mPaaS scheduled tasks, asked of a worker so that operators need no mPaaS credentials"})
+		Description:  "pushworker: each worker's state, and mPaaS scheduled tasks asked of a worker so that operators need no mPaaS credentials",
+		StatsHandler: func(*micro.Endpoint) any { return s.Stats() }})
 	if err != nil {
 		return err
 	}
 	s.closers = append(s.closers, func() { _ = svc.Stop() })
+	s.serviceID = svc.Info().ID
+	err = svc.AddEndpoint("stats", micro.HandlerFunc(func(req micro.Request) { _ = req.RespondJSON(s.Stats()) }),
+		micro.WithEndpointSubject(topo.WorkersStatsSubject()), micro.WithEndpointQueueGroupDisabled())
+	if err != nil || lister == nil {
+		return err
+	}
 	return svc.AddEndpoint("scheduled-list", micro.HandlerFunc(func(req micro.Request) {
 		var q struct {
 			AppID       string `json:"appId"`
