@@ -4,6 +4,7 @@
 //	enqueue load --campaign ID [settings] FILE          load a campaign (CSV or JSON Lines) onto the bulk lane
 //	enqueue status                                     jobs waiting and in flight per lane, dead letters, results, orphans
 //	enqueue repair [--yes]                             remove the orphaned messages a 2.9 server's crash left
+//	enqueue console [--addr 127.0.0.1:8090]            the operators' web console
 //	enqueue dlq list                                   the dead letters
 //	enqueue dlq replay [--all | JOB-ID...]             publish the failed targets again
 //	enqueue campaign list|status|pause|resume|cancel|pace|delete …   control a running campaign
@@ -54,6 +55,11 @@ const usage = `Usage:
   enqueue repair [--yes] [--json]
       Show the orphaned messages of the job stream (lane, sequence, subject, job id, whether its
       result is kept), ask, and remove them. A crash of nats-server 2.9 can leave them behind.
+  enqueue console [--addr 127.0.0.1:8090]
+      A web console: lanes, workers, campaigns (progress, rate, buttons for pause, resume, cancel,
+      pace and revoke), dead letters (one letter, replay) and results by job id; it updates itself.
+      On loopback it needs no token; anywhere else CONSOLE_TOKEN or CONSOLE_TOKEN_FILE, which every
+      request must carry (Authorization: Bearer, or open /?token=… once to set a cookie).
   enqueue dlq list [--json]
       The dead letters: job id, reason, error, targets.
   enqueue dlq replay [--all | JOB-ID...]
@@ -127,6 +133,7 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	getenv func(string) string
 }
 
 // command is one parsed subcommand: what it does with the arguments left after
@@ -142,6 +149,7 @@ var subcommands = map[string]func(fs *flag.FlagSet) command{
 	"load":       loadFlagSet,
 	"status":     statusFlags,
 	"repair":     repairFlags,
+	"console":    consoleFlags,
 	"dlq list":   dlqListFlags,
 	"dlq replay": dlqReplayFlags,
 
@@ -163,7 +171,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	name := "publish"
 	if len(args) > 0 {
 		switch args[0] {
-		case "publish", "status", "repair", "load", "revoke":
+		case "publish", "status", "repair", "console", "load", "revoke":
 			name, args = args[0], args[1:]
 		case "dlq", "campaign", "scheduled":
 			if len(args) < 2 || subcommands[args[0]+" "+args[1]] == nil {
@@ -195,7 +203,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return exitError{2} // the flag package has said what is wrong
 	}
-	e := &env{ctx: ctx, topo: topology.Default(), stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, topo: topology.Default(), stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	if cmd.offline == nil || !*cmd.offline {
 		nc, err := dial(conn, getenv("NATS_URL") == "")
 		if err != nil {

@@ -34,22 +34,31 @@ func statusFlags(fs *flag.FlagSet) command {
 }
 
 func (e *env) status(asJSON bool) error {
+	st, err := e.statusData()
+	if err != nil {
+		return err
+	}
+	return e.printQueueStatus(st, asJSON)
+}
+
+// statusData reads the lanes' consumers, the orphans and the streams' sizes.
+func (e *env) statusData() (status, error) {
 	var st status
 	for _, l := range e.lanes() {
 		c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.consumer)
 		if err != nil {
-			return fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.consumer, e.topo.JobsStream, err)
+			return st, fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.consumer, e.topo.JobsStream, err)
 		}
 		info, err := c.Info(e.ctx)
 		if err != nil {
-			return err
+			return st, err
 		}
 		st.Lanes = append(st.Lanes, laneStatus{Lane: l.name, Consumer: l.consumer, Waiting: info.NumPending,
 			InFlight: info.NumAckPending, Redelivered: info.NumRedelivered})
 	}
 	found, err := e.orphans()
 	if err != nil {
-		return err
+		return st, err
 	}
 	for _, o := range found {
 		for i := range st.Lanes {
@@ -64,10 +73,14 @@ func (e *env) status(asJSON bool) error {
 	}{{e.topo.DLQStream, &st.DeadLetters}, {e.topo.ResultsStream, &st.Results}} {
 		stream, err := e.js.Stream(e.ctx, s.name)
 		if err != nil {
-			return fmt.Errorf("stream %s: %w", s.name, err)
+			return st, fmt.Errorf("stream %s: %w", s.name, err)
 		}
 		*s.dst = stream.CachedInfo().State.Msgs
 	}
+	return st, nil
+}
+
+func (e *env) printQueueStatus(st status, asJSON bool) error {
 	if asJSON {
 		out, _ := json.MarshalIndent(st, "", "  ")
 		fmt.Fprintf(e.stdout, "%s\n", out)

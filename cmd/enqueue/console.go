@@ -1,0 +1,695 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mpaas-push/pushworker/internal/campaign"
+	"github.com/mpaas-push/pushworker/job"
+)
+
+//go:embed console
+var consoleFiles embed.FS
+
+// DefaultConsoleAddr is where enqueue console listens unless told otherwise.
+const DefaultConsoleAddr = "127.0.0.1:8090"
+
+// consoleSample is how often the console reads every campaign it knows, for
+// the charts; the page asks for what is new as often.
+const consoleSample = 2 * time.Second
+
+func consoleFlags(fs *flag.FlagSet) command {
+	addr := fs.String("addr", DefaultConsoleAddr, "address to listen on; anywhere but loopback needs CONSOLE_TOKEN or CONSOLE_TOKEN_FILE")
+	return command{run: func(e *env, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Sprintf("unexpected argument %q", args[0])}
+		}
+		token, err := consoleToken(e.getenv)
+		if err != nil {
+			return err
+		}
+		c, err := newConsole(e, token, *addr)
+		if err != nil {
+			return err
+		}
+		return c.serve(*addr)
+	}}
+}
+
+// consoleToken is CONSOLE_TOKEN, or the first line of CONSOLE_TOKEN_FILE.
+func consoleToken(getenv func(string) string) (string, error) {
+	token, file := getenv("CONSOLE_TOKEN"), getenv("CONSOLE_TOKEN_FILE")
+	if token != "" && file != "" {
+		return "", errors.New("set CONSOLE_TOKEN or CONSOLE_TOKEN_FILE, not both")
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("CONSOLE_TOKEN_FILE: %w", err)
+		}
+		token = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+		if token == "" {
+			return "", fmt.Errorf("CONSOLE_TOKEN_FILE %s is empty", file)
+		}
+	}
+	if token != "" && len(token) < 16 {
+		return "", errors.New("the console token must have at least 16 characters")
+	}
+	return token, nil
+}
+
+// console is the operators' web console: pages that read NATS as enqueue's
+// commands do, and buttons that run those commands.
+type console struct {
+	e     *env
+	token []byte // empty: dev mode, loopback only and no token
+	csrf  string // the value every POST must carry in X-CSRF-Token
+	page  []byte // index.html with the CSRF value in it
+	mux   *http.ServeMux
+
+	once      sync.Once
+	mu        sync.Mutex
+	campaigns map[string]*tracked // every campaign seen since the start, or among the newest results
+}
+
+// tracked is a campaign the console follows: its last progress and a sample of
+// its targets done every consoleSample over the last 10 minutes.
+type tracked struct {
+	last    *progress
+	samples []sample
+}
+
+type sample struct {
+	At      time.Time `json:"at"`
+	Targets int       `json:"targets"`
+}
+
+func newConsole(e *env, token, addr string) (*console, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--addr %s: %w", addr, err)
+	}
+	if token == "" && !loopbackHost(host) {
+		return nil, fmt.Errorf("--addr %s is not a loopback address: set CONSOLE_TOKEN or CONSOLE_TOKEN_FILE (every request then needs it)", addr)
+	}
+	c := &console{e: e, token: []byte(token), campaigns: map[string]*tracked{}, mux: http.NewServeMux()}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	c.csrf = hex.EncodeToString(b[:])
+	page, err := consoleFiles.ReadFile("console/index.html")
+	if err != nil {
+		return nil, err
+	}
+	c.page = bytes.ReplaceAll(page, []byte("{{CSRF}}"), []byte(c.csrf))
+	c.routes()
+	return c, nil
+}
+
+func (c *console) routes() {
+	static, _ := fs.Sub(consoleFiles, "console")
+	c.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	c.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(c.page)
+	})
+	c.mux.HandleFunc("GET /api/overview", c.api(c.overview))
+	c.mux.HandleFunc("GET /api/campaigns", c.api(c.campaignsView))
+	c.mux.HandleFunc("POST /api/campaigns/{name}/{verb}", c.api(c.campaignAction))
+	c.mux.HandleFunc("GET /api/dlq", c.api(func(e *env, r *http.Request) (any, error) {
+		dls, err := e.deadLetters()
+		if dls == nil {
+			dls = []deadLetter{}
+		}
+		return dls, err
+	}))
+	c.mux.HandleFunc("GET /api/dlq/{seq}", c.api(c.deadLetter))
+	c.mux.HandleFunc("POST /api/dlq/{seq}/replay", c.api(c.replay))
+	c.mux.HandleFunc("GET /api/jobs/{id}", c.api(c.result))
+}
+
+// serve listens until the command's context ends, sampling the campaigns.
+func (c *console) serve(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: c, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	ctx, cancel := context.WithCancel(c.e.ctx)
+	defer cancel()
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		c.sampleLoop(ctx)
+	}()
+	mode := "token required"
+	if len(c.token) == 0 {
+		mode = "dev mode: loopback only, no token"
+	}
+	fmt.Fprintf(c.e.stderr, "console on http://%s/ (%s); Ctrl-C stops it\n", ln.Addr(), mode)
+	go func() {
+		<-ctx.Done()
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	err = srv.Serve(ln)
+	cancel()
+	<-sampled
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeHTTP checks every request before it reaches a page: in dev mode it
+// must come from loopback and name a loopback host (no DNS rebinding); else it
+// must carry the token (Authorization: Bearer, or the cookie that ?token= sets
+// once). A POST must carry the CSRF value of the page and come from its origin.
+func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+	if len(c.token) == 0 {
+		remote, _, _ := net.SplitHostPort(r.RemoteAddr)
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		if !loopbackHost(remote) || !loopbackHost(host) {
+			http.Error(w, "forbidden: this console runs without a token and answers loopback only", http.StatusForbidden)
+			return
+		}
+	} else if !c.authorized(w, r) {
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost:
+		origin := r.Header.Get("Origin")
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(c.csrf)) != 1 ||
+			origin != "" && origin != "http://"+r.Host && origin != "https://"+r.Host {
+			http.Error(w, "forbidden: missing or wrong CSRF token (actions come from the console's own page)", http.StatusForbidden)
+			return
+		}
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	c.mux.ServeHTTP(w, r)
+}
+
+const consoleCookie = "pushworker_console"
+
+// authorized answers 401 (and nothing else) unless r carries the token. A GET
+// with ?token= sets the cookie and redirects to the same page without it.
+func (c *console) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if q := r.URL.Query().Get("token"); q != "" && r.Method == http.MethodGet && c.is(q) {
+		http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: q, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+			Secure: r.TLS != nil})
+		u := *r.URL
+		query := u.Query()
+		query.Del("token")
+		u.RawQuery = query.Encode()
+		http.Redirect(w, r, u.RequestURI(), http.StatusSeeOther)
+		return false
+	}
+	if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && c.is(bearer) {
+		return true
+	}
+	if ck, err := r.Cookie(consoleCookie); err == nil && c.is(ck.Value) {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="pushworker console"`)
+	http.Error(w, "unauthorized", http.StatusUnauthorized)
+	return false
+}
+
+func (c *console) is(token string) bool {
+	return subtle.ConstantTimeCompare([]byte(token), c.token) == 1
+}
+
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// api runs f with an env of the request (its context; what a command prints
+// is kept) and answers its value as JSON, or its error as 4xx/5xx JSON.
+func (c *console) api(f func(e *env, r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		e := *c.e
+		var out, errs bytes.Buffer
+		e.ctx, e.stdout, e.stderr, e.stdin = r.Context(), &out, &errs, strings.NewReader("")
+		v, err := f(&e, r)
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			code := http.StatusInternalServerError
+			var ue usageError
+			if errors.As(err, &ue) {
+				code = http.StatusBadRequest
+			}
+			if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, errNotFound) {
+				code = http.StatusNotFound
+			}
+			msg := err.Error()
+			var ee exitError
+			if errors.As(err, &ee) {
+				msg = strings.TrimSpace(out.String() + errs.String())
+			}
+			w.WriteHeader(code)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+			return
+		}
+		if v == nil {
+			v = map[string]string{"message": strings.TrimSpace(out.String() + errs.String())}
+		}
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+var errNotFound = errors.New("not found")
+
+// overview is the lanes, the workers, the rate and the dead letters.
+func (c *console) overview(e *env, r *http.Request) (any, error) {
+	st, err := e.statusData()
+	if err != nil {
+		return nil, err
+	}
+	workers, err := e.workers()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"status": st, "workers": workers, "at": time.Now().UTC()}, nil
+}
+
+// workerStats is the part of a worker's stats answer the console shows.
+type workerStats struct {
+	Worker        string         `json:"worker"`
+	ID            string         `json:"id"`
+	Version       string         `json:"version"`
+	Started       time.Time      `json:"started"`
+	Ready         bool           `json:"ready"`
+	Paused        []workerPause  `json:"paused"`
+	CallsInFlight int            `json:"callsInFlight"`
+	RateLimit     float64        `json:"rateLimit"`
+	Throttled     int64          `json:"throttled"`
+	JobsInHand    map[string]int `json:"jobsInHand"`
+	Campaigns     []string       `json:"campaigns"`
+}
+
+type workerPause struct {
+	Cause string `json:"cause"`
+	Error string `json:"error"`
+}
+
+// workers asks every worker's stats endpoint and takes the answers of 300 ms.
+func (e *env) workers() ([]workerStats, error) {
+	inbox := nats.NewInbox()
+	sub, err := e.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := e.nc.PublishRequest(e.topo.WorkersStatsSubject(), inbox, []byte("{}")); err != nil {
+		return nil, err
+	}
+	out := []workerStats{}
+	for deadline := time.Now().Add(300 * time.Millisecond); ; {
+		m, err := sub.NextMsg(time.Until(deadline))
+		if err != nil {
+			break
+		}
+		var w workerStats
+		if json.Unmarshal(m.Data, &w) == nil && w.ID != "" {
+			out = append(out, w)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Worker < out[j].Worker })
+	return out, nil
+}
+
+// campaignView is one campaign on the campaigns page.
+type campaignView struct {
+	progress
+	Samples []sample `json:"samples"`
+	Jobs    int      `json:"jobs"` // done, queued, in flight and parked
+}
+
+// campaignsView is every campaign the console follows, newest progress first.
+func (c *console) campaignsView(e *env, r *http.Request) (any, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []campaignView{}
+	for _, t := range c.campaigns {
+		if t.last == nil {
+			continue
+		}
+		p := t.last
+		out = append(out, campaignView{progress: *p, Samples: append([]sample(nil), t.samples...),
+			Jobs: p.Done + p.Queued + p.InFlight + p.Parked})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Campaign < out[j].Campaign })
+	return out, nil
+}
+
+// sampleLoop reads every known campaign every consoleSample until ctx ends.
+func (c *console) sampleLoop(ctx context.Context) {
+	e := *c.e
+	e.ctx, e.stdout, e.stderr = ctx, io.Discard, io.Discard
+	for {
+		c.sample(&e)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(consoleSample):
+		}
+	}
+}
+
+func (c *console) sample(e *env) {
+	c.once.Do(func() { c.recentCampaigns(e) })
+	names, err := e.campaignNames()
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	for _, n := range names {
+		if c.campaigns[n] == nil {
+			c.campaigns[n] = &tracked{}
+		}
+	}
+	known := make([]string, 0, len(c.campaigns))
+	for n := range c.campaigns {
+		known = append(known, n)
+	}
+	c.mu.Unlock()
+	for _, n := range known {
+		p, err := e.gather(n, true)
+		if err != nil {
+			continue
+		}
+		if p.Totals.FailedBy == nil {
+			p.Totals.FailedBy = map[string]int{}
+		}
+		now := time.Now()
+		c.mu.Lock()
+		t := c.campaigns[n]
+		if len(t.samples) > 0 {
+			prev := t.samples[len(t.samples)-1]
+			if dt := now.Sub(prev.At).Seconds(); dt > 0 {
+				p.TargetsPerSecond = float64(p.Totals.Targets-prev.Targets) / dt
+			}
+		}
+		if p.TargetsPerSecond > 0 && p.Done > 0 {
+			p.SecondsLeft = float64(p.Queued+p.InFlight) * float64(p.Totals.Targets) / float64(p.Done) / p.TargetsPerSecond
+		}
+		t.last = p
+		t.samples = append(t.samples, sample{At: now.UTC(), Targets: p.Totals.Targets})
+		for len(t.samples) > 0 && now.Sub(t.samples[0].At) > 10*time.Minute {
+			t.samples = t.samples[1:]
+		}
+		c.mu.Unlock()
+	}
+}
+
+// recentCampaigns follows the campaigns of the newest results, so that a
+// campaign done before the console started is shown too.
+func (c *console) recentCampaigns(e *env) {
+	_ = e.newestResults(resultScan, func(m jetstream.Msg) {
+		var r struct {
+			Campaign string `json:"campaign"`
+		}
+		if json.Unmarshal(m.Data(), &r) == nil && r.Campaign != "" && campaign.ValidName(r.Campaign) == nil {
+			name := r.Campaign
+			c.mu.Lock()
+			if c.campaigns[name] == nil {
+				c.campaigns[name] = &tracked{}
+			}
+			c.mu.Unlock()
+		}
+	})
+}
+
+// campaignNames are the campaigns with a state, with jobs queued or parked.
+func (e *env) campaignNames() ([]string, error) {
+	seen := map[string]bool{}
+	if kv, err := e.bucket(); err == nil {
+		if keys, err := kv.Keys(e.ctx); err == nil {
+			for _, k := range keys {
+				seen[k] = true
+			}
+		}
+	}
+	for _, s := range []struct{ stream, filter string }{{e.topo.JobsStream, e.topo.BulkLaneSubjects()}, {e.topo.ParkedStream, e.topo.ParkedSubjects()}} {
+		stream, err := e.js.Stream(e.ctx, s.stream)
+		if err != nil {
+			return nil, err
+		}
+		info, err := stream.Info(e.ctx, jetstream.WithSubjectFilter(s.filter))
+		if err != nil {
+			return nil, err
+		}
+		for subject := range info.State.Subjects {
+			name := e.topo.Campaign(subject)
+			if s.stream == e.topo.ParkedStream {
+				name = strings.SplitN(strings.TrimPrefix(subject, e.topo.Root+".parked."), ".", 2)[0]
+			}
+			if name != "" && campaign.ValidName(name) == nil {
+				seen[name] = true
+			}
+		}
+	}
+	if workers, err := e.workers(); err == nil {
+		for _, w := range workers {
+			for _, n := range w.Campaigns {
+				seen[n] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// campaignAction is a button: pause, resume, cancel, pace or revoke, as the
+// enqueue command of that name does it.
+func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
+	name, verb := r.PathValue("name"), r.PathValue("verb")
+	if err := campaign.ValidName(name); err != nil {
+		return nil, usageError{err.Error()}
+	}
+	c.mu.Lock()
+	if c.campaigns[name] == nil {
+		c.campaigns[name] = &tracked{}
+	}
+	c.mu.Unlock()
+	switch verb {
+	case "pause", "resume", "cancel":
+		return nil, e.campaignSet(name, verb, r.FormValue("reason"))
+	case "pace":
+		pace, err := strconv.ParseFloat(r.FormValue("targetsPerSecond"), 64)
+		if err != nil || pace < 0 || pace != pace || pace > 1e9 {
+			return nil, usageError{"targetsPerSecond is a number ≥ 0 (0: no pace of its own)"}
+		}
+		return nil, e.campaignPace(name, pace)
+	case "revoke":
+		// The admin jobs are published and followed for a few seconds; the
+		// campaign's status shows the rest.
+		err := e.recall(job.ActionRevoke, name, nil, 5*time.Second)
+		if err != nil && strings.Contains(err.Error(), "admin jobs ended within") {
+			err = nil
+		}
+		return nil, err
+	}
+	return nil, usageError{fmt.Sprintf("unknown action %q: pause, resume, cancel, pace or revoke", verb)}
+}
+
+// letter is one dead letter as the console shows it: the job as received with
+// its template values hidden.
+type letter struct {
+	deadLetter
+	Job json.RawMessage `json:"job"`
+}
+
+func (c *console) findLetter(e *env, r *http.Request) (deadLetter, error) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil {
+		return deadLetter{}, usageError{"a dead letter is named by its sequence"}
+	}
+	dls, err := e.deadLetters()
+	if err != nil {
+		return deadLetter{}, err
+	}
+	for _, d := range dls {
+		if d.Seq == seq {
+			return d, nil
+		}
+	}
+	return deadLetter{}, fmt.Errorf("dead letter %d: %w", seq, errNotFound)
+}
+
+func (c *console) deadLetter(e *env, r *http.Request) (any, error) {
+	d, err := c.findLetter(e, r)
+	if err != nil {
+		return nil, err
+	}
+	return letter{deadLetter: d, Job: redact(d.body)}, nil
+}
+
+func (c *console) replay(e *env, r *http.Request) (any, error) {
+	d, err := c.findLetter(e, r)
+	if err != nil {
+		return nil, err
+	}
+	return nil, e.dlqReplay(false, []string{d.JobID})
+}
+
+// result is a job's stored result, by job id: under <root>.results.<id>, or
+// a campaign's <root>.results.<campaign>.<id>.
+func (c *console) result(e *env, r *http.Request) (any, error) {
+	id := r.PathValue("id")
+	if !job.ValidJobID(id) {
+		return nil, usageError{fmt.Sprintf("%q is not a job id", id)}
+	}
+	stream, err := e.js.Stream(e.ctx, e.topo.ResultsStream)
+	if err != nil {
+		return nil, err
+	}
+	for _, subject := range []string{e.topo.ResultSubject("", id), e.topo.ResultPrefix() + "*." + id} {
+		m, err := stream.GetLastMsgForSubject(e.ctx, subject)
+		if err == nil {
+			var res job.Result
+			if err := json.Unmarshal(m.Data, &res); err != nil {
+				return nil, err
+			}
+			return res, nil
+		}
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, err
+		}
+	}
+	// A job with a replyTo of its own: among the newest results.
+	var found *job.Result
+	err = e.newestResults(resultScan, func(m jetstream.Msg) {
+		if !bytes.Contains(m.Data(), []byte(`"`+id+`"`)) {
+			return
+		}
+		var res job.Result
+		if json.Unmarshal(m.Data(), &res) == nil && res.JobID == id {
+			found = &res
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if found != nil {
+		return found, nil
+	}
+	return nil, fmt.Errorf("no result of job %s is kept (results under a replyTo of the job's own are looked for among the newest %d): %w", id, resultScan, errNotFound)
+}
+
+// newestResults calls f with each of the newest n results, oldest first.
+func (e *env) newestResults(n uint64, f func(jetstream.Msg)) error {
+	stream, err := e.js.Stream(e.ctx, e.topo.ResultsStream)
+	if err != nil {
+		return err
+	}
+	info, err := stream.Info(e.ctx)
+	if err != nil || info.State.Msgs == 0 {
+		return err
+	}
+	from := info.State.FirstSeq
+	if info.State.LastSeq >= from+n {
+		from = info.State.LastSeq - n + 1
+	}
+	cons, err := stream.OrderedConsumer(e.ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
+	if err != nil {
+		return err
+	}
+	for seq := from; seq < info.State.LastSeq; {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			if meta, err := m.Metadata(); err == nil {
+				seq = meta.Sequence.Stream
+			}
+			f(m)
+		}
+		if got == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// resultScan is how many of the newest results the console reads for a job
+// whose result went to a replyTo of its own.
+const resultScan = 10000
+
+// redact is body with every template value replaced: the values of
+// templateKeyValue and extendedParams objects, wherever they are (a job's, or
+// each targetMsgs entry's). A body that is not JSON is shown as its size.
+func redact(body []byte) json.RawMessage {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		out, _ := json.Marshal(map[string]string{"unreadable": fmt.Sprintf("%d bytes that are not JSON", len(body))})
+		return out
+	}
+	out, _ := json.Marshal(hide(v, false))
+	return out
+}
+
+func hide(v any, values bool) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			x[k] = hide(val, values || k == "templateKeyValue" || k == "extendedParams")
+		}
+		return x
+	case []any:
+		for i := range x {
+			x[i] = hide(x[i], values)
+		}
+		return x
+	default:
+		if values {
+			return "…"
+		}
+		return v
+	}
+}
