@@ -7,6 +7,8 @@
 #   bench/cost.sh                # every run below, about 5 minutes on 2 cores
 #   RUNS="template-100" bench/cost.sh
 #   WORKER_BIN=/tmp/old/worker bench/cost.sh   # another worker build (an earlier commit's) under the same bench
+#   RUNS="template-100 template-100-traced events-one-target events-one-target-traced" bench/cost.sh
+#                                # tracing off and on (every job sampled, exported to a sink in the bench)
 #
 # Needs nats-server on PATH, a local Redis (REDIS_URL, default 127.0.0.1:6379) and
 # python3. Builds the binaries from the working tree first; run it on a quiet
@@ -30,6 +32,8 @@ declare -A args=(
 	[events-one-target]="--workers 2 --targets 6000 --job-size 1 --latency 5ms --lane default"
 	[bulk-one-target]="--workers 2 --targets 6000 --job-size 1 --latency 5ms"
 	[memory-1m]="--workers 1 --targets 1000000 --job-size 1000 --skip-bare"
+	[template-100-traced]="--workers 1 --targets 300000 --job-size 100 --traces"
+	[events-one-target-traced]="--workers 2 --targets 6000 --job-size 1 --latency 5ms --lane default --traces"
 )
 runs=${RUNS:-template-100 template-1000 multiple-personal events-one-target bulk-one-target memory-1m}
 printf '%-18s %9s %10s %6s %11s %11s %7s %10s %8s %10s %10s %9s %7s\n' run targets/s 'bare/s' eff 'worker/call' 'bare/call' ratio 'worker/job' 'redis/call' 'cmds/call' 'nats/job' 'B/pair' 'RSS MB'

@@ -44,6 +44,7 @@ type Result struct {
 	Deliveries  int           `json:"deliveries"`
 	StartedAt   Time          `json:"startedAt"`
 	FinishedAt  Time          `json:"finishedAt"`
+	TraceID     string        `json:"traceId,omitempty"` // the W3C trace the job came with (or began), when it had one
 }
 
 // ChunkResult is one mPaaS call that ended a job's chunk. TargetMsgkey lists its

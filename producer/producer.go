@@ -20,7 +20,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -62,10 +67,11 @@ var ErrNoResult = errors.New("no result before the context ended")
 
 // Producer publishes jobs. It is safe for concurrent use.
 type Producer struct {
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	rules job.Rules
-	topo  topology.Topology
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	rules  job.Rules
+	topo   topology.Topology
+	tracer trace.Tracer
 }
 
 // Option configures a Producer.
@@ -79,7 +85,16 @@ func WithRules(r job.Rules) Option { return func(p *Producer) { p.rules = r } }
 // workers must use the same).
 func WithTopology(t topology.Topology) Option { return func(p *Producer) { p.topo = t } }
 
-// New makes a Producer on a NATS connection.
+// WithTracerProvider makes the producer's publish spans with tp instead of
+// OpenTelemetry's global provider.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(p *Producer) { p.tracer = tp.Tracer(tracing.Scope) }
+}
+
+// New makes a Producer on a NATS connection. Each publish is a span of the
+// caller's trace (from ctx; OpenTelemetry's global provider unless
+// WithTracerProvider), and the message carries it in its traceparent and
+// tracestate headers, so that the worker's spans continue it.
 func New(nc *nats.Conn, opts ...Option) (*Producer, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -88,6 +103,9 @@ func New(nc *nats.Conn, opts ...Option) (*Producer, error) {
 	p := &Producer{nc: nc, js: js}
 	for _, o := range opts {
 		o(p)
+	}
+	if p.tracer == nil {
+		p.tracer = otel.GetTracerProvider().Tracer(tracing.Scope)
 	}
 	p.topo = p.topo.OrDefault()
 	p.rules.Topology = p.topo
@@ -109,11 +127,23 @@ func (p *Producer) PublishMsg(ctx context.Context, lane Lane, j *job.Job) (dupli
 	if err != nil {
 		return false, err
 	}
+	ctx, span := p.span(ctx, m, j)
+	defer span.End()
 	ack, err := p.js.PublishMsg(ctx, m)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return false, fmt.Errorf("publishing job %s to %s: %w", j.JobID, m.Subject, err)
 	}
 	return ack.Duplicate, nil
+}
+
+// span starts the publish's span and puts its context in m's headers.
+func (p *Producer) span(ctx context.Context, m *nats.Msg, j *job.Job) (context.Context, trace.Span) {
+	ctx, span := p.tracer.Start(ctx, "publish "+m.Subject, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject),
+			attribute.String("pushworker.job_id", j.JobID), attribute.Int("pushworker.targets", j.TargetCount())))
+	tracing.Inject(ctx, m.Header)
+	return ctx, span
 }
 
 // PublishTo validates and publishes j on a job subject given whole
@@ -141,7 +171,10 @@ func (p *Producer) PublishAndWait(ctx context.Context, lane Lane, j *job.Job) (*
 		return nil, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if _, err := p.js.PublishMsg(ctx, m); err != nil {
+	pctx, span := p.span(ctx, m, j)
+	_, err = p.js.PublishMsg(pctx, m)
+	span.End()
+	if err != nil {
 		return nil, fmt.Errorf("publishing job %s to %s: %w", j.JobID, m.Subject, err)
 	}
 	for {

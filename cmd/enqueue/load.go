@@ -13,10 +13,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/term"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/loader"
+	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -163,6 +166,10 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 	if err != nil {
 		return err
 	}
+	// One trace per load: each job's span continues it.
+	ctx, span := otel.Tracer(tracing.Scope).Start(e.ctx, "load campaign "+lf.campaign, trace.WithSpanKind(trace.SpanKindProducer))
+	defer span.End()
+	e.ctx = ctx
 	api, why, err := lf.chooseAPI(base)
 	if err != nil {
 		return err

@@ -24,12 +24,15 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
 
 	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -203,6 +206,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return exitError{2} // the flag package has said what is wrong
 	}
+	// Publishes are spans of a trace of their own when the OTEL_* variables ask
+	// for an exporter; the jobs carry it to the workers either way.
+	tp, shutdown, err := tracing.Setup(ctx, "enqueue", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdown(sctx)
+	}()
+	otel.SetTracerProvider(tp)
 	e := &env{ctx: ctx, topo: topology.Default(), stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	if cmd.offline == nil || !*cmd.offline {
 		nc, err := dial(conn, getenv("NATS_URL") == "")
@@ -215,7 +230,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		e.nc = nc
 	}
-	err := cmd.run(e, fs.Args())
+	err = cmd.run(e, fs.Args())
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "enqueue %s: %s\n", name, ue.msg)

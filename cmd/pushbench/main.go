@@ -57,6 +57,7 @@ type options struct {
 	eventsFor                                                 time.Duration
 	cpuProfile, allocProfile                                  string
 	workerGOGC                                                string
+	traces                                                    bool
 	lane                                                      string // topology.LaneBulk or LaneDefault
 	profileFor                                                time.Duration
 }
@@ -125,6 +126,9 @@ type Report struct {
 	} `json:"bare"`
 	Efficiency float64 `json:"efficiency"`
 	Cost       Cost    `json:"cost"`
+	// With --traces: what the workers exported to the bench's OTLP sink.
+	TraceExports     int64 `json:"traceExports,omitempty"`
+	TraceExportBytes int64 `json:"traceExportBytes,omitempty"`
 }
 
 // Cost is what the campaign cost each process, per mPaaS call and per job, from
@@ -186,6 +190,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first worker during the campaign to this file (PUSH_PPROF)")
 	fs.StringVar(&o.lane, "lane", topology.LaneBulk, "the campaign's lane: bulk (push.jobs.bulk.bench) or default (push.jobs.bench, the events lane)")
 	fs.StringVar(&o.workerGOGC, "worker-gogc", "", "GOGC of the workers (default: the worker's own, 400)")
+	fs.BoolVar(&o.traces, "traces", false, "the workers trace every job (OTEL_TRACES_SAMPLER=always_on) and export over OTLP/HTTP to a sink in the bench")
 	fs.StringVar(&o.allocProfile, "allocprofile", "", "write the first worker's allocation profile, after the campaign, to this file (PUSH_PPROF)")
 	fs.DurationVar(&o.profileFor, "profile-for", 20*time.Second, "how long --cpuprofile profiles, from the first publish")
 	if err := fs.Parse(args); err != nil {
@@ -226,6 +231,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 type bench struct {
 	o       options
+	sink    *traceSink // with --traces
 	log     io.Writer
 	simURL  string
 	simPID  int
@@ -433,6 +439,15 @@ func (b *bench) startWorkers(ctx context.Context) error {
 		"PUSH_LOG_FORMAT=json", "PUSH_PPROF=" + strconv.FormatBool(b.o.cpuProfile != "" || b.o.allocProfile != "")}
 	if b.o.workerGOGC != "" {
 		env = append(env, "GOGC="+b.o.workerGOGC)
+	}
+	if b.o.traces {
+		sink, err := startTraceSink()
+		if err != nil {
+			return err
+		}
+		b.closers = append(b.closers, sink.close)
+		b.sink = sink
+		env = append(env, sink.env()...)
 	}
 	b.closers = append(b.closers, b.stopWorkers)
 	for range b.o.workers {
@@ -796,6 +811,9 @@ func (b *bench) measureWorkers(rep *Report) {
 	}
 	rep.WorkerCPUSeconds = round(rep.WorkerCPUSeconds, 2)
 	rep.WorkerPeakRSSMB = round(peak, 1)
+	if b.sink != nil {
+		rep.TraceExports, rep.TraceExportBytes = b.sink.requests.Load(), b.sink.bytes.Load()
+	}
 }
 
 func machine() string {

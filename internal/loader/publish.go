@@ -13,6 +13,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/internal/tracing"
 )
 
 // Publisher publishes jobs asynchronously with backpressure: at most MaxBytes of
@@ -71,6 +72,7 @@ func (p *Publisher) Publish(ctx context.Context, id string, body []byte) error {
 		}
 	}
 	m := &nats.Msg{Subject: p.subject, Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}}
+	tracing.Inject(ctx, m.Header) // the load's span, when the caller has one, is each job's parent
 	fut, err := p.send(ctx, m)
 	if err != nil {
 		return err

@@ -35,6 +35,10 @@ type Metrics struct {
 	parked      *prometheus.CounterVec
 	campaigns   *prometheus.GaugeVec
 	inHand      *prometheus.GaugeVec
+	pending     *prometheus.GaugeVec
+	ackPending  *prometheus.GaugeVec
+	oldest      *prometheus.GaugeVec
+	resultFail  prometheus.Counter
 
 	live live // the same numbers, for the worker's stats endpoint
 }
@@ -92,8 +96,37 @@ func New() *Metrics {
 		Help: "Campaigns with a control value, by state (running, paused, canceled), as this worker sees the bucket."}, []string{"state"})).(*prometheus.GaugeVec)
 	m.inHand = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_jobs_in_hand",
 		Help: "Jobs this worker holds (delivered, not yet acknowledged or handed back), by lane."}, []string{"lane"})).(*prometheus.GaugeVec)
+	m.pending = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_lane_pending_jobs",
+		Help: "Jobs waiting on the lane, not yet delivered to any worker (its consumer's pending count, read every few seconds)."}, []string{"lane"})).(*prometheus.GaugeVec)
+	m.ackPending = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_lane_ack_pending_jobs",
+		Help: "Jobs of the lane delivered to some worker and not yet acknowledged (its consumer's ack-pending count)."}, []string{"lane"})).(*prometheus.GaugeVec)
+	m.oldest = f(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "pushworker_lane_oldest_waiting_seconds",
+		Help: "How long the lane's oldest undelivered job has waited (0 when none waits)."}, []string{"lane"})).(*prometheus.GaugeVec)
+	m.resultFail = f(prometheus.NewCounter(prometheus.CounterOpts{Name: "pushworker_result_publish_failures_total",
+		Help: "Results the result stream did not take; each such job is handed back and runs again."})).(prometheus.Counter)
+	// Every series a dashboard or an alert reads exists from the start (at 0),
+	// so that rate() and increase() see the first event.
 	for _, lane := range lanes {
+		for _, status := range []string{"succeeded", "partial", "failed", "rejected", "canceled"} {
+			m.jobs.WithLabelValues(lane, status)
+		}
+		for _, status := range []string{"sent", "failed"} {
+			m.chunks.WithLabelValues(lane, status)
+		}
+		for _, reason := range []string{"rejected", "failed", "stopped"} {
+			m.deadLetters.WithLabelValues(lane, reason)
+		}
+		m.parked.WithLabelValues(lane)
+		m.redelivered.WithLabelValues(lane)
+		m.duplicates.WithLabelValues(lane)
+		m.limiterWait.WithLabelValues(lane)
 		m.inHand.WithLabelValues(lane).Set(0)
+		m.pending.WithLabelValues(lane).Set(0)
+		m.ackPending.WithLabelValues(lane).Set(0)
+		m.oldest.WithLabelValues(lane).Set(0)
+	}
+	for _, state := range []string{"running", "paused", "canceled"} {
+		m.campaigns.WithLabelValues(state)
 	}
 	for _, c := range health.Causes {
 		m.paused.WithLabelValues(string(c)).Set(0)
@@ -155,6 +188,16 @@ func (m *Metrics) JobInHand(lane string, delta int) {
 		m.live.inHand[0].Add(int64(delta))
 	}
 }
+
+// Lane sets a lane's backlog.
+func (m *Metrics) Lane(lane string, pending uint64, ackPending int, oldest time.Duration) {
+	m.pending.WithLabelValues(lane).Set(float64(pending))
+	m.ackPending.WithLabelValues(lane).Set(float64(ackPending))
+	m.oldest.WithLabelValues(lane).Set(oldest.Seconds())
+}
+
+// ResultFailed counts a result the result stream did not take.
+func (m *Metrics) ResultFailed() { m.resultFail.Inc() }
 
 // Live is what the worker is doing now.
 func (m *Metrics) Live() Live {

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/dedupe"
@@ -29,7 +32,10 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			p.handBack(r, c)
 			return
 		}
-		if err := p.untilOK(ctx, health.CauseRedis, func() error { return p.limiter.Wait(ctx, r.event) }); err != nil {
+		wctx, wait := p.cfg.Tracer.Start(ctx, "limiter wait", trace.WithAttributes(attribute.String("pushworker.lane", r.d.Lane)))
+		err := p.untilOK(wctx, health.CauseRedis, func() error { return p.limiter.Wait(wctx, r.event) })
+		wait.End()
+		if err != nil {
 			p.handBack(r, c)
 			return
 		}
@@ -39,7 +45,20 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			return
 		}
 		p.obs.LimiterWait(r.d.Lane, p.cfg.Clock.Now().Sub(waitStart))
-		out := p.pusher.Push(ctx, r.j, c.targets)
+		cctx, call := p.cfg.Tracer.Start(ctx, "mpaas "+r.j.API(), trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("pushworker.action", r.j.API()), attribute.Int("pushworker.targets", len(c.targets)),
+				attribute.Int("pushworker.attempt", attempts+1)))
+		out := p.pusher.Push(cctx, r.j, c.targets)
+		call.SetAttributes(attribute.String("pushworker.result_code", out.ResultCode), attribute.String("pushworker.request_id", out.RequestID),
+			attribute.String("pushworker.class", out.Class.String()))
+		if out.Class != push.Success {
+			msg := out.Class.String()
+			if out.Err != nil {
+				msg = out.Err.Error()
+			}
+			call.SetStatus(codes.Error, msg)
+		}
+		call.End()
 		attempts++
 		p.obs.Call(r.d.Lane, out)
 		if out.Throttled {

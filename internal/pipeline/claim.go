@@ -3,6 +3,10 @@ package pipeline
 import (
 	"context"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/job"
@@ -51,6 +55,8 @@ func (c *claimer) claim(ctx context.Context, size int) error {
 	n := min(max(claimAhead, size), len(c.pending))
 	window := c.pending[:n]
 	keys := keysOf(c.r.j, window)
+	ctx, span := c.p.cfg.Tracer.Start(ctx, "claims", trace.WithAttributes(attribute.Int("pushworker.targets", n)))
+	defer span.End()
 	var claims []dedupe.Claim
 	err := c.p.untilOK(ctx, health.CauseRedis, func() error {
 		var err error
@@ -58,6 +64,7 @@ func (c *claimer) claim(ctx context.Context, size int) error {
 		return err
 	})
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		return err
 	}
 	c.pending = c.pending[n:]
@@ -72,6 +79,7 @@ func (c *claimer) claim(ctx context.Context, size int) error {
 			c.skipped = append(c.skipped, window[i])
 		}
 	}
+	span.SetAttributes(attribute.Int("pushworker.claimed", len(c.ready)), attribute.Int("pushworker.skipped", len(c.skipped)))
 	return nil
 }
 

@@ -14,6 +14,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
@@ -24,6 +27,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -67,9 +71,13 @@ type Config struct {
 	StoreProbe retry.Policy
 	HandBack   retry.Policy // the redelivery delay of a job handed back, by delivery; default retry.HandBack
 	Clock      clock.Clock  // default clock.Real
+	Tracer     trace.Tracer // the spans of claims, limiter waits and calls; default the no-op one
 }
 
 func (c Config) withDefaults() Config {
+	if c.Tracer == nil {
+		c.Tracer = noop.NewTracerProvider().Tracer(tracing.Scope)
+	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = DefaultMaxInFlight
 	}
@@ -202,6 +210,8 @@ func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
 	if name != "" && p.cfg.Campaigns.Get(name).State == campaign.Paused {
 		return p.park(d, j, name) // before any claim: nothing to release
 	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("pushworker.job_id", j.JobID), attribute.String("pushworker.campaign", name),
+		attribute.Int("pushworker.targets", j.TargetCount()), attribute.String("pushworker.action", j.API()))
 	log := p.log.With(zap.String("job", j.JobID), zap.String("lane", d.Lane), zap.Int("delivery", d.Number))
 	log.Debug("job received", zap.String("subject", d.Subject), zap.Int("targets", j.TargetCount()), zap.String("api", j.API()))
 	run := p.process(ctx, j, d, log)

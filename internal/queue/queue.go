@@ -13,12 +13,17 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/gopool"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -42,9 +47,14 @@ type Config struct {
 	// OnResult is told of each result newly stored (not a re-run's duplicate),
 	// with the subject of its job; nil: nobody.
 	OnResult func(jobSubject string, r *job.Result)
+	// Tracer makes each job's span and its result publish's; default the no-op one.
+	Tracer trace.Tracer
 }
 
 func (c Config) withDefaults() Config {
+	if c.Tracer == nil {
+		c.Tracer = noop.NewTracerProvider().Tracer(tracing.Scope)
+	}
 	c.Topology = c.Topology.OrDefault()
 	c.Limits = c.Limits.withDefaults()
 	if c.JobsPerLane <= 0 {
@@ -73,6 +83,9 @@ type Observer interface {
 	Parked(lane string)
 	// AckFailed counts an Ack, Term, Nak or InProgress that the server did not take.
 	AckFailed(op string)
+	// ResultFailed counts a result the result stream did not take (the job is
+	// then handed back).
+	ResultFailed()
 }
 
 type noObserver struct{}
@@ -82,6 +95,7 @@ func (noObserver) Redelivered(string)        {}
 func (noObserver) DeadLetter(string, string) {}
 func (noObserver) Parked(string)             {}
 func (noObserver) AckFailed(string)          {}
+func (noObserver) ResultFailed()             {}
 
 // Queue pulls jobs from both lanes and hands each delivery to a Handler.
 type Queue struct {
@@ -292,10 +306,21 @@ func (q *Queue) deliver(ctx context.Context, lane string, msg jetstream.Msg) {
 	if d.Number > 1 {
 		q.obs.Redelivered(lane)
 	}
+	// The job continues the trace its producer put in the headers (or begins one).
+	ctx, span := q.cfg.Tracer.Start(tracing.Extract(ctx, msg.Headers()), "push job", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", msg.Subject()),
+			attribute.String("pushworker.lane", lane), attribute.Int("pushworker.deliveries", d.Number)))
+	defer span.End()
 	stop := q.heartbeat(msg)
 	out := q.handler.Handle(ctx, d)
 	stop()
 	q.finish(ctx, lane, msg, out)
+	if r := out.Result; r != nil {
+		span.SetAttributes(attribute.String("pushworker.job_id", r.JobID), attribute.String("pushworker.status", string(r.Status)))
+		if r.Status == job.StatusFailed || r.Status == job.StatusRejected {
+			span.SetStatus(codes.Error, string(r.Status))
+		}
+	}
 }
 
 // finish stores the dead letter and the result, then acks, terms or hands back.
@@ -318,12 +343,20 @@ func (q *Queue) finish(ctx context.Context, lane string, msg jetstream.Msg, out 
 		}
 	}
 	if out.Result != nil {
-		fresh, err := q.publishResult(ctx, out.ResultSubject, out.Result)
+		out.Result.TraceID = tracing.TraceID(ctx)
+		pctx, span := q.cfg.Tracer.Start(ctx, "publish result", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("messaging.destination.name", out.ResultSubject)))
+		fresh, err := q.publishResult(pctx, out.ResultSubject, out.Result)
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
 		if fresh && q.cfg.OnResult != nil {
 			q.cfg.OnResult(msg.Subject(), out.Result)
 		}
 		if err != nil {
 			q.log.Warn("result not published", zap.String("job", out.Result.JobID), zap.String("subject", out.ResultSubject), zap.Error(err))
+			q.obs.ResultFailed()
 			if action == Ack {
 				action = Release // never ack a job whose result is not stored
 			}

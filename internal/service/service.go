@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
@@ -36,6 +37,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/rbatch"
 	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -49,6 +51,9 @@ type Options struct {
 	Redis    redis.UniversalClient // instead of connecting to cfg.Redis (the caller closes it)
 	Pusher   pipeline.Pusher       // instead of the mPaaS client from cfg
 	Topology topology.Topology     // default topology.Default()
+	// Traces receives the worker's spans instead of what the OTEL_* variables
+	// ask for (tests: an in-memory exporter).
+	Traces trace.TracerProvider
 	// Tune adjusts the parts' configurations after they are made from cfg (tests:
 	// short waits, small streams).
 	Tune func(*Parts)
@@ -117,7 +122,24 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 		return s, err
 	}
 
+	tp := o.Traces
+	if tp == nil {
+		var shutdown func(context.Context) error
+		if tp, shutdown, err = tracing.Setup(ctx, "pushworker", os.Getenv); err != nil {
+			return s, err
+		}
+		s.closers = append(s.closers, func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = shutdown(sctx) // what is batched goes out
+		})
+		if tracing.Enabled(os.Getenv) {
+			s.log.Info("traces go to OTLP", zap.String("endpoint", connect.RedactURL(firstSet(os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")))),
+				zap.String("protocol", firstSet(os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")))
+		}
+	}
 	parts := s.parts(o.Topology)
+	parts.Queue.Tracer, parts.Pipeline.Tracer = tp.Tracer(tracing.Scope), tp.Tracer(tracing.Scope)
 	if o.Tune != nil {
 		o.Tune(&parts)
 	}
@@ -371,6 +393,7 @@ func (s *Service) Run(ctx context.Context) {
 		start(s.limiter.Run, after)
 	}
 	start(s.control.Run, after)
+	start(s.watchLanes, after)
 	// Fetch nothing before the campaigns' states are known: a paused campaign's
 	// job must not start.
 	select {
@@ -383,6 +406,41 @@ func (s *Service) Run(ctx context.Context) {
 	stopAfter()
 	wg.Wait()
 	s.log.Info("stopped fetching; jobs in flight finished or handed back")
+}
+
+// firstSet is the first of vs that is not empty.
+func firstSet(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// LaneWatch is how often a worker reads the lanes' consumers for the backlog
+// metrics.
+const LaneWatch = 5 * time.Second
+
+// watchLanes keeps the backlog metrics (pending, ack pending, the oldest
+// waiting job per lane) until ctx ends. Every worker reads them: a dashboard
+// takes any one worker's view (max by lane).
+func (s *Service) watchLanes(ctx context.Context) {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, LaneWatch)
+		lanes, err := s.queue.Lanes(rctx)
+		cancel()
+		if err == nil {
+			for _, l := range lanes {
+				s.metrics.Lane(l.Lane, l.Pending, l.AckPending, l.OldestWait)
+			}
+		} else if ctx.Err() == nil {
+			s.log.Debug("lane backlog not read", zap.Error(err))
+		}
+		if !clock.Sleep(ctx, LaneWatch) {
+			return
+		}
+	}
 }
 
 // Close releases what New opened, newest first.
