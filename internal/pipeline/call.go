@@ -16,6 +16,9 @@ import (
 	"github.com/mpaas-push/pushworker/job"
 )
 
+// callSpan names a call's span by its action, without a string built per call.
+var callSpan = map[string]string{job.APITemplate: "mpaas " + job.APITemplate, job.APIMultiple: "mpaas " + job.APIMultiple}
+
 // send makes the chunk's call until it ends: sent, failed for good, or handed
 // back to a later delivery. It runs in its own goroutine and holds one call slot.
 // On the last delivery a chunk that still fails is failed, not handed back.
@@ -32,7 +35,10 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			p.handBack(r, c)
 			return
 		}
-		wctx, wait := p.cfg.Tracer.Start(ctx, "limiter wait", trace.WithAttributes(attribute.String("pushworker.lane", r.d.Lane)))
+		wctx, wait := p.cfg.Tracer.Start(ctx, "limiter wait")
+		if wait.IsRecording() { // attributes cost allocations: none when tracing is off
+			wait.SetAttributes(attribute.String("pushworker.lane", r.d.Lane))
+		}
 		err := p.untilOK(wctx, health.CauseRedis, func() error { return p.limiter.Wait(wctx, r.event) })
 		wait.End()
 		if err != nil {
@@ -45,13 +51,14 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			return
 		}
 		p.obs.LimiterWait(r.d.Lane, p.cfg.Clock.Now().Sub(waitStart))
-		cctx, call := p.cfg.Tracer.Start(ctx, "mpaas "+r.j.API(), trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attribute.String("pushworker.action", r.j.API()), attribute.Int("pushworker.targets", len(c.targets)),
-				attribute.Int("pushworker.attempt", attempts+1)))
+		cctx, call := p.cfg.Tracer.Start(ctx, callSpan[r.j.API()], trace.WithSpanKind(trace.SpanKindClient))
 		out := p.pusher.Push(cctx, r.j, c.targets)
-		call.SetAttributes(attribute.String("pushworker.result_code", out.ResultCode), attribute.String("pushworker.request_id", out.RequestID),
-			attribute.String("pushworker.class", out.Class.String()))
-		if out.Class != push.Success {
+		if call.IsRecording() {
+			call.SetAttributes(attribute.String("pushworker.action", r.j.API()), attribute.Int("pushworker.targets", len(c.targets)),
+				attribute.Int("pushworker.attempt", attempts+1), attribute.String("pushworker.result_code", out.ResultCode),
+				attribute.String("pushworker.request_id", out.RequestID), attribute.String("pushworker.class", out.Class.String()))
+		}
+		if out.Class != push.Success && call.IsRecording() {
 			msg := out.Class.String()
 			if out.Err != nil {
 				msg = out.Err.Error()

@@ -5,7 +5,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
@@ -55,7 +54,7 @@ func (c *claimer) claim(ctx context.Context, size int) error {
 	n := min(max(claimAhead, size), len(c.pending))
 	window := c.pending[:n]
 	keys := keysOf(c.r.j, window)
-	ctx, span := c.p.cfg.Tracer.Start(ctx, "claims", trace.WithAttributes(attribute.Int("pushworker.targets", n)))
+	ctx, span := c.p.cfg.Tracer.Start(ctx, "claims")
 	defer span.End()
 	var claims []dedupe.Claim
 	err := c.p.untilOK(ctx, health.CauseRedis, func() error {
@@ -79,7 +78,10 @@ func (c *claimer) claim(ctx context.Context, size int) error {
 			c.skipped = append(c.skipped, window[i])
 		}
 	}
-	span.SetAttributes(attribute.Int("pushworker.claimed", len(c.ready)), attribute.Int("pushworker.skipped", len(c.skipped)))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("pushworker.targets", n), attribute.Int("pushworker.claimed", len(c.ready)),
+			attribute.Int("pushworker.skipped", len(c.skipped)))
+	}
 	return nil
 }
 

@@ -210,8 +210,10 @@ func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
 	if name != "" && p.cfg.Campaigns.Get(name).State == campaign.Paused {
 		return p.park(d, j, name) // before any claim: nothing to release
 	}
-	trace.SpanFromContext(ctx).SetAttributes(attribute.String("pushworker.job_id", j.JobID), attribute.String("pushworker.campaign", name),
-		attribute.Int("pushworker.targets", j.TargetCount()), attribute.String("pushworker.action", j.API()))
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("pushworker.job_id", j.JobID), attribute.String("pushworker.campaign", name),
+			attribute.Int("pushworker.targets", j.TargetCount()), attribute.String("pushworker.action", j.API()))
+	}
 	log := p.log.With(zap.String("job", j.JobID), zap.String("lane", d.Lane), zap.Int("delivery", d.Number))
 	log.Debug("job received", zap.String("subject", d.Subject), zap.Int("targets", j.TargetCount()), zap.String("api", j.API()))
 	run := p.process(ctx, j, d, log)

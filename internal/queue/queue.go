@@ -307,15 +307,17 @@ func (q *Queue) deliver(ctx context.Context, lane string, msg jetstream.Msg) {
 		q.obs.Redelivered(lane)
 	}
 	// The job continues the trace its producer put in the headers (or begins one).
-	ctx, span := q.cfg.Tracer.Start(tracing.Extract(ctx, msg.Headers()), "push job", trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", msg.Subject()),
-			attribute.String("pushworker.lane", lane), attribute.Int("pushworker.deliveries", d.Number)))
+	ctx, span := q.cfg.Tracer.Start(tracing.Extract(ctx, msg.Headers()), "push job", trace.WithSpanKind(trace.SpanKindConsumer))
 	defer span.End()
+	if span.IsRecording() { // attributes cost allocations: none when tracing is off
+		span.SetAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", msg.Subject()),
+			attribute.String("pushworker.lane", lane), attribute.Int("pushworker.deliveries", d.Number))
+	}
 	stop := q.heartbeat(msg)
 	out := q.handler.Handle(ctx, d)
 	stop()
 	q.finish(ctx, lane, msg, out)
-	if r := out.Result; r != nil {
+	if r := out.Result; r != nil && span.IsRecording() {
 		span.SetAttributes(attribute.String("pushworker.job_id", r.JobID), attribute.String("pushworker.status", string(r.Status)))
 		if r.Status == job.StatusFailed || r.Status == job.StatusRejected {
 			span.SetStatus(codes.Error, string(r.Status))
@@ -344,10 +346,12 @@ func (q *Queue) finish(ctx context.Context, lane string, msg jetstream.Msg, out 
 	}
 	if out.Result != nil {
 		out.Result.TraceID = tracing.TraceID(ctx)
-		pctx, span := q.cfg.Tracer.Start(ctx, "publish result", trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithAttributes(attribute.String("messaging.destination.name", out.ResultSubject)))
+		pctx, span := q.cfg.Tracer.Start(ctx, "publish result", trace.WithSpanKind(trace.SpanKindProducer))
+		if span.IsRecording() {
+			span.SetAttributes(attribute.String("messaging.destination.name", out.ResultSubject))
+		}
 		fresh, err := q.publishResult(pctx, out.ResultSubject, out.Result)
-		if err != nil {
+		if err != nil && span.IsRecording() {
 			span.SetStatus(codes.Error, err.Error())
 		}
 		span.End()
