@@ -100,11 +100,23 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (tra
 		exp sdktrace.SpanExporter
 		err error
 	)
+	// The endpoint as the specification says: the signal's own as given, or the
+	// general one with /v1/traces for HTTP. It is passed on, so that getenv is
+	// the whole truth; the exporters read the other settings themselves.
+	traces, general := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	switch protocol {
 	case "", "http/protobuf":
-		exp, err = otlptracehttp.New(ctx)
+		url := traces
+		if url == "" {
+			url = strings.TrimSuffix(general, "/") + "/v1/traces"
+		}
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(url))
 	case "grpc":
-		exp, err = otlptracegrpc.New(ctx)
+		url := traces
+		if url == "" {
+			url = general
+		}
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(url))
 	default:
 		return nil, nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want http/protobuf or grpc", protocol)
 	}
