@@ -41,15 +41,20 @@ func (e *env) lanes() []lane {
 		{topology.LaneBulk, e.topo.BulkDurable, e.topo.BulkLaneSubjects()}}
 }
 
+// consumerInfo reads a lane's consumer.
+func (e *env) consumerInfo(l lane) (*jetstream.ConsumerInfo, error) {
+	c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.consumer)
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.consumer, e.topo.JobsStream, err)
+	}
+	return c.Info(e.ctx)
+}
+
 // ackFloors is each lane's ack floor (a stream sequence), by lane name.
 func (e *env) ackFloors() (map[string]uint64, error) {
 	floors := map[string]uint64{}
 	for _, l := range e.lanes() {
-		c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.consumer)
-		if err != nil {
-			return nil, fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.consumer, e.topo.JobsStream, err)
-		}
-		info, err := c.Info(e.ctx)
+		info, err := e.consumerInfo(l)
 		if err != nil {
 			return nil, err
 		}

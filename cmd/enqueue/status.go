@@ -45,11 +45,7 @@ func (e *env) status(asJSON bool) error {
 func (e *env) statusData() (status, error) {
 	var st status
 	for _, l := range e.lanes() {
-		c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.consumer)
-		if err != nil {
-			return st, fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.consumer, e.topo.JobsStream, err)
-		}
-		info, err := c.Info(e.ctx)
+		info, err := e.consumerInfo(l)
 		if err != nil {
 			return st, err
 		}

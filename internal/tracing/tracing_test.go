@@ -90,3 +90,26 @@ func TestTheContextTravelsInLowerCaseHeaders(t *testing.T) {
 		t.Fatal("no header, no trace")
 	}
 }
+
+// The SDK takes the sampler from OTEL_TRACES_SAMPLER.
+func TestTheSamplerVariableIsHonoured(t *testing.T) {
+	t.Setenv("OTEL_TRACES_SAMPLER", "always_off")
+	tp, shutdown, err := Setup(context.Background(), "t", env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = shutdown(context.Background()) }()
+	if _, span := tp.Tracer(Scope).Start(context.Background(), "s"); span.IsRecording() {
+		t.Fatal("always_off must record nothing")
+	}
+	t.Setenv("OTEL_TRACES_SAMPLER", "always_on")
+	tp2, shutdown2, _ := Setup(context.Background(), "t", env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"}))
+	defer func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = shutdown2(ctx)
+	}()
+	if _, span := tp2.Tracer(Scope).Start(context.Background(), "s"); !span.IsRecording() {
+		t.Fatal("always_on must record")
+	}
+}
