@@ -62,6 +62,18 @@ func (t Topology) Suffixed(suffix string) Topology {
 		CampaignsBucket: t.CampaignsBucket + "_" + suffix, ParkedStream: t.ParkedStream + "_" + suffix}
 }
 
+// Lane is one lane's names: its consumer and the subjects it takes.
+type Lane struct {
+	Name     string // LaneDefault or LaneBulk
+	Consumer string
+	Filter   string
+}
+
+// Lanes are both lanes, the default (events) lane first.
+func (t Topology) Lanes() []Lane {
+	return []Lane{{LaneDefault, t.Durable, t.DefaultLaneSubjects()}, {LaneBulk, t.BulkDurable, t.BulkLaneSubjects()}}
+}
+
 func (t Topology) jobsPrefix() string { return t.Root + ".jobs." }
 
 // DefaultLaneSubjects is the default lane's filter: <root>.jobs.*.

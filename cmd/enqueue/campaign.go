@@ -382,29 +382,37 @@ func (e *env) gather(name string, needState bool) (*progress, error) {
 	return st, nil
 }
 
-// reports asks every worker, and takes the answers that come within 300 ms.
+// reports asks every worker for the campaign's report.
 func (e *env) reports(name string) ([]campaign.Report, error) {
+	req, _ := json.Marshal(map[string]string{"campaign": name})
+	var out []campaign.Report
+	err := e.askWorkers(e.topo.CampaignStatusSubject(), req, func(data []byte) {
+		var r campaign.Report
+		if json.Unmarshal(data, &r) == nil {
+			out = append(out, r)
+		}
+	})
+	return out, err
+}
+
+// askWorkers sends one request to subject, which every worker answers, and
+// hands each answer that comes within 300 ms to f.
+func (e *env) askWorkers(subject string, req []byte, f func([]byte)) error {
 	inbox := nats.NewInbox()
 	sub, err := e.nc.SubscribeSync(inbox)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	req, _ := json.Marshal(map[string]string{"campaign": name})
-	if err := e.nc.PublishRequest(e.topo.CampaignStatusSubject(), inbox, req); err != nil {
-		return nil, err
+	if err := e.nc.PublishRequest(subject, inbox, req); err != nil {
+		return err
 	}
-	var out []campaign.Report
-	deadline := time.Now().Add(300 * time.Millisecond)
-	for {
+	for deadline := time.Now().Add(300 * time.Millisecond); ; {
 		m, err := sub.NextMsg(time.Until(deadline))
 		if err != nil {
-			return out, nil // the time is up
+			return nil // the time is up
 		}
-		var r campaign.Report
-		if json.Unmarshal(m.Data, &r) == nil {
-			out = append(out, r)
-		}
+		f(m.Data)
 	}
 }
 

@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
@@ -331,30 +330,17 @@ type workerPause struct {
 	Error string `json:"error"`
 }
 
-// workers asks every worker's stats endpoint and takes the answers of 300 ms.
+// workers asks every worker's stats endpoint.
 func (e *env) workers() ([]workerStats, error) {
-	inbox := nats.NewInbox()
-	sub, err := e.nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := e.nc.PublishRequest(e.topo.WorkersStatsSubject(), inbox, []byte("{}")); err != nil {
-		return nil, err
-	}
 	out := []workerStats{}
-	for deadline := time.Now().Add(300 * time.Millisecond); ; {
-		m, err := sub.NextMsg(time.Until(deadline))
-		if err != nil {
-			break
-		}
+	err := e.askWorkers(e.topo.WorkersStatsSubject(), []byte("{}"), func(data []byte) {
 		var w workerStats
-		if json.Unmarshal(m.Data, &w) == nil && w.ID != "" {
+		if json.Unmarshal(data, &w) == nil && w.ID != "" {
 			out = append(out, w)
 		}
-	}
+	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Worker < out[j].Worker })
-	return out, nil
+	return out, err
 }
 
 // campaignView is one campaign on the campaigns page.
@@ -444,7 +430,7 @@ func (c *console) sample(e *env) {
 // recentCampaigns follows the campaigns of the newest results, so that a
 // campaign done before the console started is shown too.
 func (c *console) recentCampaigns(e *env) {
-	_ = e.newestResults(resultScan, func(m jetstream.Msg) {
+	_ = e.readNewest(e.topo.ResultsStream, resultScan, func(m jetstream.Msg) {
 		var r struct {
 			Campaign string `json:"campaign"`
 		}
@@ -601,7 +587,7 @@ func (c *console) result(e *env, r *http.Request) (any, error) {
 	}
 	// A job with a replyTo of its own: among the newest results.
 	var found *job.Result
-	err = e.newestResults(resultScan, func(m jetstream.Msg) {
+	err = e.readNewest(e.topo.ResultsStream, resultScan, func(m jetstream.Msg) {
 		if !bytes.Contains(m.Data(), []byte(`"`+id+`"`)) {
 			return
 		}
@@ -617,44 +603,6 @@ func (c *console) result(e *env, r *http.Request) (any, error) {
 		return found, nil
 	}
 	return nil, fmt.Errorf("no result of job %s is kept (results under a replyTo of the job's own are looked for among the newest %d): %w", id, resultScan, errNotFound)
-}
-
-// newestResults calls f with each of the newest n results, oldest first.
-func (e *env) newestResults(n uint64, f func(jetstream.Msg)) error {
-	stream, err := e.js.Stream(e.ctx, e.topo.ResultsStream)
-	if err != nil {
-		return err
-	}
-	info, err := stream.Info(e.ctx)
-	if err != nil || info.State.Msgs == 0 {
-		return err
-	}
-	from := info.State.FirstSeq
-	if info.State.LastSeq >= from+n {
-		from = info.State.LastSeq - n + 1
-	}
-	cons, err := stream.OrderedConsumer(e.ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
-	if err != nil {
-		return err
-	}
-	for seq := from; seq < info.State.LastSeq; {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			if meta, err := m.Metadata(); err == nil {
-				seq = meta.Sequence.Stream
-			}
-			f(m)
-		}
-		if got == 0 {
-			return nil
-		}
-	}
-	return nil
 }
 
 // resultScan is how many of the newest results the console reads for a job

@@ -34,18 +34,11 @@ type orphan struct {
 // repair removes them in rounds.
 const maxOrphans = 10000
 
-type lane struct{ name, consumer, filter string }
-
-func (e *env) lanes() []lane {
-	return []lane{{topology.LaneDefault, e.topo.Durable, e.topo.DefaultLaneSubjects()},
-		{topology.LaneBulk, e.topo.BulkDurable, e.topo.BulkLaneSubjects()}}
-}
-
 // consumerInfo reads a lane's consumer.
-func (e *env) consumerInfo(l lane) (*jetstream.ConsumerInfo, error) {
-	c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.consumer)
+func (e *env) consumerInfo(l topology.Lane) (*jetstream.ConsumerInfo, error) {
+	c, err := e.js.Consumer(e.ctx, e.topo.JobsStream, l.Consumer)
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.consumer, e.topo.JobsStream, err)
+		return nil, fmt.Errorf("consumer %s on %s (has a worker started against this server?): %w", l.Consumer, e.topo.JobsStream, err)
 	}
 	return c.Info(e.ctx)
 }
@@ -53,12 +46,12 @@ func (e *env) consumerInfo(l lane) (*jetstream.ConsumerInfo, error) {
 // ackFloors is each lane's ack floor (a stream sequence), by lane name.
 func (e *env) ackFloors() (map[string]uint64, error) {
 	floors := map[string]uint64{}
-	for _, l := range e.lanes() {
+	for _, l := range e.topo.Lanes() {
 		info, err := e.consumerInfo(l)
 		if err != nil {
 			return nil, err
 		}
-		floors[l.name] = info.AckFloor.Stream
+		floors[l.Name] = info.AckFloor.Stream
 	}
 	return floors, nil
 }
@@ -115,19 +108,19 @@ func (e *env) scanOrphans(stream jetstream.Stream) ([]orphan, error) {
 		results = nil // the orphans are still shown, without their results
 	}
 	var found []orphan
-	for _, l := range e.lanes() {
-		for seq := info.State.FirstSeq; seq <= floors[l.name] && len(found) < maxOrphans; {
-			m, err := stream.GetMsg(e.ctx, seq, jetstream.WithGetMsgSubject(l.filter))
+	for _, l := range e.topo.Lanes() {
+		for seq := info.State.FirstSeq; seq <= floors[l.Name] && len(found) < maxOrphans; {
+			m, err := stream.GetMsg(e.ctx, seq, jetstream.WithGetMsgSubject(l.Filter))
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
 				break
 			}
 			if err != nil {
 				return nil, fmt.Errorf("reading %s from sequence %d: %w", e.topo.JobsStream, seq, err)
 			}
-			if m.Sequence > floors[l.name] {
+			if m.Sequence > floors[l.Name] {
 				break
 			}
-			found = append(found, e.describe(results, l.name, m))
+			found = append(found, e.describe(results, l.Name, m))
 			seq = m.Sequence + 1
 		}
 	}

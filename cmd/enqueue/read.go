@@ -15,32 +15,45 @@ import (
 
 // readAll reads every message a stream holds now, in batches, and gives each to f.
 func (e *env) readAll(streamName string, f func(jetstream.Msg)) error {
+	return e.readNewest(streamName, 0, f)
+}
+
+// readNewest reads the messages of the newest n sequences a stream holds now
+// (n = 0: all of them), oldest first, in batches, and gives each to f.
+func (e *env) readNewest(streamName string, n uint64, f func(jetstream.Msg)) error {
 	stream, err := e.js.Stream(e.ctx, streamName)
 	if err != nil {
 		return fmt.Errorf("stream %s (has a worker started against this server?): %w", streamName, err)
 	}
-	total := stream.CachedInfo().State.Msgs
-	if total == 0 {
+	st := stream.CachedInfo().State
+	if st.Msgs == 0 {
 		return nil
 	}
-	c, err := stream.OrderedConsumer(e.ctx, jetstream.OrderedConsumerConfig{})
+	cfg := jetstream.OrderedConsumerConfig{}
+	if n > 0 && st.LastSeq >= st.FirstSeq+n {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, st.LastSeq-n+1
+	}
+	c, err := stream.OrderedConsumer(e.ctx, cfg)
 	if err != nil {
 		return err
 	}
-	for read := uint64(0); read < total; {
+	for read, seq := uint64(0), uint64(0); read < st.Msgs && seq < st.LastSeq; {
 		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return err
 		}
-		n := 0
+		got := 0
 		for m := range batch.Messages() {
-			n++
+			got++
+			if meta, err := m.Metadata(); err == nil {
+				seq = meta.Sequence.Stream
+			}
 			f(m)
 		}
-		if n == 0 {
+		if got == 0 {
 			return nil // the rest expired meanwhile
 		}
-		read += uint64(n)
+		read += uint64(got)
 	}
 	return nil
 }

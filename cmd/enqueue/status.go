@@ -44,12 +44,12 @@ func (e *env) status(asJSON bool) error {
 // statusData reads the lanes' consumers, the orphans and the streams' sizes.
 func (e *env) statusData() (status, error) {
 	var st status
-	for _, l := range e.lanes() {
+	for _, l := range e.topo.Lanes() {
 		info, err := e.consumerInfo(l)
 		if err != nil {
 			return st, err
 		}
-		st.Lanes = append(st.Lanes, laneStatus{Lane: l.name, Consumer: l.consumer, Waiting: info.NumPending,
+		st.Lanes = append(st.Lanes, laneStatus{Lane: l.Name, Consumer: l.Consumer, Waiting: info.NumPending,
 			InFlight: info.NumAckPending, Redelivered: info.NumRedelivered})
 	}
 	found, err := e.orphans()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/topology"
 )
 
 // Metrics of one worker process.
@@ -177,7 +178,7 @@ func (m *Metrics) InFlight(delta int) {
 }
 
 // lanes are the lanes' names, in the order of live.inHand.
-var lanes = [2]string{"default", "bulk"}
+var lanes = [2]string{topology.LaneDefault, topology.LaneBulk}
 
 // JobInHand moves the jobs held on lane.
 func (m *Metrics) JobInHand(lane string, delta int) {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/mpaas-push/pushworker/topology"
 )
 
 // LaneState is a lane's backlog as its consumer reports it: what KEDA or an
@@ -28,9 +26,8 @@ func (q *Queue) Lanes(ctx context.Context) ([]LaneState, error) {
 		return nil, err
 	}
 	var out []LaneState
-	for _, l := range []struct{ name, filter string }{
-		{topology.LaneDefault, q.cfg.Topology.DefaultLaneSubjects()}, {topology.LaneBulk, q.cfg.Topology.BulkLaneSubjects()}} {
-		c := q.lane(l.name)
+	for _, l := range q.cfg.Topology.Lanes() {
+		c := q.lane(l.Name)
 		if c == nil {
 			continue
 		}
@@ -38,9 +35,9 @@ func (q *Queue) Lanes(ctx context.Context) ([]LaneState, error) {
 		if err != nil {
 			return nil, err
 		}
-		st := LaneState{Lane: l.name, Pending: info.NumPending, AckPending: info.NumAckPending}
+		st := LaneState{Lane: l.Name, Pending: info.NumPending, AckPending: info.NumAckPending}
 		if info.NumPending > 0 {
-			m, err := stream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(l.filter))
+			m, err := stream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(l.Filter))
 			switch {
 			case err == nil:
 				st.OldestWait = max(0, time.Since(m.Time))

@@ -146,12 +146,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t topology.Topology, l 
 			return nil, nil, err
 		}
 	}
-	consumers := []jetstream.ConsumerConfig{
-		{Durable: t.Durable, FilterSubject: t.DefaultLaneSubjects()},
-		{Durable: t.BulkDurable, FilterSubject: t.BulkLaneSubjects()},
-	}
 	var out []jetstream.Consumer
-	for _, cfg := range consumers {
+	for _, lane := range t.Lanes() {
+		cfg := jetstream.ConsumerConfig{Durable: lane.Consumer, FilterSubject: lane.Filter}
 		cfg.AckPolicy = jetstream.AckExplicitPolicy
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 		cfg.AckWait = l.AckWait

@@ -84,6 +84,8 @@ type Service struct {
 	closers []func()          // in order of opening; Close runs them backwards
 
 	pipe      *pipeline.Pipeline
+	worker    string // host:pid, how the worker names itself in its answers
+	version   string
 	started   time.Time
 	serviceID string // the NATS service instance's id
 }
@@ -91,7 +93,9 @@ type Service struct {
 // New connects, or starts dev mode's servers, and sets up the topology. Close
 // releases everything, also after an error.
 func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err error) {
-	s = &Service{cfg: cfg, desc: map[string]string{}, metrics: metrics.New(), started: time.Now()}
+	host, _ := os.Hostname()
+	s = &Service{cfg: cfg, desc: map[string]string{}, metrics: metrics.New(), started: time.Now(),
+		worker: host + ":" + strconv.Itoa(os.Getpid()), version: version()}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -467,8 +471,7 @@ type campaignTotals interface {
 // answerStatus answers `enqueue campaign status`: every worker replies with its
 // jobs in flight for the campaign, the campaign's totals and its state.
 func (s *Service) answerStatus(topo topology.Topology, pipe *pipeline.Pipeline, totals campaignTotals) error {
-	host, _ := os.Hostname()
-	worker := host + ":" + strconv.Itoa(os.Getpid())
+	worker := s.worker
 	sub, err := s.nc.Subscribe(topo.CampaignStatusSubject(), func(m *nats.Msg) {
 		var req struct {
 			Campaign string `json:"campaign"`

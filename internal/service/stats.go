@@ -1,10 +1,8 @@
 package service
 
 import (
-	"os"
 	"runtime/debug"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/mpaas-push/pushworker/internal/metrics"
@@ -32,8 +30,7 @@ type Pause struct {
 
 // Stats is the worker's state now.
 func (s *Service) Stats() WorkerStats {
-	host, _ := os.Hostname()
-	st := WorkerStats{Worker: host + ":" + strconv.Itoa(os.Getpid()), ID: s.serviceID, Version: version(),
+	st := WorkerStats{Worker: s.worker, ID: s.serviceID, Version: s.version,
 		Started: s.started.UTC(), Live: s.metrics.Live(), Paused: []Pause{}}
 	for cause, err := range s.gate.Reasons() {
 		st.Paused = append(st.Paused, Pause{Cause: string(cause), Error: err})
