@@ -94,10 +94,15 @@ func newLogger(c *config.Worker, out io.Writer) (log *zap.Logger, stop func(), e
 		ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
 		enc = zapcore.NewConsoleEncoder(ec)
 	}
-	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(out), Size: 256 << 10, FlushInterval: logFlushEvery}
+	// Only the writes: flushing the buffer is what a warning needs, and an fsync
+	// of a pipe (standard output under a supervisor) fails with EINVAL.
+	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(writeOnly{out}), Size: 256 << 10, FlushInterval: logFlushEvery}
 	core := flushing{Core: zapcore.NewCore(enc, ws, c.LogLevel), ws: ws}
 	return zap.New(core), func() { _ = ws.Stop() }, nil
 }
+
+// writeOnly hides a writer's Sync.
+type writeOnly struct{ io.Writer }
 
 // flushing writes the buffered lines out with every warning or error.
 type flushing struct {

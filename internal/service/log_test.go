@@ -1,7 +1,9 @@
 package service
 
 import (
+	"bufio"
 	"bytes"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -55,5 +57,29 @@ func TestLogBuffer(t *testing.T) {
 	stop()
 	if !strings.Contains(out.String(), "last line") {
 		t.Fatal("stop must write out what waits")
+	}
+}
+
+// The worker's standard output is a pipe under a supervisor or in a container:
+// a warning flushes the buffer into it without an error (fsync of a pipe fails
+// with EINVAL, and zap used to print "write error: sync /dev/stdout" for it).
+func TestLogWarningToAPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	log, stop, err := newLogger(&config.Worker{LogLevel: zapcore.InfoLevel, LogFormat: "json"}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if err := log.Core().Write(zapcore.Entry{Level: zapcore.WarnLevel, Message: "paused: waiting for redis"}, nil); err != nil {
+		t.Fatalf("a warning written to a pipe: %v", err)
+	}
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil || !strings.Contains(line, "paused: waiting for redis") {
+		t.Fatalf("the pipe got %q (%v)", line, err)
 	}
 }
