@@ -232,8 +232,10 @@ type outcome struct {
 	jobs, results, targets, sent, duplicates, failed, lost, twice int
 }
 
-// readResults calls visit with every result the results stream holds now.
-func (s *scene) readResults(js jetstream.JetStream, visit func(job.Result)) {
+// readResults calls visit with every result the results stream holds now and
+// its stream sequence, and says how many stored results the reader handed twice
+// (skipped).
+func (s *scene) readResults(js jetstream.JetStream, visit func(r job.Result, seq uint64)) (repeats int) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	c, err := js.OrderedConsumer(ctx, "PUSH_RESULTS", jetstream.OrderedConsumerConfig{})
@@ -241,14 +243,16 @@ func (s *scene) readResults(js jetstream.JetStream, visit func(job.Result)) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	stored := harness.NewInOrder(c)
 	for {
-		m, err := c.Next(jetstream.FetchMaxWait(time.Second))
+		m, err := stored.Next(time.Second)
 		if err != nil {
-			return
+			return stored.Repeats()
 		}
 		var r job.Result
-		if json.Unmarshal(m.Data(), &r) == nil {
-			visit(r)
+		meta, err := m.Metadata()
+		if err == nil && json.Unmarshal(m.Data(), &r) == nil {
+			visit(r, meta.Sequence.Stream)
 		}
 	}
 }
@@ -274,7 +278,7 @@ func (s *scene) settle(jobs []*job.Job, timeout time.Duration) outcome {
 	s.t.Helper()
 	nc, js := s.resultsConn()
 	defer nc.Close()
-	counts, ours := map[string]int{}, map[string]bool{}
+	counts, seqs, ours := map[string]int{}, map[string][]uint64{}, map[string]bool{}
 	for _, j := range jobs {
 		ours[j.JobID] = true
 	}
@@ -283,16 +287,21 @@ func (s *scene) settle(jobs []*job.Job, timeout time.Duration) outcome {
 	deadline := time.Now().Add(timeout)
 	for {
 		clear(counts)
+		clear(seqs)
 		o.sent, o.duplicates, o.failed = 0, 0, 0
-		s.readResults(js, func(r job.Result) {
+		repeats := s.readResults(js, func(r job.Result, seq uint64) {
 			if !ours[r.JobID] {
 				return // another round's
 			}
 			counts[r.JobID]++
+			seqs[r.JobID] = append(seqs[r.JobID], seq)
 			o.sent += r.Sent
 			o.duplicates += r.Duplicates
 			o.failed += r.Failed
 		})
+		if repeats > 0 {
+			s.t.Logf("the results reader handed %d stored result(s) a second time (skipped, counted once)", repeats)
+		}
 		if len(counts) >= len(jobs) || time.Now().After(deadline) {
 			break
 		}
@@ -304,7 +313,7 @@ func (s *scene) settle(jobs []*job.Job, timeout time.Duration) outcome {
 			s.t.Errorf("job %s has no result", j.JobID)
 		case 1:
 		default:
-			s.t.Errorf("job %s has %d results", j.JobID, counts[j.JobID])
+			s.t.Errorf("job %s has %d results (stream sequences %v)", j.JobID, counts[j.JobID], seqs[j.JobID])
 		}
 		o.results += min(counts[j.JobID], 1)
 		for _, tg := range j.Pairs() {

@@ -393,7 +393,7 @@ func (s *scene) resultsOf(campaign string, jobs int, timeout time.Duration) map[
 	deadline := time.Now().Add(timeout)
 	for {
 		clear(counts)
-		s.readResults(js, func(r job.Result) {
+		s.readResults(js, func(r job.Result, _ uint64) {
 			if r.Campaign == campaign {
 				counts[r.JobID]++
 			}

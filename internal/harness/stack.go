@@ -63,7 +63,7 @@ type Stack struct {
 	Prefix    string
 	Topo      topology.Topology
 
-	results, dlq jetstream.Consumer // ordered consumers, as a result consumer reads the streams
+	results, dlq *InOrder // ordered consumers, as a result consumer reads the streams
 }
 
 // New starts a Stack; everything it made is removed when the test ends.
@@ -239,9 +239,9 @@ func (h *Stack) Reader(stream string) jetstream.Consumer {
 func (h *Stack) Result(timeout time.Duration) job.Result {
 	h.T.Helper()
 	if h.results == nil {
-		h.results = h.Reader(h.Topo.ResultsStream)
+		h.results = NewInOrder(h.Reader(h.Topo.ResultsStream))
 	}
-	m, err := h.results.Next(jetstream.FetchMaxWait(timeout))
+	m, err := h.results.Next(timeout)
 	if err != nil {
 		h.T.Fatalf("no result within %s: %v", timeout, err)
 	}
@@ -288,9 +288,9 @@ func (h *Stack) ResultsFor(ids []string, timeout time.Duration) map[string]job.R
 func (h *Stack) NoMoreResults(wait time.Duration) {
 	h.T.Helper()
 	if h.results == nil {
-		h.results = h.Reader(h.Topo.ResultsStream)
+		h.results = NewInOrder(h.Reader(h.Topo.ResultsStream))
 	}
-	if m, err := h.results.Next(jetstream.FetchMaxWait(wait)); err == nil {
+	if m, err := h.results.Next(wait); err == nil {
 		h.T.Fatalf("unexpected result: %s", m.Data())
 	}
 }
@@ -299,9 +299,9 @@ func (h *Stack) NoMoreResults(wait time.Duration) {
 func (h *Stack) DeadLetter(timeout time.Duration) jetstream.Msg {
 	h.T.Helper()
 	if h.dlq == nil {
-		h.dlq = h.Reader(h.Topo.DLQStream)
+		h.dlq = NewInOrder(h.Reader(h.Topo.DLQStream))
 	}
-	m, err := h.dlq.Next(jetstream.FetchMaxWait(timeout))
+	m, err := h.dlq.Next(timeout)
 	if err != nil {
 		h.T.Fatalf("no dead letter within %s: %v", timeout, err)
 	}
