@@ -137,9 +137,8 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 			defer cancel()
 			_ = shutdown(sctx) // what is batched goes out
 		})
-		if tracing.Enabled(os.Getenv) {
-			s.log.Info("traces go to OTLP", zap.String("endpoint", connect.RedactURL(firstSet(os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")))),
-				zap.String("protocol", firstSet(os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")))
+		if protocol, endpoint, ok := tracing.Exporter(os.Getenv); ok {
+			s.log.Info("traces go to OTLP", zap.String("endpoint", connect.RedactURL(endpoint)), zap.String("protocol", protocol))
 		}
 	}
 	parts := s.parts(o.Topology)
@@ -410,16 +409,6 @@ func (s *Service) Run(ctx context.Context) {
 	stopAfter()
 	wg.Wait()
 	s.log.Info("stopped fetching; jobs in flight finished or handed back")
-}
-
-// firstSet is the first of vs that is not empty.
-func firstSet(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // LaneWatch is how often a worker reads the lanes' consumers for the backlog

@@ -71,52 +71,63 @@ func TraceID(ctx context.Context) string {
 	return ""
 }
 
-// Enabled reports whether the environment asks for traces to be exported: an
+// enabled reports whether the environment asks for traces to be exported: an
 // OTLP endpoint is set, OTEL_TRACES_EXPORTER is not "none" and the SDK is not
 // disabled.
-func Enabled(getenv func(string) string) bool {
+func enabled(getenv func(string) string) bool {
 	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") || getenv("OTEL_TRACES_EXPORTER") == "none" {
 		return false
 	}
 	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
-// Setup is the tracer provider the environment asks for, and its shutdown
-// (which flushes what is batched). With an OTLP endpoint it exports over
-// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL
-// (http/protobuf by default, or grpc), with the sampler of OTEL_TRACES_SAMPLER
-// and the batching of OTEL_BSP_*, which the SDK reads; the exporters read the
-// other OTEL_EXPORTER_OTLP_* settings (headers, TLS, timeout). Without one it is
-// the no-op provider.
-func Setup(ctx context.Context, service string, getenv func(string) string) (trace.TracerProvider, func(context.Context) error, error) {
-	if !Enabled(getenv) {
-		return noop.NewTracerProvider(), func(context.Context) error { return nil }, nil
+// Exporter is where the environment asks traces to go, ok false when it asks
+// for none: the protocol of OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or
+// OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf by default), and the endpoint as
+// the specification says: the signal's own as given, or the general one, with
+// /v1/traces for HTTP.
+func Exporter(getenv func(string) string) (protocol, endpoint string, ok bool) {
+	if !enabled(getenv) {
+		return "", "", false
 	}
-	protocol := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	protocol = getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
 	if protocol == "" {
 		protocol = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	if protocol == "" {
+		protocol = "http/protobuf"
+	}
+	endpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	if endpoint == "" {
+		endpoint = getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+		if protocol == "http/protobuf" {
+			endpoint = strings.TrimSuffix(endpoint, "/") + "/v1/traces"
+		}
+	}
+	return protocol, endpoint, true
+}
+
+// Setup is the tracer provider the environment asks for, and its shutdown
+// (which flushes what is batched). With an OTLP endpoint it exports where and
+// as Exporter says, with the sampler of OTEL_TRACES_SAMPLER and the batching
+// of OTEL_BSP_*, which the SDK reads; the exporters read the other
+// OTEL_EXPORTER_OTLP_* settings (headers, TLS, timeout). Without one it is the
+// no-op provider.
+func Setup(ctx context.Context, service string, getenv func(string) string) (trace.TracerProvider, func(context.Context) error, error) {
+	protocol, endpoint, ok := Exporter(getenv)
+	if !ok {
+		return noop.NewTracerProvider(), func(context.Context) error { return nil }, nil
 	}
 	var (
 		exp sdktrace.SpanExporter
 		err error
 	)
-	// The endpoint as the specification says: the signal's own as given, or the
-	// general one with /v1/traces for HTTP. It is passed on, so that getenv is
-	// the whole truth; the exporters read the other settings themselves.
-	traces, general := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+	// The endpoint is passed on, so that getenv is the whole truth.
 	switch protocol {
-	case "", "http/protobuf":
-		url := traces
-		if url == "" {
-			url = strings.TrimSuffix(general, "/") + "/v1/traces"
-		}
-		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(url))
+	case "http/protobuf":
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
 	case "grpc":
-		url := traces
-		if url == "" {
-			url = general
-		}
-		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(url))
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
 	default:
 		return nil, nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want http/protobuf or grpc", protocol)
 	}
