@@ -139,9 +139,11 @@ func (p *Producer) PublishMsg(ctx context.Context, lane Lane, j *job.Job) (dupli
 
 // span starts the publish's span and puts its context in m's headers.
 func (p *Producer) span(ctx context.Context, m *nats.Msg, j *job.Job) (context.Context, trace.Span) {
-	ctx, span := p.tracer.Start(ctx, "publish "+m.Subject, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject),
-			attribute.String("pushworker.job_id", j.JobID), attribute.Int("pushworker.targets", j.TargetCount())))
+	ctx, span := p.tracer.Start(ctx, "publish "+m.Subject, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() { // attributes cost allocations: none when tracing is off
+		span.SetAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject),
+			attribute.String("pushworker.job_id", j.JobID), attribute.Int("pushworker.targets", j.TargetCount()))
+	}
 	tracing.Inject(ctx, m.Header)
 	return ctx, span
 }

@@ -191,7 +191,6 @@ func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
 	name := p.cfg.Rules.Topology.Campaign(d.Subject)
 	p.track(name, 1)
 	defer p.track(name, -1)
-
 	fallback := fallbackID(d)
 	j, err := job.Decode(d.Data)
 	if err == nil {
