@@ -533,16 +533,7 @@ func (c *console) findLetter(e *env, r *http.Request) (deadLetter, error) {
 	if err != nil {
 		return deadLetter{}, usageError{"a dead letter is named by its sequence"}
 	}
-	dls, err := e.deadLetters()
-	if err != nil {
-		return deadLetter{}, err
-	}
-	for _, d := range dls {
-		if d.Seq == seq {
-			return d, nil
-		}
-	}
-	return deadLetter{}, fmt.Errorf("dead letter %d: %w", seq, errNotFound)
+	return e.storedDeadLetter(seq)
 }
 
 func (c *console) deadLetter(e *env, r *http.Request) (any, error) {

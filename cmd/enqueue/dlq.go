@@ -39,13 +39,33 @@ func (e *env) deadLetters() ([]deadLetter, error) {
 }
 
 func readDeadLetter(m jetstream.Msg) deadLetter {
-	h := m.Headers()
-	d := deadLetter{JobID: h.Get(queue.HeaderJobID), Reason: h.Get(queue.HeaderReason), Error: h.Get(queue.HeaderError),
-		Subject: h.Get(queue.HeaderSubject), body: m.Data()}
-	d.Deliveries, _ = strconv.Atoi(h.Get(queue.HeaderDeliveries))
+	var seq uint64
+	var at time.Time
 	if meta, err := m.Metadata(); err == nil {
-		d.Seq = meta.Sequence.Stream
-		d.At = meta.Timestamp.UTC().Format(time.RFC3339)
+		seq, at = meta.Sequence.Stream, meta.Timestamp
+	}
+	return newDeadLetter(seq, at, m.Headers(), m.Data())
+}
+
+// storedDeadLetter is the dead letter stored at seq.
+func (e *env) storedDeadLetter(seq uint64) (deadLetter, error) {
+	stream, err := e.js.Stream(e.ctx, e.topo.DLQStream)
+	if err != nil {
+		return deadLetter{}, err
+	}
+	m, err := stream.GetMsg(e.ctx, seq)
+	if err != nil {
+		return deadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	return newDeadLetter(m.Sequence, m.Time, m.Header, m.Data), nil
+}
+
+func newDeadLetter(seq uint64, at time.Time, h nats.Header, body []byte) deadLetter {
+	d := deadLetter{Seq: seq, JobID: h.Get(queue.HeaderJobID), Reason: h.Get(queue.HeaderReason), Error: h.Get(queue.HeaderError),
+		Subject: h.Get(queue.HeaderSubject), body: body}
+	d.Deliveries, _ = strconv.Atoi(h.Get(queue.HeaderDeliveries))
+	if !at.IsZero() {
+		d.At = at.UTC().Format(time.RFC3339)
 	}
 	if a, err := job.DecodeAdmin(d.body); err == nil && a.Action != "" {
 		d.Targets = a.Units()
