@@ -53,7 +53,7 @@ func StartRedisClusterTimeout(t testing.TB, nodeTimeout time.Duration) *RedisClu
 		// The bus port is given, not port+10000: a free port may be above 55535.
 		r.args = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(FreePort(t)),
 			"--cluster-config-file", filepath.Join(dir, "nodes-"+strconv.Itoa(r.Port)+".conf"),
-			"--cluster-node-timeout", strconv.FormatInt(nodeTimeout.Milliseconds(), 10), "--dir", dir, "--repl-diskless-sync-delay", "0"}
+			"--cluster-node-timeout", strconv.FormatInt(nodeTimeout.Milliseconds(), 10), "--repl-diskless-sync-delay", "0"}
 		r.Start()
 		t.Cleanup(r.Stop)
 		c.Nodes = append(c.Nodes, r)
