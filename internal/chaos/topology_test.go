@@ -339,10 +339,13 @@ func TestRedisSentinelMasterKilled(t *testing.T) {
 
 // One Redis Cluster master frozen (SIGSTOP) for 10 s, below the cluster's node
 // timeout (15 s, Redis's default), so that no replica takes over: its
-// connections hang rather than fail. Every call needs it (a call's ten targets
-// span the masters), so the workers pause with cause redis and say so, make no
-// call while it is frozen, and call again within 2 s of its thaw; nothing is
-// lost and, with no failover, nothing is pushed twice.
+// connections hang rather than fail. The master frozen holds the shared rate
+// limit's key (redis_rate's "rate:" + <prefix>rate:mpaas), which every call
+// needs: a chunk whose targets' keys all live on the other masters needs no
+// other key of the frozen one, and rightly goes out when the limit lives
+// elsewhere. So the workers pause with cause redis and say so, make no call
+// while it is frozen, and call again within 2 s of its thaw; nothing is lost
+// and, with no failover, nothing is pushed twice.
 func TestRedisClusterNodeFrozen(t *testing.T) {
 	s := newScene(t, "", mpaassim.Faults{Latency: 20 * time.Millisecond})
 	rc := testenv.StartRedisClusterTimeout(t, 15*time.Second)
@@ -355,7 +358,7 @@ func TestRedisClusterNodeFrozen(t *testing.T) {
 	r := s.loadCampaign(300, 60000)
 	r.at(3 * time.Second)
 	s.midRun(r.targets / 10)
-	node := rc.Node(rc.OwnerOf("pushworker-chaos"))
+	node := rc.Node(rc.OwnerOf("rate:" + s.prefix + "rate:mpaas"))
 	node.Freeze()
 	frozen := r.did("Redis master " + node.Addr() + " frozen for 10 s")
 	time.Sleep(4 * time.Second)
