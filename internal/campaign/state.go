@@ -23,12 +23,18 @@ const (
 )
 
 // State is the value under a campaign's key. No key means Running at no pace.
+// Reason and Actor are the audit: why, and who made the change, as the writer
+// says (enqueue, the console, a business's own service).
 type State struct {
 	State            string    `json:"state"`
 	TargetsPerSecond float64   `json:"targetsPerSecond"`
 	Reason           string    `json:"reason,omitempty"`
+	Actor            string    `json:"actor,omitempty"`
 	UpdatedAt        time.Time `json:"updatedAt"`
 }
+
+// MaxValueBytes bounds a control value: a reason or actor is a line, not a file.
+const MaxValueBytes = 4096
 
 // ErrInvalid matches every error of Decode and ValidName.
 var ErrInvalid = errors.New("invalid campaign control")
@@ -36,6 +42,9 @@ var ErrInvalid = errors.New("invalid campaign control")
 // Decode reads a bucket value strictly: a JSON object with a known state, a
 // pace that is a finite number ≥ 0, and no unknown field.
 func Decode(b []byte) (State, error) {
+	if len(b) > MaxValueBytes {
+		return State{}, fmt.Errorf("%w: value of %d bytes: at most %d", ErrInvalid, len(b), MaxValueBytes)
+	}
 	var s State
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -62,7 +71,7 @@ func (s State) Encode() []byte {
 // job, result and parked subjects).
 func ValidName(name string) error {
 	if name == "" || len(name) > 128 {
-		return fmt.Errorf("%w: campaign name %q: 1 to 128 characters", ErrInvalid, name)
+		return fmt.Errorf("%w: campaign name %q (%d bytes): 1 to 128 characters", ErrInvalid, clip(name), len(name))
 	}
 	for _, c := range name {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("-_:", c)) {
@@ -70,4 +79,12 @@ func ValidName(name string) error {
 		}
 	}
 	return nil
+}
+
+// clip is at most 128 bytes of s, for an error that quotes what it was given.
+func clip(s string) string {
+	if len(s) <= 128 {
+		return s
+	}
+	return strings.ToValidUTF8(s[:128], "") + "…"
 }

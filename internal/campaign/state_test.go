@@ -57,3 +57,19 @@ func TestCallSize(t *testing.T) {
 		}
 	}
 }
+
+// The audit fields of the contract are taken, and a value too big to be a
+// state is refused without being read.
+func TestDecodeTakesTheAudit(t *testing.T) {
+	s, err := Decode([]byte(`{"state":"paused","targetsPerSecond":0,"reason":"complaints","actor":"ops-admin-service","updatedAt":"2026-12-06T08:00:00Z"}`))
+	if err != nil || s.Actor != "ops-admin-service" || s.Reason != "complaints" || s.State != Paused {
+		t.Fatalf("%+v, %v", s, err)
+	}
+	big := []byte(`{"state":"paused","reason":"` + strings.Repeat("x", MaxValueBytes) + `"}`)
+	if _, err := Decode(big); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("a value over %d bytes: %v", MaxValueBytes, err)
+	}
+	if err := ValidName(strings.Repeat("n", 100000)); err == nil || len(err.Error()) > 400 {
+		t.Fatalf("a long name's error quotes at most a few hundred bytes: %d bytes", len(err.Error()))
+	}
+}

@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,12 +110,47 @@ func (s *RedisTotals) Add(ctx context.Context, name string, r *job.Result) error
 		}
 		if renew {
 			p.Expire(ctx, key, TotalsTTL)
+			p.SAdd(ctx, s.prefix+indexKey, name)
 		}
 	})
 	if err != nil && renew {
 		s.renew.Failed(name) // renew with the next result
 	}
 	return err
+}
+
+// indexKey (under the prefix) is the set of the campaigns that have totals:
+// added to once a minute per campaign and worker, with the expiry's renewal. A
+// campaign name cannot be it: names have no '*'.
+const indexKey = "*index"
+
+// Names are the campaigns with totals, sorted. Those whose totals expired leave
+// the index as they are found.
+func (s *RedisTotals) Names(ctx context.Context) ([]string, error) {
+	names, err := s.rdb.SMembers(ctx, s.prefix+indexKey).Result()
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	exists := make([]*redis.IntCmd, len(names))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, n := range names {
+			exists[i] = p.Exists(ctx, s.prefix+n)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := names[:0]
+	for i, n := range names {
+		if exists[i].Val() > 0 {
+			out = append(out, n)
+		} else {
+			s.rdb.SRem(ctx, s.prefix+indexKey, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // Get reads the campaign's totals.
@@ -170,6 +206,18 @@ func (s *MemoryTotals) Add(_ context.Context, name string, r *job.Result) error 
 	return nil
 }
 
+// Names are the campaigns with totals, sorted.
+func (s *MemoryTotals) Names(context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.m))
+	for n := range s.m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // Get reads the campaign's totals.
 func (s *MemoryTotals) Get(_ context.Context, name string) (Totals, error) {
 	s.mu.Lock()
@@ -189,11 +237,26 @@ func (s *MemoryTotals) Get(_ context.Context, name string) (Totals, error) {
 // the campaign, the campaign's totals (the same from every worker on one
 // Redis), its state as the worker sees it, and why a value was not taken.
 type Report struct {
+	Campaign string `json:"campaign,omitempty"`
 	Worker   string `json:"worker"`
 	InFlight int    `json:"inFlight"`
 	Totals   Totals `json:"totals"`
 	State    State  `json:"state"`
 	Invalid  string `json:"invalid,omitempty"`
+}
+
+// StatusRequest asks every worker about one campaign, or (All) about every
+// campaign it knows: those with totals, with a state in the bucket, or with jobs
+// in its hands. One request answers a console's whole refresh.
+type StatusRequest struct {
+	Campaign string `json:"campaign,omitempty"`
+	All      bool   `json:"all,omitempty"`
+}
+
+// Reports is one worker's answer to a StatusRequest with All.
+type Reports struct {
+	Worker    string   `json:"worker"`
+	Campaigns []Report `json:"campaigns"`
 }
 
 // Invalid is why name's latest control value was not taken, or "".

@@ -21,10 +21,31 @@ type Watcher struct {
 	kv  jetstream.KeyValue
 	log *zap.Logger
 
-	mu      sync.RWMutex
-	states  map[string]State
-	invalid map[string]string // campaign → why its latest value was not taken
-	ready   chan struct{}     // closed once the initial values are in
+	mu       sync.RWMutex
+	states   map[string]State
+	invalid  map[string]string // campaign → why its latest value was not taken
+	ready    chan struct{}     // closed once the initial values are in
+	gone     map[string]bool   // campaigns whose key was deleted: running again
+	onChange []func(name string, s State)
+}
+
+// OnChange calls f after every state this worker applies (a deleted key: Running
+// at no pace), in the watcher's goroutine, outside its lock. Add before Run.
+func (w *Watcher) OnChange(f func(name string, s State)) { w.onChange = append(w.onChange, f) }
+
+// Known are the campaigns the bucket has held a value for since this worker
+// started (deleted ones included, as Running), with their states.
+func (w *Watcher) Known() map[string]State {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	out := make(map[string]State, len(w.states)+len(w.gone))
+	for name := range w.gone {
+		out[name] = State{State: Running}
+	}
+	for name, s := range w.states {
+		out[name] = s
+	}
+	return out
 }
 
 // Bucket creates or updates the control bucket (from any number of workers at once).
@@ -35,7 +56,8 @@ func Bucket(ctx context.Context, js jetstream.JetStream, name string, replicas i
 
 // NewWatcher makes a watcher of kv; Run follows it.
 func NewWatcher(kv jetstream.KeyValue, log *zap.Logger) *Watcher {
-	return &Watcher{kv: kv, log: log, states: map[string]State{}, invalid: map[string]string{}, ready: make(chan struct{})}
+	return &Watcher{kv: kv, log: log, states: map[string]State{}, invalid: map[string]string{}, gone: map[string]bool{},
+		ready: make(chan struct{})}
 }
 
 // Get is name's state: Running at no pace when it has no valid value.
@@ -100,26 +122,46 @@ func (w *Watcher) markReady() {
 }
 
 func (w *Watcher) apply(e jetstream.KeyValueEntry) {
+	name := e.Key()
+	s, changed := w.applyLocked(e)
+	if !changed {
+		return
+	}
+	for _, f := range w.onChange {
+		f(name, s)
+	}
+}
+
+// applyLocked takes one bucket entry and logs the transition: the state now
+// in force and whether it is new.
+func (w *Watcher) applyLocked(e jetstream.KeyValueEntry) (State, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	name := e.Key()
+	from := w.stateLocked(name)
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(w.states, name)
 		delete(w.invalid, name)
-		return
+		w.gone[name] = true
+		w.log.Info("campaign control: state removed, the campaign runs", zap.String("campaign", name), zap.String("from", from),
+			zap.Uint64("revision", e.Revision()))
+		return State{State: Running}, true
 	}
 	s, err := Decode(e.Value())
 	if err != nil {
 		// A value written by hand that cannot be read: keep the last valid state.
 		w.invalid[name] = err.Error()
 		w.log.Error("campaign control value not taken: the campaign keeps its last valid state",
-			zap.String("campaign", name), zap.String("state", w.stateLocked(name)), zap.Error(err))
-		return
+			zap.String("campaign", name), zap.String("state", from), zap.Uint64("revision", e.Revision()), zap.Error(err))
+		return State{}, false
 	}
 	delete(w.invalid, name)
+	delete(w.gone, name)
 	w.states[name] = s
-	w.log.Info("campaign control", zap.String("campaign", name), zap.String("state", s.State),
-		zap.Float64("targets_per_second", s.TargetsPerSecond), zap.String("reason", s.Reason))
+	w.log.Info("campaign control", zap.String("campaign", name), zap.String("from", from), zap.String("state", s.State),
+		zap.Float64("targets_per_second", s.TargetsPerSecond), zap.String("actor", s.Actor), zap.String("reason", s.Reason),
+		zap.Uint64("revision", e.Revision()))
+	return s, true
 }
 
 func (w *Watcher) stateLocked(name string) string {

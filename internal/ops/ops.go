@@ -8,6 +8,7 @@
 package ops
 
 import (
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,6 +25,9 @@ type Ops struct {
 	// AskWait bounds how long a question to every worker waits for answers
 	// after the last one came (workers answer within milliseconds).
 	AskWait time.Duration
+
+	mu      sync.Mutex
+	workers int // how many workers answered the last question
 }
 
 // New makes an Ops over nc; topo is usually topology.Default().

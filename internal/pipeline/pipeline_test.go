@@ -224,6 +224,9 @@ func TestPausedParksAndCanceledEndsWithoutACall(t *testing.T) {
 	if out.Action != queue.Ack || r.Status != job.StatusCanceled || r.Failed != 25 || r.Targets != 25 || len(b.sim.Calls()) != 3 {
 		t.Fatalf("canceled: %+v, %d calls", r, len(b.sim.Calls()))
 	}
+	if out.DeadLetter != nil {
+		t.Fatalf("a canceled job's unsent targets must not be dead-lettered: %+v", out.DeadLetter)
+	}
 	for _, c := range r.Chunks {
 		if c.Error != "campaign canceled" || c.Attempts != 0 {
 			t.Fatalf("chunk %+v", c)

@@ -175,7 +175,9 @@ func (r *run) finish(p *Pipeline, cl *claimer, chunks []*chunk, handed bool, sta
 		}
 		res.AddChunk(c.result)
 		p.obs.Chunk(r.d.Lane, c.result.Status)
-		if c.result.Status == job.ChunkFailed {
+		// A canceled campaign's unsent targets end in the result only: a dead
+		// letter each would be replayed against the operator's cancel.
+		if c.result.Status == job.ChunkFailed && c.result.Error != ErrCampaignCanceled {
 			r.failed = append(r.failed, c.result.TargetMsgkey...)
 			r.lastError = c.result.Error
 		}

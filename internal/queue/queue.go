@@ -47,6 +47,10 @@ type Config struct {
 	// OnResult is told of each result newly stored (not a re-run's duplicate),
 	// with the subject of its job; nil: nobody.
 	OnResult func(jobSubject string, r *job.Result)
+	// OnParked is told of each job parked (stored in the parking stream and
+	// acked), with its campaign; nil: nobody. The campaign's unparker uses it to
+	// bring back a job this worker parked after the campaign was resumed.
+	OnParked func(campaign string)
 	// Tracer makes each job's span and its result publish's; default the no-op one.
 	Tracer trace.Tracer
 }
@@ -342,6 +346,9 @@ func (q *Queue) finish(ctx context.Context, lane string, msg jetstream.Msg, out 
 			action = Release
 		} else {
 			q.obs.Parked(lane)
+			if q.cfg.OnParked != nil {
+				defer q.cfg.OnParked(q.cfg.Topology.Campaign(msg.Subject()))
+			}
 		}
 	}
 	if out.Result != nil {

@@ -68,20 +68,21 @@ type Parts struct {
 
 // Service is one wired worker.
 type Service struct {
-	cfg     *config.Worker
-	log     *zap.Logger
-	stopLog func() // the log's buffer, when New made the logger
-	gate    *health.Gate
-	metrics *metrics.Metrics
-	nc      *nats.Conn
-	rdb     redis.UniversalClient
-	batch   *rbatch.Batcher // round trips shared by the calls' claims and marks and the campaign totals
-	queue   *queue.Queue
-	limiter *ratelimit.Redis // nil in dev mode (in-memory limiter)
-	control *campaign.Watcher
-	http    *httpServer
-	desc    map[string]string // what the start line says it connected to
-	closers []func()          // in order of opening; Close runs them backwards
+	cfg      *config.Worker
+	log      *zap.Logger
+	stopLog  func() // the log's buffer, when New made the logger
+	gate     *health.Gate
+	metrics  *metrics.Metrics
+	nc       *nats.Conn
+	rdb      redis.UniversalClient
+	batch    *rbatch.Batcher // round trips shared by the calls' claims and marks and the campaign totals
+	queue    *queue.Queue
+	limiter  *ratelimit.Redis // nil in dev mode (in-memory limiter)
+	control  *campaign.Watcher
+	unparker *campaign.Unparker // moves a campaign's parked jobs back once it is not paused
+	http     *httpServer
+	desc     map[string]string // what the start line says it connected to
+	closers  []func()          // in order of opening; Close runs them backwards
 
 	pipe      *pipeline.Pipeline
 	worker    string // host:pid, how the worker names itself in its answers
@@ -173,6 +174,8 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	}
 	s.control = campaign.NewWatcher(kv, s.log)
 	parts.Pipeline.Campaigns = s.control
+	s.unparker = campaign.NewUnparker(js, parts.Queue.Topology, s.control, s.log)
+	parts.Queue.OnParked = s.unparker.Parked
 	var totals campaignTotals = campaign.NewMemoryTotals()
 	parts.Pipeline.Pace = campaign.NewMemoryPace()
 	if s.rdb != nil {
@@ -396,6 +399,7 @@ func (s *Service) Run(ctx context.Context) {
 		start(s.limiter.Run, after)
 	}
 	start(s.control.Run, after)
+	start(s.unparker.Run, after)
 	start(s.watchLanes, after)
 	// Fetch nothing before the campaigns' states are known: a paused campaign's
 	// job must not start.
@@ -455,29 +459,43 @@ func (s *Service) Close() {
 type campaignTotals interface {
 	Add(ctx context.Context, name string, r *job.Result) error
 	Get(ctx context.Context, name string) (campaign.Totals, error)
+	Names(ctx context.Context) ([]string, error)
 }
 
-// answerStatus answers `enqueue campaign status`: every worker replies with its
-// jobs in flight for the campaign, the campaign's totals and its state.
+// answerStatus answers `enqueue campaign status` and the console: every worker
+// replies with its jobs in flight, the totals and the state, for one campaign or
+// (All) for every campaign it knows.
 func (s *Service) answerStatus(topo topology.Topology, pipe *pipeline.Pipeline, totals campaignTotals) error {
-	worker := s.worker
+	report := func(ctx context.Context, name string) (campaign.Report, error) {
+		rep := campaign.Report{Campaign: name, Worker: s.worker, InFlight: pipe.InFlight(name), State: s.control.Get(name),
+			Invalid: s.control.Invalid(name)}
+		var err error
+		rep.Totals, err = totals.Get(ctx, name)
+		return rep, err
+	}
 	sub, err := s.nc.Subscribe(topo.CampaignStatusSubject(), func(m *nats.Msg) {
-		var req struct {
-			Campaign string `json:"campaign"`
-		}
-		if json.Unmarshal(m.Data, &req) != nil || campaign.ValidName(req.Campaign) != nil {
+		var req campaign.StatusRequest
+		if json.Unmarshal(m.Data, &req) != nil || !req.All && campaign.ValidName(req.Campaign) != nil {
 			return
 		}
-		rep := campaign.Report{Worker: worker, InFlight: pipe.InFlight(req.Campaign), State: s.control.Get(req.Campaign),
-			Invalid: s.control.Invalid(req.Campaign)}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		var err error
-		if rep.Totals, err = totals.Get(ctx, req.Campaign); err != nil {
-			s.log.Warn("campaign totals not read", zap.String("campaign", req.Campaign), zap.Error(err))
-			return
+		var body []byte
+		if req.All {
+			all, err := s.allReports(ctx, pipe, totals, report)
+			if err != nil {
+				s.log.Warn("campaign totals not read", zap.Error(err))
+				return
+			}
+			body, _ = json.Marshal(campaign.Reports{Worker: s.worker, Campaigns: all})
+		} else {
+			rep, err := report(ctx, req.Campaign)
+			if err != nil {
+				s.log.Warn("campaign totals not read", zap.String("campaign", req.Campaign), zap.Error(err))
+				return
+			}
+			body, _ = json.Marshal(rep)
 		}
-		body, _ := json.Marshal(rep)
 		_ = m.Respond(body)
 	})
 	if err != nil {
@@ -485,6 +503,39 @@ func (s *Service) answerStatus(topo topology.Topology, pipe *pipeline.Pipeline, 
 	}
 	s.closers = append(s.closers, func() { _ = sub.Unsubscribe() })
 	return nil
+}
+
+// allReports are the reports of every campaign this worker knows: with totals,
+// a state in the bucket, or jobs in its hands.
+func (s *Service) allReports(ctx context.Context, pipe *pipeline.Pipeline, totals campaignTotals,
+	report func(context.Context, string) (campaign.Report, error)) ([]campaign.Report, error) {
+	names, err := totals.Names(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		seen[n] = true
+	}
+	for n := range s.control.Known() {
+		if !seen[n] {
+			seen[n], names = true, append(names, n)
+		}
+	}
+	for _, n := range pipe.Campaigns() {
+		if !seen[n] {
+			seen[n], names = true, append(names, n)
+		}
+	}
+	out := make([]campaign.Report, 0, len(names))
+	for _, n := range names {
+		rep, err := report(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rep)
+	}
+	return out, nil
 }
 
 // scheduledLister lists an app's pending scheduled tasks (the mPaaS client).
