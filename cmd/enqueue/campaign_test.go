@@ -13,6 +13,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -127,7 +128,7 @@ func TestCampaignPauseResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st progress
+	var st ops.Progress
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status: %v %s", err, out)
 	}
@@ -194,15 +195,15 @@ func TestCampaignCancel(t *testing.T) {
 		t.Fatalf("%d canceled jobs; %d sent by the results, %d pushed", nCanceled, sent, s.sim.Stats().Pairs)
 	}
 	out, _, err := s.enqueue(t, "", "campaign", "status", "autumn", "--json")
-	var st progress
+	var st ops.Progress
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.State.State != "canceled" || st.Totals.Canceled != nCanceled || st.Done != len(ids) ||
 		st.Totals.FailedBy["campaign canceled"] != st.Totals.Failed {
 		t.Fatalf("status after cancel: %v %+v", err, st)
 	}
-	// A canceled campaign stays canceled: pausing or resuming it is an error, exit 2.
+	// A canceled campaign stays canceled: pausing or resuming it is refused, exit 1.
 	for _, verb := range []string{"pause", "resume"} {
 		_, stderr, err := s.enqueue(t, "", "campaign", verb, "autumn")
-		if ee, ok := err.(exitError); !ok || ee.code != 2 || !strings.Contains(stderr, "is canceled and stays so") {
+		if ee, ok := err.(exitError); !ok || ee.code != 1 || !strings.Contains(stderr, "campaign autumn: campaign canceled: it stays so") {
 			t.Fatalf("%s of a canceled campaign: %v %s", verb, err, stderr)
 		}
 	}
@@ -220,7 +221,6 @@ func TestCampaignBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"campaign", "pause", "a.b"}, `campaign name "a.b"`},
-		{[]string{"campaign", "pause", "nobody"}, `campaign "nobody" is unknown`},
 		{[]string{"campaign", "pace", "spring", "-5"}, "TARGETS-PER-SECOND is a number ≥ 0"},
 		{[]string{"campaign", "pace", "spring", "fast"}, "TARGETS-PER-SECOND is a number ≥ 0"},
 		{[]string{"campaign", "pace", "spring"}, "want NAME TARGETS-PER-SECOND"},
@@ -230,6 +230,35 @@ func TestCampaignBadInput(t *testing.T) {
 		if ee, ok := err.(exitError); !ok || ee.code != 2 || !strings.Contains(stderr, c.want) {
 			t.Errorf("%v: want exit 2 saying %q, got %v %s", c.args, c.want, err, stderr)
 		}
+	}
+}
+
+// A campaign that never ran is named and refused with exit 1, whatever the verb;
+// list shows every campaign that ran, with its last change.
+func TestCampaignUnknownAndListed(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	for _, args := range [][]string{{"status", "nobody"}, {"status", "nobody", "--watch"}, {"pause", "nobody"}, {"resume", "nobody"},
+		{"cancel", "nobody"}, {"pace", "nobody", "5"}} {
+		_, stderr, err := s.enqueue(t, "", append([]string{"campaign"}, args...)...)
+		if ee, ok := err.(exitError); !ok || ee.code != 1 || !strings.Contains(stderr, `campaign "nobody": unknown campaign`) {
+			t.Errorf("campaign %v: want exit 1 naming it, got %v %q", args, err, stderr)
+		}
+	}
+	ids := publishCampaign(t, s.url, "listed", 3, 20)
+	if got := results(t, s.url, "listed", len(ids), 20*time.Second); len(got) != len(ids) {
+		t.Fatalf("%d of %d results", len(got), len(ids))
+	}
+	if _, stderr, err := s.enqueue(t, "", "campaign", "pace", "listed", "50", "--actor", "alice"); err != nil {
+		t.Fatal(err, stderr)
+	}
+	out, _, err := s.enqueue(t, "", "campaign", "list")
+	if err != nil || !strings.Contains(out, "listed") || !strings.Contains(out, "3/3") || !strings.Contains(out, "by alice") {
+		t.Fatalf("list must show the campaign that ran, its jobs and its last change: %v\n%s", err, out)
+	}
+	text, _, err := s.enqueue(t, "", "campaign", "status", "listed")
+	if err != nil || !strings.Contains(text, "changes (newest first)") || !strings.Contains(text, "by alice") {
+		t.Fatalf("status shows the last changes: %v\n%s", err, text)
 	}
 }
 
@@ -255,7 +284,7 @@ func TestCampaignUnreadableValue(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	before := callsOf(s.sim, "hand")
 	publishCampaignFrom(t, s.url, "hand", 5, 1, 100) // one more job: parked too, since the workers keep "paused"
-	var st progress
+	var st ops.Progress
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		out, _, err := s.enqueue(t, "", "campaign", "status", "hand", "--json")
 		if err != nil || json.Unmarshal([]byte(out), &st) != nil {

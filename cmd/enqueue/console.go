@@ -11,7 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -87,16 +87,10 @@ type console struct {
 	page  []byte // index.html with the CSRF value in it
 	mux   *http.ServeMux
 
-	once      sync.Once
 	mu        sync.Mutex
-	campaigns map[string]*tracked // every campaign seen since the start, or among the newest results
-}
-
-// tracked is a campaign the console follows: its last progress and a sample of
-// its targets done every consoleSample over the last 10 minutes.
-type tracked struct {
-	last    *progress
-	samples []sample
+	last      []*ops.Progress     // every campaign, as last sampled
+	sampleErr error               // why the last sample failed
+	samples   map[string][]sample // campaign → its targets done every consoleSample over the last 10 minutes
 }
 
 type sample struct {
@@ -112,7 +106,7 @@ func newConsole(e *env, token, addr string) (*console, error) {
 	if token == "" && !loopbackHost(host) {
 		return nil, fmt.Errorf("--addr %s is not a loopback address: set CONSOLE_TOKEN or CONSOLE_TOKEN_FILE (every request then needs it)", addr)
 	}
-	c := &console{e: e, token: []byte(token), campaigns: map[string]*tracked{}, mux: http.NewServeMux()}
+	c := &console{e: e, token: []byte(token), samples: map[string][]sample{}, mux: http.NewServeMux()}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
@@ -276,8 +270,14 @@ func (c *console) api(f func(e *env, r *http.Request) (any, error)) http.Handler
 			if errors.As(err, &ue) {
 				code = http.StatusBadRequest
 			}
-			if errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, errNotFound) {
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, errNotFound), errors.Is(err, ops.ErrNotFound),
+				errors.Is(err, ops.ErrUnknownCampaign):
 				code = http.StatusNotFound
+			case errors.Is(err, ops.ErrCanceled):
+				code = http.StatusConflict
+			case errors.Is(err, campaign.ErrInvalid):
+				code = http.StatusBadRequest
 			}
 			msg := err.Error()
 			var ee exitError
@@ -332,47 +332,61 @@ type workerPause struct {
 
 // workers asks every worker's stats endpoint.
 func (e *env) workers() ([]workerStats, error) {
+	raw, err := e.ops.Workers(e.ctx)
 	out := []workerStats{}
-	err := e.askWorkers(e.topo.WorkersStatsSubject(), []byte("{}"), func(data []byte) {
+	for _, data := range raw {
 		var w workerStats
 		if json.Unmarshal(data, &w) == nil && w.ID != "" {
 			out = append(out, w)
 		}
-	})
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Worker < out[j].Worker })
 	return out, err
 }
 
 // campaignView is one campaign on the campaigns page.
 type campaignView struct {
-	progress
+	*ops.Progress
 	Samples []sample `json:"samples"`
 	Jobs    int      `json:"jobs"` // done, queued, in flight and parked
+	// Actions are the controls that apply to the campaign in its state now.
+	Actions []string `json:"actions"`
 }
 
-// campaignsView is every campaign the console follows, newest progress first.
+// campaignsView is every campaign seen, as last sampled, by name.
 func (c *console) campaignsView(e *env, r *http.Request) (any, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := []campaignView{}
-	for _, t := range c.campaigns {
-		if t.last == nil {
-			continue
-		}
-		p := t.last
-		out = append(out, campaignView{progress: *p, Samples: append([]sample(nil), t.samples...),
-			Jobs: p.Done + p.Queued + p.InFlight + p.Parked})
+	if c.sampleErr != nil && c.last == nil {
+		return nil, c.sampleErr
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Campaign < out[j].Campaign })
+	out := make([]campaignView, 0, len(c.last))
+	for _, p := range c.last {
+		out = append(out, campaignView{Progress: p, Samples: append([]sample(nil), c.samples[p.Campaign]...), Jobs: p.Jobs(),
+			Actions: actions(p)})
+	}
 	return out, nil
 }
 
-// sampleLoop reads every known campaign every consoleSample until ctx ends.
+// actions are the controls a campaign offers in its state: a canceled one only
+// recall; a finished one pace and recall.
+func actions(p *ops.Progress) []string {
+	switch {
+	case p.State.State == campaign.Canceled:
+		return []string{"revoke"}
+	case p.State.State == campaign.Paused:
+		return []string{"resume", "pace", "cancel", "revoke"}
+	case p.Finished():
+		return []string{"revoke"}
+	}
+	return []string{"pause", "pace", "cancel", "revoke"}
+}
+
+// sampleLoop reads every campaign every consoleSample until ctx ends: one
+// question to the workers per sample, whatever the number of campaigns.
 func (c *console) sampleLoop(ctx context.Context) {
-	e := *c.e
-	e.ctx, e.stdout, e.stderr = ctx, io.Discard, io.Discard
 	for {
-		c.sample(&e)
+		c.sample(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -381,134 +395,85 @@ func (c *console) sampleLoop(ctx context.Context) {
 	}
 }
 
-func (c *console) sample(e *env) {
-	c.once.Do(func() { c.recentCampaigns(e) })
-	names, err := e.campaignNames()
+func (c *console) sample(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, consoleSample)
+	defer cancel()
+	all, err := c.e.ops.Campaigns(sctx)
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sampleErr = err
 	if err != nil {
 		return
 	}
-	c.mu.Lock()
-	for _, n := range names {
-		if c.campaigns[n] == nil {
-			c.campaigns[n] = &tracked{}
-		}
-	}
-	known := make([]string, 0, len(c.campaigns))
-	for n := range c.campaigns {
-		known = append(known, n)
-	}
-	c.mu.Unlock()
-	for _, n := range known {
-		p, err := e.gather(n, true)
-		if err != nil {
-			continue
-		}
-		if p.Totals.FailedBy == nil {
-			p.Totals.FailedBy = map[string]int{}
-		}
-		now := time.Now()
-		c.mu.Lock()
-		t := c.campaigns[n]
-		if len(t.samples) > 0 {
-			prev := t.samples[len(t.samples)-1]
-			if dt := now.Sub(prev.At).Seconds(); dt > 0 {
-				p.TargetsPerSecond = float64(p.Totals.Targets-prev.Targets) / dt
+	seen := map[string]bool{}
+	for _, p := range all {
+		seen[p.Campaign] = true
+		done := p.Totals.Sent + p.Totals.Duplicates + p.Totals.Failed
+		samples := c.samples[p.Campaign]
+		if n := len(samples); n > 0 {
+			if dt := now.Sub(samples[n-1].At).Seconds(); dt > 0 {
+				p.TargetsPerSecond = max(0, float64(done-samples[n-1].Targets)/dt)
 			}
 		}
 		if p.TargetsPerSecond > 0 && p.Done > 0 {
-			p.SecondsLeft = float64(p.Queued+p.InFlight) * float64(p.Totals.Targets) / float64(p.Done) / p.TargetsPerSecond
+			p.SecondsLeft = float64(p.Queued+p.InFlight+p.Parked) * float64(p.Totals.Targets) / float64(p.Done) / p.TargetsPerSecond
 		}
-		t.last = p
-		t.samples = append(t.samples, sample{At: now.UTC(), Targets: p.Totals.Targets})
-		for len(t.samples) > 0 && now.Sub(t.samples[0].At) > 10*time.Minute {
-			t.samples = t.samples[1:]
+		samples = append(samples, sample{At: now.UTC(), Targets: done})
+		for len(samples) > 0 && now.Sub(samples[0].At) > 10*time.Minute {
+			samples = samples[1:]
 		}
-		c.mu.Unlock()
+		c.samples[p.Campaign] = samples
 	}
+	for name := range c.samples {
+		if !seen[name] {
+			delete(c.samples, name)
+		}
+	}
+	c.last = all
 }
 
-// recentCampaigns follows the campaigns of the newest results, so that a
-// campaign done before the console started is shown too.
-func (c *console) recentCampaigns(e *env) {
-	_ = e.readNewest(e.topo.ResultsStream, resultScan, func(m jetstream.Msg) {
-		var r struct {
-			Campaign string `json:"campaign"`
-		}
-		if json.Unmarshal(m.Data(), &r) == nil && r.Campaign != "" && campaign.ValidName(r.Campaign) == nil {
-			name := r.Campaign
-			c.mu.Lock()
-			if c.campaigns[name] == nil {
-				c.campaigns[name] = &tracked{}
-			}
-			c.mu.Unlock()
-		}
-	})
+// actor is who a console action is recorded as in the campaign's state.
+func (c *console) actor(r *http.Request) string {
+	if len(c.token) == 0 {
+		return "console (loopback)"
+	}
+	return "console"
 }
 
-// campaignNames are the campaigns with a state, with jobs queued or parked.
-func (e *env) campaignNames() ([]string, error) {
-	seen := map[string]bool{}
-	if kv, err := e.bucket(); err == nil {
-		if keys, err := kv.Keys(e.ctx); err == nil {
-			for _, k := range keys {
-				seen[k] = true
-			}
-		}
-	}
-	for _, s := range []struct{ stream, filter string }{{e.topo.JobsStream, e.topo.BulkLaneSubjects()}, {e.topo.ParkedStream, e.topo.ParkedSubjects()}} {
-		stream, err := e.js.Stream(e.ctx, s.stream)
-		if err != nil {
-			return nil, err
-		}
-		info, err := stream.Info(e.ctx, jetstream.WithSubjectFilter(s.filter))
-		if err != nil {
-			return nil, err
-		}
-		for subject := range info.State.Subjects {
-			name := e.topo.Campaign(subject)
-			if s.stream == e.topo.ParkedStream {
-				name = strings.SplitN(strings.TrimPrefix(subject, e.topo.Root+".parked."), ".", 2)[0]
-			}
-			if name != "" && campaign.ValidName(name) == nil {
-				seen[name] = true
-			}
-		}
-	}
-	if workers, err := e.workers(); err == nil {
-		for _, w := range workers {
-			for _, n := range w.Campaigns {
-				seen[n] = true
-			}
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for n := range seen {
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-// campaignAction is a button: pause, resume, cancel, pace or revoke, as the
-// enqueue command of that name does it.
+// campaignAction is a button: pause, resume, cancel, pace or revoke, through
+// the operations library; the workers carry out the change.
 func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
 	name, verb := r.PathValue("name"), r.PathValue("verb")
 	if err := campaign.ValidName(name); err != nil {
 		return nil, usageError{err.Error()}
 	}
-	c.mu.Lock()
-	if c.campaigns[name] == nil {
-		c.campaigns[name] = &tracked{}
-	}
-	c.mu.Unlock()
 	switch verb {
 	case "pause", "resume", "cancel":
-		return nil, e.campaignSet(name, verb, r.FormValue("reason"))
+		state := map[string]string{"pause": campaign.Paused, "resume": campaign.Running, "cancel": campaign.Canceled}[verb]
+		parked, err := e.ops.Parked(r.Context(), name)
+		if err != nil {
+			return nil, err
+		}
+		s, err := e.ops.SetState(r.Context(), name, ops.Change{State: state, Reason: clip(r.FormValue("reason")), Actor: c.actor(r)})
+		if err != nil {
+			return nil, err
+		}
+		msg := "campaign " + name + " " + s.State
+		if state != campaign.Paused && parked > 0 {
+			msg += fmt.Sprintf(": the workers move its %d parked jobs back", parked)
+		}
+		return map[string]any{"campaign": name, "state": s, "parked": parked, "message": msg}, nil
 	case "pace":
 		pace, err := strconv.ParseFloat(r.FormValue("targetsPerSecond"), 64)
 		if err != nil || pace < 0 || pace != pace || pace > 1e9 {
 			return nil, usageError{"targetsPerSecond is a number ≥ 0 (0: no pace of its own)"}
 		}
-		return nil, e.campaignPace(name, pace)
+		s, err := e.ops.Pace(r.Context(), name, pace, c.actor(r))
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"campaign": name, "state": s, "message": fmt.Sprintf("campaign %s paced at %g targets/s", name, pace)}, nil
 	case "revoke":
 		// The admin jobs are published and followed for a few seconds; the
 		// campaign's status shows the rest.
@@ -519,6 +484,14 @@ func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return nil, usageError{fmt.Sprintf("unknown action %q: pause, resume, cancel, pace or revoke", verb)}
+}
+
+// clip is at most 200 bytes of a value a request gave.
+func clip(s string) string {
+	if len(s) <= 200 {
+		return s
+	}
+	return strings.ToValidUTF8(s[:200], "") + "…"
 }
 
 // letter is one dead letter as the console shows it: the job as received with

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -29,8 +30,12 @@ func consoleOn(t *testing.T, s *stack, token string) (*console, *httptest.Server
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
+	o, err := ops.New(nc, topology.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{ctx: ctx, nc: nc, js: js, topo: topology.Default(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard,
+	e := &env{ctx: ctx, nc: nc, js: js, ops: o, topo: topology.Default(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard,
 		getenv: func(string) string { return "" }}
 	c, err := newConsole(e, token, DefaultConsoleAddr)
 	if err != nil {
@@ -79,7 +84,7 @@ func TestConsoleShowsCampaignsAndItsButtonsControlThem(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 10 })
 	c, srv := consoleOn(t, s, "")
-	publishCampaign(t, s.url, "spring", 10, 300) // 30 calls of 100 at 10/s
+	publishCampaign(t, s.url, "spring", 20, 300) // 60 calls of 100 at 10/s: 6 s, paused well before its end
 	csrf := http.Header{"X-Csrf-Token": {c.csrf}}
 
 	var view []campaignView
@@ -97,7 +102,7 @@ func TestConsoleShowsCampaignsAndItsButtonsControlThem(t *testing.T) {
 			t.Fatalf("the campaign must show with its progress: %s", a.body)
 		}
 	}
-	if v := view[0]; v.Campaign != "spring" || v.Jobs != 10 || v.State.State != "running" || v.Workers != 1 {
+	if v := view[0]; v.Campaign != "spring" || v.Jobs != 20 || v.State.State != "running" || v.Workers != 1 {
 		t.Fatalf("campaign view: %+v", v)
 	}
 
@@ -117,17 +122,35 @@ func TestConsoleShowsCampaignsAndItsButtonsControlThem(t *testing.T) {
 	if last := lastCall(s.sim, "spring"); last.After(paused.Add(time.Second)) {
 		t.Fatalf("a call of the paused campaign started %s after the pause", last.Sub(paused))
 	}
+	// A refused action leaves no card behind; the controls follow the state.
+	if a := call(t, "POST", srv.URL+"/api/campaigns/ghost/pause", csrf, url.Values{}); a.code != 404 || !strings.Contains(a.body, `campaign \"ghost\": unknown campaign`) {
+		t.Fatalf("pausing a campaign that never ran: %d %s", a.code, a.body)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		a := call(t, "GET", srv.URL+"/api/campaigns", nil, nil)
+		view = nil
+		_ = json.Unmarshal([]byte(a.body), &view)
+		if len(view) == 1 && view[0].State.State == "paused" {
+			if got := strings.Join(view[0].Actions, ","); got != "resume,pace,cancel,revoke" {
+				t.Fatalf("a paused campaign's controls: %s", got)
+			}
+			break
+		}
+		if len(view) != 1 || time.Now().After(deadline) {
+			t.Fatalf("one card, paused: %s", a.body)
+		}
+	}
 	if a := call(t, "POST", srv.URL+"/api/campaigns/spring/pace", csrf, url.Values{"targetsPerSecond": {"-1"}}); a.code != 400 {
 		t.Fatalf("a bad pace: %d %s", a.code, a.body)
 	}
 	if a := call(t, "POST", srv.URL+"/api/campaigns/spring/pace", csrf, url.Values{"targetsPerSecond": {"2000"}}); a.code != 200 {
 		t.Fatalf("pace: %d %s", a.code, a.body)
 	}
-	if a := call(t, "POST", srv.URL+"/api/campaigns/spring/resume", csrf, url.Values{}); a.code != 200 || !strings.Contains(a.body, "parked jobs back") {
+	if a := call(t, "POST", srv.URL+"/api/campaigns/spring/resume", csrf, url.Values{}); a.code != 200 || !strings.Contains(a.body, "parked jobs back") || !strings.Contains(a.body, `"actor":"console (loopback)"`) {
 		t.Fatalf("resume: %d %s", a.code, a.body)
 	}
-	if got := results(t, s.url, "spring", 10, 30*time.Second); len(got) != 10 {
-		t.Fatalf("after resume %d of 10 jobs have a result", len(got))
+	if got := results(t, s.url, "spring", 20, 30*time.Second); len(got) != 20 {
+		t.Fatalf("after resume %d of 20 jobs have a result", len(got))
 	}
 }
 

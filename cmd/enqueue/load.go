@@ -316,7 +316,7 @@ func (e *env) followCampaign(campaignName string, jobs int, timeout time.Duratio
 // showProgress is the campaign status line (campaign status --watch says the
 // same), or the results counted here when no worker answers.
 func (e *env) showProgress(name string, done, jobs int, t campaign.Totals) {
-	if st, err := e.gather(name, true); err == nil && st.Workers > 0 {
+	if st, err := e.ops.Progress(e.ctx, name); err == nil && st.Workers > 0 {
 		fmt.Fprintln(e.stderr, line(st))
 		return
 	}

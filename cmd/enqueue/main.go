@@ -32,6 +32,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
@@ -133,6 +134,7 @@ type env struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	topo   topology.Topology
+	ops    *ops.Ops // the operations library, over nc
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
@@ -229,6 +231,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 		e.nc = nc
+		if e.ops, err = ops.New(nc, e.topo); err != nil {
+			return err
+		}
 	}
 	err = cmd.run(e, fs.Args())
 	var ue usageError

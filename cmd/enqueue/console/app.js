@@ -153,14 +153,21 @@ function campaignCard(c) {
     failedBy.length ? h("table", { class: "failed-by" }, h("tr", {}, h("th", {}, "failed: mPaaS code"), h("th", { class: "num" }, "targets")),
       failedBy.map(([code, n]) => h("tr", {}, h("td", {}, code), h("td", { class: "num" }, fmt(n))))) : null,
     chart(c.samples),
-    h("div", { class: "actions" },
-      h("button", { "data-action": "pause", onclick: () => act("/api/campaigns/" + name + "/pause") }, "Pause"),
-      h("button", { "data-action": "resume", onclick: () => act("/api/campaigns/" + name + "/resume") }, "Resume"),
-      pace,
-      h("button", { "data-action": "pace", onclick: () => act("/api/campaigns/" + name + "/pace", { targetsPerSecond: pace.value || "0" }) }, "Pace"),
-      h("button", { class: "danger", "data-action": "cancel", onclick: () => confirm("Cancel " + c.campaign + "? Nothing more of it is sent.") && act("/api/campaigns/" + name + "/cancel") }, "Cancel"),
-      h("button", { class: "danger", "data-action": "revoke", onclick: () => confirm("Revoke what " + c.campaign + " sent?") && act("/api/campaigns/" + name + "/revoke") }, "Revoke")));
+    c.hasState && c.state.updatedAt ? h("div", { class: "muted", "data-field": "change" },
+      "last change: " + c.state.state + " " + ago(c.state.updatedAt) + (c.state.actor ? " by " + c.state.actor : "") +
+      (c.state.reason ? " (" + c.state.reason + ")" : "")) : null,
+    h("div", { class: "actions" }, (c.actions || []).map((a) => controls[a](c, name, pace))));
 }
+
+// controls are the buttons a campaign offers; the server says which apply to its state.
+const controls = {
+  pause: (c, name) => h("button", { "data-action": "pause", onclick: () => act("/api/campaigns/" + name + "/pause") }, "Pause"),
+  resume: (c, name) => h("button", { "data-action": "resume", onclick: () => act("/api/campaigns/" + name + "/resume") }, "Resume"),
+  pace: (c, name, pace) => h("span", { class: "pace-control" }, pace,
+    h("button", { "data-action": "pace", onclick: () => act("/api/campaigns/" + name + "/pace", { targetsPerSecond: pace.value || "0" }) }, "Pace")),
+  cancel: (c, name) => h("button", { class: "danger", "data-action": "cancel", onclick: () => confirm("Cancel " + c.campaign + "? Nothing more of it is sent.") && act("/api/campaigns/" + name + "/cancel") }, "Cancel"),
+  revoke: (c, name) => h("button", { class: "danger", "data-action": "revoke", onclick: () => confirm("Revoke what " + c.campaign + " sent?") && act("/api/campaigns/" + name + "/revoke") }, "Revoke"),
+};
 
 async function campaigns() {
   const list = await get("/api/campaigns");
