@@ -30,9 +30,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 
-	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/connect"
 	"github.com/mpaas-push/pushworker/internal/ops"
+	"github.com/mpaas-push/pushworker/internal/settings"
 	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
@@ -193,8 +193,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	fs.SetOutput(stderr)
 	cmd := subcommands[name](fs)
 	var conn connect.NATSConfig
-	var table config.Table
-	config.NATSSettings(&table, &conn, config.DevNATSURL, "NATS server URLs, comma-separated (default: the dev-mode worker's server)")
+	var table settings.Table
+	settings.NATSSettings(&table, &conn, settings.DevNATSURL, "NATS server URLs, comma-separated (default: the dev-mode worker's server)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage of enqueue %s (see enqueue --help):\n", name)
 		fs.PrintDefaults()
@@ -282,7 +282,7 @@ func dial(c connect.NATSConfig, devDefault bool) (*nats.Conn, error) {
 	opts = append(opts, nats.MaxReconnects(5))
 	nc, err := connect.NATS(c.URL, opts)
 	if err != nil && devDefault {
-		return nil, fmt.Errorf("%w\n(NATS_URL is unset, so enqueue tried the dev-mode worker at %s: start it with 'go run ./cmd/worker', or set NATS_URL)", err, config.DevNATSURL)
+		return nil, fmt.Errorf("%w\n(NATS_URL is unset, so enqueue tried the dev-mode worker at %s: start it with 'go run ./cmd/worker', or set NATS_URL)", err, settings.DevNATSURL)
 	}
 	return nc, err
 }

@@ -1,3 +1,7 @@
+// Package config is the worker's configuration: every setting of cmd/worker,
+// typed, with its default constant (the parts' own defaults are their
+// packages' Default* constants), bound through the settings table so that
+// --help, the README's table and the code cannot disagree.
 package config
 
 import (
@@ -15,13 +19,13 @@ import (
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/internal/settings"
 	"github.com/mpaas-push/pushworker/job"
 )
 
 // Defaults that belong to the worker as a whole (the parts' own defaults are
 // their packages' Default* constants, used below).
 const (
-	DefaultDevNATSPort = 14222 // dev mode's embedded NATS server, on 127.0.0.1
 	DefaultRedisPrefix = "pushworker:"
 	DefaultRateLimit   = 100 // mPaaS calls per second over all workers
 	DefaultRateFloor   = 1
@@ -33,9 +37,17 @@ const (
 	DefaultHTTPAddr    = ":8080"          // otherwise: every interface, for probes and Prometheus
 )
 
-// DevNATSURL is where dev mode's embedded server listens by default, and where
-// cmd/enqueue goes when NATS_URL is unset.
-var DevNATSURL = "nats://127.0.0.1:" + strconv.Itoa(DefaultDevNATSPort)
+// The settings every command shares, named here too for the worker's code.
+const DefaultDevNATSPort = settings.DefaultDevNATSPort
+
+// DevNATSURL is where dev mode's embedded server listens by default.
+var DevNATSURL = settings.DevNATSURL
+
+// Table and Setting are the settings package's.
+type (
+	Table   = settings.Table
+	Setting = settings.Setting
+)
 
 // Worker is the whole configuration of a worker. Parse fills it from the
 // environment and flags; each field's default is the constant its setting names.
@@ -87,26 +99,11 @@ type Worker struct {
 // Dev reports dev mode: no NATS_URL.
 func (w *Worker) Dev() bool { return w.NATS.URL == "" }
 
-// NATSSettings binds the NATS connection settings (shared by every command);
-// urlHelp and urlDefault describe NATS_URL for that command.
-func NATSSettings(t *Table, c *connect.NATSConfig, urlDefault, urlHelp string) {
-	b := binder{"Connections", t}
-	b.String(&c.URL, "NATS_URL", "nats-url", urlDefault, urlHelp)
-	b.String(&c.Creds, "NATS_CREDS", "nats-creds", "", "NATS credentials file (JWT and NKey seed)")
-	b.String(&c.NKeySeedFile, "NATS_NKEY_SEED_FILE", "nats-nkey-seed-file", "", "file holding a NATS NKey seed")
-	b.String(&c.User, "NATS_USER", "nats-user", "", "NATS user (with NATS_PASSWORD)")
-	b.Secret(&c.Password, "NATS_PASSWORD", "NATS password; or NATS_PASSWORD_FILE")
-	b.Secret(&c.Token, "NATS_TOKEN", "NATS token; or NATS_TOKEN_FILE")
-	b.String(&c.CA, "NATS_CA", "nats-ca", "", "CA file to verify the NATS server's certificate")
-	b.String(&c.Cert, "NATS_CERT", "nats-cert", "", "client certificate file for NATS (with NATS_KEY)")
-	b.String(&c.Key, "NATS_KEY", "nats-key", "", "client key file for NATS")
-}
-
 // Settings is the worker's table, bound to w. Parse through it.
 func (w *Worker) Settings() Table {
 	var t Table
-	NATSSettings(&t, &w.NATS, "", "NATS server URLs, comma-separated; unset: dev mode, an embedded JetStream server on 127.0.0.1:"+strconv.Itoa(DefaultDevNATSPort))
-	b := binder{"Connections", &t}
+	settings.NATSSettings(&t, &w.NATS, "", "NATS server URLs, comma-separated; unset: dev mode, an embedded JetStream server on 127.0.0.1:"+strconv.Itoa(DefaultDevNATSPort))
+	b := settings.NewBinder("Connections", &t)
 	b.String(&w.Redis.URL, "REDIS_URL", "redis-url", "", "redis:// or rediss:// URL (user and password may be in it); unset: in-memory dedupe and rate limit, dev mode only")
 	b.Secret(&w.Redis.Password, "REDIS_PASSWORD", "Redis password, if not in REDIS_URL; or REDIS_PASSWORD_FILE")
 	b.String(&w.Redis.CA, "REDIS_CA", "redis-ca", "", "CA file to verify Redis's certificate (rediss://)")
@@ -114,7 +111,7 @@ func (w *Worker) Settings() Table {
 	b.String(&w.Redis.Addrs, "REDIS_ADDRS", "redis-addrs", "", "more Redis addresses, comma-separated: Cluster nodes (or Sentinels with REDIS_SENTINEL_MASTER)")
 	b.String(&w.RedisPrefix, "PUSH_REDIS_PREFIX", "redis-prefix", DefaultRedisPrefix, "prefix of every Redis key the worker writes")
 
-	b = binder{"mPaaS", &t}
+	b = settings.NewBinder("mPaaS", &t)
 	b.String(&w.MPaaSEndpoint, "MPAAS_ENDPOINT", "mpaas-endpoint", push.DefaultEndpoint, "host (HTTPS), or a full URL with scheme and port such as http://127.0.0.1:18080")
 	b.String(&w.MPaaSRegion, "MPAAS_REGION", "mpaas-region", push.DefaultRegion, "region id")
 	b.String(&w.AccessKeyID, "MPAAS_AK_ENV", "mpaas-access-key-id", "", "AccessKey id; unset in dev mode: the built-in emulator")
@@ -127,7 +124,7 @@ func (w *Worker) Settings() Table {
 	b.Float(&w.EventsShare, "PUSH_EVENTS_SHARE", "events-share", DefaultEventsShare, 0, 1, "share of the rate kept for the default (events) lane while it has calls; the bulk lane borrows it while events are idle")
 	b.Int(&w.RateBurst, "PUSH_RATE_BURST", "rate-burst", 0, 0, "calls that may go at once above the rate; 0: rate/40+1, at least 2")
 
-	b = binder{"Jobs", &t}
+	b = settings.NewBinder("Jobs", &t)
 	b.Int(&w.MaxTargets, "PUSH_MAX_TARGETS", "max-targets", job.DefaultMaxTargets, 1, "targets per job")
 	b.Int(&w.MaxScheduledChunks, "PUSH_MAX_SCHEDULED_CHUNKS", "max-scheduled-chunks", job.DefaultMaxScheduledChunks, 1, "calls (10 targets each) per scheduled job; mPaaS keeps 100 pending scheduled tasks")
 	b.Func("PUSH_TIMEZONE", "timezone", DefaultTimezone, "zone of 'today' for recurring pushes: UTC+8, or an IANA name such as Asia/Shanghai",
@@ -137,19 +134,19 @@ func (w *Worker) Settings() Table {
 	b.Int(&w.Attempts, "PUSH_ATTEMPTS", "attempts", pipeline.DefaultAttempts, 1, "calls per chunk and delivery for transient failures before the job is handed back")
 	b.Duration(&w.AckWait, "PUSH_ACK_WAIT", "ack-wait", queue.DefaultAckWait, time.Second, "JetStream AckWait; the worker sends InProgress while a job runs")
 	b.Int(&w.MaxDeliver, "PUSH_MAX_DELIVER", "max-deliver", queue.DefaultMaxDeliver, 1, "deliveries of a job; the last one dead-letters what still fails")
-	b.Duration(&w.RetryDelay, "PUSH_RETRY_DELAY", "retry-delay", retry.HandBack.Initial, time.Millisecond, "first redelivery delay of a handed-back job; doubles each time, at most "+FormatDuration(retry.HandBack.Max))
+	b.Duration(&w.RetryDelay, "PUSH_RETRY_DELAY", "retry-delay", retry.HandBack.Initial, time.Millisecond, "first redelivery delay of a handed-back job; doubles each time, at most "+settings.FormatDuration(retry.HandBack.Max))
 	b.Duration(&w.SentTTL, "PUSH_SENT_TTL", "sent-ttl", dedupe.DefaultSentTTL, time.Second, "how long a sent (app, workspace, target, msgKey) is remembered")
 	b.Duration(&w.LeaseTTL, "PUSH_LEASE_TTL", "lease-ttl", dedupe.DefaultLeaseTTL, time.Second, "how long a claim holds without a sent mark (a crashed worker's claims expire)")
 	b.Bool(&w.ReadOldDedupe, "PUSH_DEDUPE_READ_OLD", "dedupe-read-old", false, "for PUSH_SENT_TTL after upgrading from a version that kept pairs under <prefix>dedupe:: honor its sent marks and leases too (one more read per target)")
 
-	b = binder{"Streams", &t}
+	b = settings.NewBinder("Streams", &t)
 	b.Bytes(&w.JobsMaxBytes, "PUSH_JOBS_MAX_BYTES", "jobs-max-bytes", queue.DefaultJobsMaxBytes, "size of the job queue; a full queue refuses new jobs")
-	b.Duration(&w.DuplicateWindow, "PUSH_DUPLICATE_WINDOW", "duplicate-window", queue.DefaultJobsDuplicates, queue.DefaultJobsDuplicates, "job stream's Nats-Msg-Id dedupe window (at least "+FormatDuration(queue.DefaultJobsDuplicates)+")")
+	b.Duration(&w.DuplicateWindow, "PUSH_DUPLICATE_WINDOW", "duplicate-window", queue.DefaultJobsDuplicates, queue.DefaultJobsDuplicates, "job stream's Nats-Msg-Id dedupe window (at least "+settings.FormatDuration(queue.DefaultJobsDuplicates)+")")
 	b.Duration(&w.ResultsMaxAge, "PUSH_RESULTS_MAX_AGE", "results-max-age", queue.DefaultResultsMaxAge, time.Second, "how long results are kept")
 	b.Duration(&w.DLQMaxAge, "PUSH_DLQ_MAX_AGE", "dlq-max-age", queue.DefaultDLQMaxAge, time.Second, "how long dead letters are kept")
 	b.Int(&w.Replicas, "PUSH_REPLICAS", "replicas", queue.DefaultReplicas, 1, "stream and consumer replicas: 3 on a clustered JetStream")
 
-	b = binder{"Operations", &t}
+	b = settings.NewBinder("Operations", &t)
 	b.String(&w.HTTPAddr, "PUSH_HTTP_ADDR", "http-addr", "", "address of /metrics, /healthz and /readyz; unset: "+DefaultDevHTTPAddr+" in dev mode, "+DefaultHTTPAddr+" otherwise")
 	b.Func("PUSH_LOG_LEVEL", "log-level", DefaultLogLevel, "debug, info, warn or error", func(v string) error {
 		l, err := zapcore.ParseLevel(v)

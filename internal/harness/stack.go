@@ -25,6 +25,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/internal/service"
+	"github.com/mpaas-push/pushworker/internal/settings"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
@@ -124,7 +125,7 @@ func (h *Stack) Config() *config.Worker {
 		"NATS_URL": h.NC.ConnectedUrl(), "REDIS_URL": "redis://" + h.RedisAddr, "PUSH_REDIS_PREFIX": h.Prefix,
 		"MPAAS_ENDPOINT": h.SimURL, "MPAAS_AK_ENV": KeyID, "MPAAS_SK_ENV": KeySecret, "PUSH_MPAAS_TIMEOUT": "2s",
 		"PUSH_RATE_LIMIT": "2000", "PUSH_HTTP_ADDR": "127.0.0.1:0", "PUSH_ACK_WAIT": "3s", "PUSH_MAX_DELIVER": "4",
-		"PUSH_RETRY_DELAY": "100ms", "PUSH_SHUTDOWN_GRACE": "5s", "PUSH_JOBS_MAX_BYTES": config.FormatBytes(TestStreamBytes),
+		"PUSH_RETRY_DELAY": "100ms", "PUSH_SHUTDOWN_GRACE": "5s", "PUSH_JOBS_MAX_BYTES": settings.FormatBytes(TestStreamBytes),
 	}
 	cfg, err := config.ParseWorker(nil, func(k string) string { return env[k] }, "", nil)
 	if err != nil {

@@ -1,8 +1,11 @@
-// Package config is the worker's and the loader's configuration: typed values,
-// each read from an environment variable (and most from a flag too), each with a
-// named default constant. The table of settings is derived from the bindings of
-// those typed fields, so --help, the README's table and the code cannot disagree.
-package config
+// Package settings is how every command is configured: typed values, each read
+// from an environment variable (and most from a flag too), each with a named
+// default constant. The table of settings is derived from the bindings of those
+// typed fields, so --help, the README's table and the code cannot disagree. It
+// also holds the NATS connection settings every command shares. It imports no
+// part of the worker, so that a command that only talks to NATS (enqueue)
+// links none of it.
+package settings
 
 import (
 	"flag"
@@ -12,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mpaas-push/pushworker/internal/connect"
 )
 
 // Setting is one configurable value, bound to a typed field.
@@ -114,29 +119,32 @@ func (t Table) usage(out io.Writer, usage string) {
 	}
 }
 
-// A binder makes settings in one group.
-type binder struct {
+// A Binder makes settings in one group of a table.
+type Binder struct {
 	group string
 	t     *Table
 }
 
-func (b binder) add(env, flagName, def, help string, set func(string) error) {
+// NewBinder binds settings of group into t.
+func NewBinder(group string, t *Table) Binder { return Binder{group, t} }
+
+func (b Binder) add(env, flagName, def, help string, set func(string) error) {
 	*b.t = append(*b.t, Setting{Group: b.group, Env: env, Flag: flagName, Default: def, Help: help, set: set})
 }
 
 // String binds a string.
-func (b binder) String(p *string, env, flagName, def, help string) {
+func (b Binder) String(p *string, env, flagName, def, help string) {
 	b.add(env, flagName, def, help, func(v string) error { *p = v; return nil })
 }
 
 // Secret binds a secret: from the environment or <env>_FILE, never a flag.
-func (b binder) Secret(p *string, env, help string) {
+func (b Binder) Secret(p *string, env, help string) {
 	*b.t = append(*b.t, Setting{Group: b.group, Env: env, Help: help, Secret: true,
 		set: func(v string) error { *p = v; return nil }})
 }
 
 // Int binds a whole number of at least lowest.
-func (b binder) Int(p *int, env, flagName string, def, lowest int, help string) {
+func (b Binder) Int(p *int, env, flagName string, def, lowest int, help string) {
 	b.add(env, flagName, strconv.Itoa(def), help, func(v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -151,7 +159,7 @@ func (b binder) Int(p *int, env, flagName string, def, lowest int, help string) 
 }
 
 // Float binds a number in [lo, hi).
-func (b binder) Float(p *float64, env, flagName string, def, lo, hi float64, help string) {
+func (b Binder) Float(p *float64, env, flagName string, def, lo, hi float64, help string) {
 	b.add(env, flagName, strconv.FormatFloat(def, 'f', -1, 64), help, func(v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < lo || f >= hi {
@@ -163,7 +171,7 @@ func (b binder) Float(p *float64, env, flagName string, def, lo, hi float64, hel
 }
 
 // Bool binds true or false.
-func (b binder) Bool(p *bool, env, flagName string, def bool, help string) {
+func (b Binder) Bool(p *bool, env, flagName string, def bool, help string) {
 	b.add(env, flagName, strconv.FormatBool(def), help, func(v string) error {
 		switch v {
 		case "true", "false":
@@ -175,7 +183,7 @@ func (b binder) Bool(p *bool, env, flagName string, def bool, help string) {
 }
 
 // Duration binds a Go duration of at least lowest.
-func (b binder) Duration(p *time.Duration, env, flagName string, def, lowest time.Duration, help string) {
+func (b Binder) Duration(p *time.Duration, env, flagName string, def, lowest time.Duration, help string) {
 	b.add(env, flagName, FormatDuration(def), help, func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
@@ -190,7 +198,7 @@ func (b binder) Duration(p *time.Duration, env, flagName string, def, lowest tim
 }
 
 // Bytes binds a size: bytes, or with a KiB, MiB or GiB suffix.
-func (b binder) Bytes(p *int64, env, flagName string, def int64, help string) {
+func (b Binder) Bytes(p *int64, env, flagName string, def int64, help string) {
 	b.add(env, flagName, FormatBytes(def), help, func(v string) error {
 		n, err := ParseBytes(v)
 		if err != nil {
@@ -202,7 +210,7 @@ func (b binder) Bytes(p *int64, env, flagName string, def int64, help string) {
 }
 
 // Func binds a value with its own parser.
-func (b binder) Func(env, flagName, def, help string, set func(string) error) {
+func (b Binder) Func(env, flagName, def, help string, set func(string) error) {
 	b.add(env, flagName, def, help, set)
 }
 
@@ -247,4 +255,26 @@ func ParseBytes(v string) (int64, error) {
 		return 0, fmt.Errorf("want a size such as 1GiB")
 	}
 	return n * mult, nil
+}
+
+// DefaultDevNATSPort is where dev mode's embedded NATS server listens, on 127.0.0.1.
+const DefaultDevNATSPort = 14222
+
+// DevNATSURL is where dev mode's embedded server listens by default, and where
+// cmd/enqueue goes when NATS_URL is unset.
+var DevNATSURL = "nats://127.0.0.1:" + strconv.Itoa(DefaultDevNATSPort)
+
+// NATSSettings binds the NATS connection settings (shared by every command);
+// urlHelp and urlDefault describe NATS_URL for that command.
+func NATSSettings(t *Table, c *connect.NATSConfig, urlDefault, urlHelp string) {
+	b := Binder{"Connections", t}
+	b.String(&c.URL, "NATS_URL", "nats-url", urlDefault, urlHelp)
+	b.String(&c.Creds, "NATS_CREDS", "nats-creds", "", "NATS credentials file (JWT and NKey seed)")
+	b.String(&c.NKeySeedFile, "NATS_NKEY_SEED_FILE", "nats-nkey-seed-file", "", "file holding a NATS NKey seed")
+	b.String(&c.User, "NATS_USER", "nats-user", "", "NATS user (with NATS_PASSWORD)")
+	b.Secret(&c.Password, "NATS_PASSWORD", "NATS password; or NATS_PASSWORD_FILE")
+	b.Secret(&c.Token, "NATS_TOKEN", "NATS token; or NATS_TOKEN_FILE")
+	b.String(&c.CA, "NATS_CA", "nats-ca", "", "CA file to verify the NATS server's certificate")
+	b.String(&c.Cert, "NATS_CERT", "nats-cert", "", "client certificate file for NATS (with NATS_KEY)")
+	b.String(&c.Key, "NATS_KEY", "nats-key", "", "client key file for NATS")
 }
