@@ -20,7 +20,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/clock"
-	"github.com/mpaas-push/pushworker/internal/queue"
+	"github.com/mpaas-push/pushworker/internal/wire"
 )
 
 // ApplyWait is how long a command that moves parked jobs waits after writing the
@@ -185,18 +185,15 @@ func (e *env) unparkOne(stream jetstream.Stream, name string, m jetstream.Msg) e
 	if err != nil {
 		return err
 	}
-	subject := m.Headers().Get(queue.HeaderSubject)
+	p := wire.DecodeParked(meta.Sequence.Stream, m.Headers(), m.Data())
+	subject := p.Subject
 	if e.topo.Campaign(subject) != name {
 		subject = e.topo.BulkSubject(name)
 	}
-	jobID := m.Headers().Get(queue.HeaderJobID)
-	out := &nats.Msg{Subject: subject, Data: m.Data(), Header: nats.Header{}}
-	out.Header.Set(queue.HeaderJobID, jobID)
-	out.Header.Set(jetstream.MsgIDHeader, "unpark-"+strconv.FormatUint(meta.Sequence.Stream, 10)+"-"+jobID)
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
-	if _, err := e.js.PublishMsg(ctx, out); err != nil {
-		return fmt.Errorf("putting back parked job %s: %w", jobID, err)
+	if _, err := e.js.PublishMsg(ctx, p.UnparkMsg(subject)); err != nil {
+		return fmt.Errorf("putting back parked job %s: %w", p.JobID, err)
 	}
 	return stream.DeleteMsg(ctx, meta.Sequence.Stream)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mpaas-push/pushworker/internal/queue"
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -61,9 +61,8 @@ func (e *env) storedDeadLetter(seq uint64) (deadLetter, error) {
 }
 
 func newDeadLetter(seq uint64, at time.Time, h nats.Header, body []byte) deadLetter {
-	d := deadLetter{Seq: seq, JobID: h.Get(queue.HeaderJobID), Reason: h.Get(queue.HeaderReason), Error: h.Get(queue.HeaderError),
-		Subject: h.Get(queue.HeaderSubject), body: body}
-	d.Deliveries, _ = strconv.Atoi(h.Get(queue.HeaderDeliveries))
+	w := wire.DecodeDeadLetter(seq, at, h, body)
+	d := deadLetter{Seq: seq, JobID: w.JobID, Reason: w.Reason, Error: w.Error, Subject: w.Subject, Deliveries: int(w.Deliveries), body: body}
 	if !at.IsZero() {
 		d.At = at.UTC().Format(time.RFC3339)
 	}
@@ -139,7 +138,7 @@ func (e *env) dlqReplay(all bool, ids []string) error {
 		if !all && !wanted[d.JobID] {
 			continue
 		}
-		if d.Reason == queue.ReasonRejected {
+		if d.Reason == wire.ReasonRejected {
 			fmt.Fprintf(e.stderr, "skipped %s: it was rejected (%s); fix it and publish it again\n", d.JobID, d.Error)
 			skipped++
 			continue
