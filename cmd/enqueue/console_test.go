@@ -16,6 +16,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -197,13 +198,18 @@ func TestConsoleDeadLetterHidesTemplateValuesAndReplays(t *testing.T) {
 	c, srv := consoleOn(t, s, "")
 	other, _ := consoleOn(t, s, "")
 	publishCampaign(t, s.url, "dead", 1, 3) // personal values; 8011 every time: the job fails and is dead-lettered
-	var list []deadLetter
+	var list []ops.DeadLetter
 	for deadline := time.Now().Add(30 * time.Second); len(list) == 0; time.Sleep(200 * time.Millisecond) {
 		a := call(t, "GET", srv.URL+"/api/dlq", nil, nil)
-		_ = json.Unmarshal([]byte(a.body), &list)
+		var page ops.Page
+		_ = json.Unmarshal([]byte(a.body), &page)
+		list = page.Letters
 		if time.Now().After(deadline) {
 			t.Fatalf("no dead letter: %s", a.body)
 		}
+	}
+	if !list[0].Replayable || list[0].Campaign != "dead" {
+		t.Fatalf("the letter in the list: %+v", list[0])
 	}
 	letter := srv.URL + "/api/dlq/" + jsonNumber(list[0].Seq)
 	a := call(t, "GET", letter, nil, nil)
@@ -222,7 +228,7 @@ func TestConsoleDeadLetterHidesTemplateValuesAndReplays(t *testing.T) {
 	if a.code != 200 || !strings.Contains(a.body, "replayed dead.0 as") {
 		t.Fatalf("replay: %d %s", a.code, a.body)
 	}
-	newID := replayID("dead.0", list[0].Seq)
+	newID := ops.ReplayID("dead.0", list[0].Seq)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		a = call(t, "GET", srv.URL+"/api/jobs/"+newID, nil, nil)
 		if a.code == 200 {
