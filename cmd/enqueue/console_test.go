@@ -17,6 +17,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/ops"
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -247,3 +248,64 @@ func TestConsoleDeadLetterHidesTemplateValuesAndReplays(t *testing.T) {
 }
 
 func jsonNumber(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+// The dead-letter page's API: one page at a time with its cursor, whether each
+// letter replays, and delete and purge behind the page's CSRF value.
+func TestConsoleDeadLetterPagesDeletesAndPurges(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	c, srv := consoleOn(t, s, "")
+	body := []byte(jobLine("x", "u1"))
+	storeLetters(t, s,
+		wire.DeadLetter{JobID: "a.1", Reason: wire.ReasonFailed, Error: "8011", Subject: "push.jobs.bulk.a", Body: body},
+		wire.DeadLetter{JobID: "a.2", Reason: wire.ReasonFailed, Error: "campaign canceled", Subject: "push.jobs.bulk.a", Body: body},
+		wire.DeadLetter{JobID: "b.1", Reason: wire.ReasonRejected, Error: "appId: required", Subject: "push.jobs.bulk.b", Body: body})
+	page := func(query string) ops.Page {
+		t.Helper()
+		a := call(t, "GET", srv.URL+"/api/dlq"+query, nil, nil)
+		var p ops.Page
+		if a.code != 200 || json.Unmarshal([]byte(a.body), &p) != nil {
+			t.Fatalf("GET /api/dlq%s: %d %s", query, a.code, a.body)
+		}
+		return p
+	}
+	p := page("?limit=2")
+	if len(p.Letters) != 2 || p.Letters[0].Seq != 3 || p.Next != 2 || p.Total != 3 || p.Letters[0].Replayable || p.Letters[1].Replayable {
+		t.Fatalf("the first page: %+v", p)
+	}
+	if p = page("?limit=2&before=2"); len(p.Letters) != 1 || p.Letters[0].JobID != "a.1" || !p.Letters[0].Replayable || p.Next != 0 {
+		t.Fatalf("the older page: %+v", p)
+	}
+	if p = page("?campaign=a&error=CANCELED"); len(p.Letters) != 1 || p.Letters[0].JobID != "a.2" ||
+		!strings.Contains(p.Letters[0].NotReplayable, "canceled") {
+		t.Fatalf("filtered: %+v", p)
+	}
+	if a := call(t, "GET", srv.URL+"/api/dlq?limit=0", nil, nil); a.code != 400 {
+		t.Fatalf("a bad limit: %d %s", a.code, a.body)
+	}
+	csrf := http.Header{"X-Csrf-Token": {c.csrf}}
+	if a := call(t, "POST", srv.URL+"/api/dlq/2/replay", csrf, url.Values{}); a.code != 409 || !strings.Contains(a.body, "campaign canceled") {
+		t.Fatalf("the console replays only what dlq replay takes without --force: %d %s", a.code, a.body)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/3/delete", nil, url.Values{}); a.code != 403 {
+		t.Fatalf("a delete without the CSRF value: %d", a.code)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/3/delete", csrf, url.Values{}); a.code != 200 || !strings.Contains(a.body, "deleted dead letter 3") {
+		t.Fatalf("delete: %d %s", a.code, a.body)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/3/delete", csrf, url.Values{}); a.code != 404 {
+		t.Fatalf("a deleted letter: %d %s", a.code, a.body)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/purge", nil, url.Values{"campaign": {"a"}}); a.code != 403 {
+		t.Fatalf("a purge without the CSRF value: %d", a.code)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/purge", csrf, url.Values{}); a.code != 400 {
+		t.Fatalf("a purge without a filter: %d %s", a.code, a.body)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/purge", csrf, url.Values{"campaign": {"a"}}); a.code != 200 || !strings.Contains(a.body, `"removed":2`) {
+		t.Fatalf("purge: %d %s", a.code, a.body)
+	}
+	if p = page(""); p.Total != 0 || len(p.Letters) != 0 {
+		t.Fatalf("after the purge: %+v", p)
+	}
+}
