@@ -151,7 +151,16 @@ func TestConsoleInTheBrowser(t *testing.T) {
 	}
 	do("the dead letters", chromedp.Navigate(srv.URL+"/#/dlq"))
 	waitText("#view", "browser-dead", 30*time.Second)
+	if got := text(`#dlq tr[data-seq] button.replay`); got != "Replay" {
+		t.Fatalf("a replayable letter offers Replay in the list: %q", got)
+	}
 	shoot("console-dead-letters.png")
+	do("a filter that matches nothing", chromedp.SetValue(chromedp.CSS(`#dlqfilter input[name="error"]`), "no such error"),
+		chromedp.Click(chromedp.CSS(`#dlqfilter button`)))
+	waitText("#view", "None that match.", 10*time.Second)
+	do("the filter on the letter's error", chromedp.SetValue(chromedp.CSS(`#dlqfilter input[name="error"]`), "8011"),
+		chromedp.Click(chromedp.CSS(`#dlqfilter button`)))
+	waitText("#view", "browser-dead", 10*time.Second)
 	do("one letter", chromedp.Click(chromedp.CSS(`a.letter`)), chromedp.WaitVisible(chromedp.CSS(`#letter`)))
 	letter := waitText("#letter", "template values hidden", 5*time.Second)
 	if strings.Contains(letter, `"value"`) || !strings.Contains(letter, "8011") {

@@ -131,15 +131,11 @@ func (c *console) routes() {
 	c.mux.HandleFunc("GET /api/overview", c.api(c.overview))
 	c.mux.HandleFunc("GET /api/campaigns", c.api(c.campaignsView))
 	c.mux.HandleFunc("POST /api/campaigns/{name}/{verb}", c.api(c.campaignAction))
-	c.mux.HandleFunc("GET /api/dlq", c.api(func(e *env, r *http.Request) (any, error) {
-		dls, err := e.deadLetters()
-		if dls == nil {
-			dls = []deadLetter{}
-		}
-		return dls, err
-	}))
+	c.mux.HandleFunc("GET /api/dlq", c.api(c.deadLetters))
 	c.mux.HandleFunc("GET /api/dlq/{seq}", c.api(c.deadLetter))
 	c.mux.HandleFunc("POST /api/dlq/{seq}/replay", c.api(c.replay))
+	c.mux.HandleFunc("POST /api/dlq/{seq}/delete", c.api(c.deleteLetter))
+	c.mux.HandleFunc("POST /api/dlq/purge", c.api(c.purge))
 	c.mux.HandleFunc("GET /api/jobs/{id}", c.api(c.result))
 }
 
@@ -278,6 +274,9 @@ func (c *console) api(f func(e *env, r *http.Request) (any, error)) http.Handler
 				code = http.StatusConflict
 			case errors.Is(err, campaign.ErrInvalid):
 				code = http.StatusBadRequest
+			}
+			if errors.Is(err, ops.ErrCanceled) || errors.Is(err, ops.ErrRejected) || errors.Is(err, ops.ErrUnreadable) {
+				code = http.StatusConflict // a dead letter that is not replayed, and why
 			}
 			msg := err.Error()
 			var ee exitError
@@ -494,35 +493,97 @@ func clip(s string) string {
 	return strings.ToValidUTF8(s[:200], "") + "…"
 }
 
+// deadLetters is one page of dead letters, newest first, as dlq list reads
+// it: ?campaign=&reason=&error=&before=&limit=.
+func (c *console) deadLetters(e *env, r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f := ops.Filter{Campaign: q.Get("campaign"), Reason: q.Get("reason"), ErrorContains: q.Get("error")}
+	var err error
+	if v := q.Get("before"); v != "" {
+		if f.Before, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return nil, usageError{"before is a dead letter's sequence"}
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > ops.MaxLimit {
+			return nil, usageError{fmt.Sprintf("limit is a number from 1 to %d", ops.MaxLimit)}
+		}
+	}
+	o := e.ops
+	return o.DeadLetters(e.ctx, f)
+}
+
 // letter is one dead letter as the console shows it: the job as received with
 // its template values hidden.
 type letter struct {
-	deadLetter
+	ops.DeadLetter
 	Job json.RawMessage `json:"job"`
 }
 
-func (c *console) findLetter(e *env, r *http.Request) (deadLetter, error) {
+func letterSeq(r *http.Request) (uint64, error) {
 	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
 	if err != nil {
-		return deadLetter{}, usageError{"a dead letter is named by its sequence"}
+		return 0, usageError{"a dead letter is named by its sequence"}
 	}
-	return e.storedDeadLetter(seq)
+	return seq, nil
 }
 
 func (c *console) deadLetter(e *env, r *http.Request) (any, error) {
-	d, err := c.findLetter(e, r)
+	seq, err := letterSeq(r)
 	if err != nil {
 		return nil, err
 	}
-	return letter{deadLetter: d, Job: redact(d.body)}, nil
+	o := e.ops
+	d, err := o.DeadLetter(e.ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	return letter{DeadLetter: d, Job: redact(d.Body)}, nil
 }
 
+// replay replays one letter as dlq replay does: never with force, so the
+// console replays only what the command would without it.
 func (c *console) replay(e *env, r *http.Request) (any, error) {
-	d, err := c.findLetter(e, r)
+	seq, err := letterSeq(r)
 	if err != nil {
 		return nil, err
 	}
-	return nil, e.dlqReplay(false, []string{d.JobID})
+	o := e.ops
+	out, err := o.ReplayDeadLetters(e.ctx, ops.Select{Seqs: []uint64{seq}}, false)
+	if err != nil {
+		return nil, err
+	}
+	rp := out[0]
+	if rp.Err != nil {
+		return nil, rp.Err
+	}
+	return map[string]string{"message": fmt.Sprintf("replayed %s as %s: %d targets to %s", rp.Letter.JobID, rp.NewID, rp.Targets, rp.Subject)}, nil
+}
+
+func (c *console) deleteLetter(e *env, r *http.Request) (any, error) {
+	seq, err := letterSeq(r)
+	if err != nil {
+		return nil, err
+	}
+	o := e.ops
+	if err := o.DeleteDeadLetter(e.ctx, seq); err != nil {
+		return nil, err
+	}
+	return map[string]string{"message": fmt.Sprintf("deleted dead letter %d", seq)}, nil
+}
+
+// purge removes the letters of the form's campaign, reason or error (at least one).
+func (c *console) purge(e *env, r *http.Request) (any, error) {
+	f := ops.Filter{Campaign: r.FormValue("campaign"), Reason: r.FormValue("reason"), ErrorContains: r.FormValue("error")}
+	o := e.ops
+	n, err := o.PurgeDeadLetters(e.ctx, f)
+	if errors.Is(err, ops.ErrNoFilter) {
+		return nil, usageError{err.Error()}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"message": fmt.Sprintf("removed %d dead letter(s) %s", n, purgeWhat(f)), "removed": n}, nil
 }
 
 // result is a job's stored result, by job id: under <root>.results.<id>, or

@@ -17,6 +17,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/ops"
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -220,13 +221,18 @@ func TestConsoleDeadLetterHidesTemplateValuesAndReplays(t *testing.T) {
 	c, srv := consoleOn(t, s, "")
 	other, _ := consoleOn(t, s, "")
 	publishCampaign(t, s.url, "dead", 1, 3) // personal values; 8011 every time: the job fails and is dead-lettered
-	var list []deadLetter
+	var list []ops.DeadLetter
 	for deadline := time.Now().Add(30 * time.Second); len(list) == 0; time.Sleep(200 * time.Millisecond) {
 		a := call(t, "GET", srv.URL+"/api/dlq", nil, nil)
-		_ = json.Unmarshal([]byte(a.body), &list)
+		var page ops.Page
+		_ = json.Unmarshal([]byte(a.body), &page)
+		list = page.Letters
 		if time.Now().After(deadline) {
 			t.Fatalf("no dead letter: %s", a.body)
 		}
+	}
+	if !list[0].Replayable || list[0].Campaign != "dead" {
+		t.Fatalf("the letter in the list: %+v", list[0])
 	}
 	letter := srv.URL + "/api/dlq/" + jsonNumber(list[0].Seq)
 	a := call(t, "GET", letter, nil, nil)
@@ -245,7 +251,7 @@ func TestConsoleDeadLetterHidesTemplateValuesAndReplays(t *testing.T) {
 	if a.code != 200 || !strings.Contains(a.body, "replayed dead.0 as") {
 		t.Fatalf("replay: %d %s", a.code, a.body)
 	}
-	newID := replayID("dead.0", list[0].Seq)
+	newID := ops.ReplayID("dead.0", list[0].Seq)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		a = call(t, "GET", srv.URL+"/api/jobs/"+newID, nil, nil)
 		if a.code == 200 {
@@ -264,3 +270,64 @@ func TestConsoleDeadLetterHidesTemplateValuesAndReplays(t *testing.T) {
 }
 
 func jsonNumber(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+// The dead-letter page's API: one page at a time with its cursor, whether each
+// letter replays, and delete and purge behind the page's CSRF value.
+func TestConsoleDeadLetterPagesDeletesAndPurges(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	c, srv := consoleOn(t, s, "")
+	body := []byte(jobLine("x", "u1"))
+	storeLetters(t, s,
+		wire.DeadLetter{JobID: "a.1", Reason: wire.ReasonFailed, Error: "8011", Subject: "push.jobs.bulk.a", Body: body},
+		wire.DeadLetter{JobID: "a.2", Reason: wire.ReasonFailed, Error: "campaign canceled", Subject: "push.jobs.bulk.a", Body: body},
+		wire.DeadLetter{JobID: "b.1", Reason: wire.ReasonRejected, Error: "appId: required", Subject: "push.jobs.bulk.b", Body: body})
+	page := func(query string) ops.Page {
+		t.Helper()
+		a := call(t, "GET", srv.URL+"/api/dlq"+query, nil, nil)
+		var p ops.Page
+		if a.code != 200 || json.Unmarshal([]byte(a.body), &p) != nil {
+			t.Fatalf("GET /api/dlq%s: %d %s", query, a.code, a.body)
+		}
+		return p
+	}
+	p := page("?limit=2")
+	if len(p.Letters) != 2 || p.Letters[0].Seq != 3 || p.Next != 2 || p.Total != 3 || p.Letters[0].Replayable || p.Letters[1].Replayable {
+		t.Fatalf("the first page: %+v", p)
+	}
+	if p = page("?limit=2&before=2"); len(p.Letters) != 1 || p.Letters[0].JobID != "a.1" || !p.Letters[0].Replayable || p.Next != 0 {
+		t.Fatalf("the older page: %+v", p)
+	}
+	if p = page("?campaign=a&error=CANCELED"); len(p.Letters) != 1 || p.Letters[0].JobID != "a.2" ||
+		!strings.Contains(p.Letters[0].NotReplayable, "canceled") {
+		t.Fatalf("filtered: %+v", p)
+	}
+	if a := call(t, "GET", srv.URL+"/api/dlq?limit=0", nil, nil); a.code != 400 {
+		t.Fatalf("a bad limit: %d %s", a.code, a.body)
+	}
+	csrf := http.Header{"X-Csrf-Token": {c.csrf}}
+	if a := call(t, "POST", srv.URL+"/api/dlq/2/replay", csrf, url.Values{}); a.code != 409 || !strings.Contains(a.body, "campaign canceled") {
+		t.Fatalf("the console replays only what dlq replay takes without --force: %d %s", a.code, a.body)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/3/delete", nil, url.Values{}); a.code != 403 {
+		t.Fatalf("a delete without the CSRF value: %d", a.code)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/3/delete", csrf, url.Values{}); a.code != 200 || !strings.Contains(a.body, "deleted dead letter 3") {
+		t.Fatalf("delete: %d %s", a.code, a.body)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/3/delete", csrf, url.Values{}); a.code != 404 {
+		t.Fatalf("a deleted letter: %d %s", a.code, a.body)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/purge", nil, url.Values{"campaign": {"a"}}); a.code != 403 {
+		t.Fatalf("a purge without the CSRF value: %d", a.code)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/purge", csrf, url.Values{}); a.code != 400 {
+		t.Fatalf("a purge without a filter: %d %s", a.code, a.body)
+	}
+	if a := call(t, "POST", srv.URL+"/api/dlq/purge", csrf, url.Values{"campaign": {"a"}}); a.code != 200 || !strings.Contains(a.body, `"removed":2`) {
+		t.Fatalf("purge: %d %s", a.code, a.body)
+	}
+	if p = page(""); p.Total != 0 || len(p.Letters) != 0 {
+		t.Fatalf("after the purge: %+v", p)
+	}
+}

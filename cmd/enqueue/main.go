@@ -5,8 +5,10 @@
 //	enqueue status                                     jobs waiting and in flight per lane, dead letters, results, orphans
 //	enqueue repair [--yes]                             remove the orphaned messages a 2.9 server's crash left
 //	enqueue console [--addr 127.0.0.1:8090]            the operators' web console
-//	enqueue dlq list                                   the dead letters
-//	enqueue dlq replay [--all | JOB-ID...]             publish the failed targets again
+//	enqueue dlq list [--campaign C] [--reason R] [--error TEXT] [--before SEQ]   the dead letters, newest first, a page at a time
+//	enqueue dlq replay [--force] [--all | JOB-ID...]   publish the failed targets again
+//	enqueue dlq delete SEQ...                          remove dead letters
+//	enqueue dlq purge (--campaign C | --error TEXT | --reason R) [--yes]   remove the dead letters that match
 //	enqueue campaign list|status|pause|resume|cancel|pace|delete …   control a running campaign
 //
 // Each subcommand has its own flags (a flag of another is an error). It connects
@@ -64,11 +66,19 @@ const usage = `Usage:
       pace and revoke), dead letters (one letter, replay) and results by job id; it updates itself.
       On loopback it needs no token; anywhere else CONSOLE_TOKEN or CONSOLE_TOKEN_FILE, which every
       request must carry (Authorization: Bearer, or open /?token=… once to set a cookie).
-  enqueue dlq list [--json]
-      The dead letters: job id, reason, error, targets.
-  enqueue dlq replay [--all | JOB-ID...]
+  enqueue dlq list [--campaign C] [--reason R] [--error TEXT] [--limit 50] [--before SEQ] [--json]
+      The dead letters, newest first, a page at a time: sequence, job id, reason, targets,
+      deliveries, whether dlq replay takes it, error. --before SEQ is the next page (the last
+      page says which). Filters combine; a filtered page looks at 20,000 letters at most.
+  enqueue dlq replay [--force] [--all | JOB-ID...]
       Publish the failed targets of dead letters again, as new jobs whose ids are
-      derived from the old ones, and remove those dead letters.
+      derived from the old ones, and remove those dead letters. A rejected job is never
+      replayed; a canceled campaign's letter (its state is canceled, or its error is
+      "campaign canceled") only with --force.
+  enqueue dlq delete SEQ...
+      Remove the dead letters at these sequences.
+  enqueue dlq purge (--campaign C | --error TEXT | --reason R) [--yes]
+      Remove every dead letter that matches; asks on a terminal, and needs --yes without one.
   enqueue revoke (--campaign NAME | JOB-ID...) [--timeout 10m]
       Take back what the stored results say was sent: PushTemplate pairs (RevokePushMessage) and
       PushMultiple tasks (RevokePushTask), as admin jobs the workers run under the rate limit.
@@ -157,6 +167,8 @@ var subcommands = map[string]func(fs *flag.FlagSet) command{
 	"console":    consoleFlags,
 	"dlq list":   dlqListFlags,
 	"dlq replay": dlqReplayFlags,
+	"dlq delete": dlqDeleteFlags,
+	"dlq purge":  dlqPurgeFlags,
 
 	"revoke":           recallFlags(job.ActionRevoke),
 	"scheduled cancel": recallFlags(job.ActionCancelScheduled),

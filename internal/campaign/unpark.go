@@ -3,21 +3,14 @@ package campaign
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/topology"
-)
-
-// Headers of a parked job (written by the queue when it parks one).
-const (
-	headerJobID   = "Pushworker-Job-Id"
-	headerSubject = "Pushworker-Subject"
 )
 
 // Unparker carries out resumes and cancels, whoever wrote them: whenever this
@@ -202,14 +195,12 @@ func (u *Unparker) unpark(ctx context.Context, stream jetstream.Stream, name str
 	if err != nil {
 		return false, err
 	}
-	subject := m.Headers().Get(headerSubject)
+	p := wire.DecodeParked(meta.Sequence.Stream, m.Headers(), m.Data())
+	subject := p.Subject
 	if u.topo.Campaign(subject) != name || u.topo.IsAdmin(subject) {
 		subject = u.topo.BulkSubject(name)
 	}
-	jobID := m.Headers().Get(headerJobID)
-	out := &nats.Msg{Subject: subject, Data: m.Data(), Header: nats.Header{}}
-	out.Header.Set(headerJobID, jobID)
-	out.Header.Set(jetstream.MsgIDHeader, "unpark-"+strconv.FormatUint(meta.Sequence.Stream, 10)+"-"+jobID)
+	out := p.UnparkMsg(subject)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	ack, err := u.js.PublishMsg(pctx, out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -26,8 +27,8 @@ type Delivery struct {
 	Subject string
 	Data    []byte
 	MsgID   string // the Nats-Msg-Id header, "" when absent
-	// ParkedAs is the job id a job came back from parking with (its
-	// Pushworker-Job-Id header), "" for any other job: its id stays the same and
+	// ParkedAs is the job id a job came back from parking with
+	// (wire.ParkedAs), "" for any other job: its id stays the same and
 	// it is no first delivery, though JetStream counts one.
 	ParkedAs string
 	Sequence uint64 // the message's stream sequence: the same on every delivery
@@ -65,11 +66,11 @@ type DeadLetter struct {
 	Error  string // the last error, one line
 }
 
-// Dead-letter reasons.
+// Dead-letter reasons (wire owns them: the stored letter carries them).
 const (
-	ReasonRejected = "rejected" // the job is invalid: the bytes as received
-	ReasonFailed   = "failed"   // targets that failed for good: the job with only those
-	ReasonStopped  = "stopped"  // the last delivery ended without a result: the job as received
+	ReasonRejected = wire.ReasonRejected // the job is invalid: the bytes as received
+	ReasonFailed   = wire.ReasonFailed   // targets that failed for good: the job with only those
+	ReasonStopped  = wire.ReasonStopped  // the last delivery ended without a result: the job as received
 )
 
 // Outcome is what became of one delivery. The queue stores DeadLetter first,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,16 +11,8 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
-)
-
-// Headers of a dead letter.
-const (
-	HeaderReason     = "Pushworker-Reason"     // rejected, failed or stopped
-	HeaderError      = "Pushworker-Error"      // the last error, one line
-	HeaderJobID      = "Pushworker-Job-Id"     // the job's id (or its fallback id)
-	HeaderSubject    = "Pushworker-Subject"    // the subject the job came on
-	HeaderDeliveries = "Pushworker-Deliveries" // how many times it was delivered
 )
 
 // publishResult stores the result in the result stream. Nats-Msg-Id = job id:
@@ -36,33 +27,21 @@ func (q *Queue) publishResult(ctx context.Context, subject string, r *job.Result
 }
 
 func (q *Queue) publishDeadLetter(ctx context.Context, subject string, dl *DeadLetter, msg jetstream.Msg) error {
-	deliveries := "0"
+	d := wire.DeadLetter{JobID: dl.JobID, Reason: dl.Reason, Error: dl.Error, Subject: subject, Body: dl.Body}
 	if meta, err := msg.Metadata(); err == nil {
-		deliveries = strconv.FormatUint(meta.NumDelivered, 10)
+		d.Deliveries = meta.NumDelivered
 	}
-	m := &nats.Msg{Subject: q.cfg.Topology.DLQSubject(dl.JobID), Data: dl.Body, Header: nats.Header{}}
-	m.Header.Set(HeaderReason, dl.Reason)
-	m.Header.Set(HeaderError, dl.Error)
-	m.Header.Set(HeaderJobID, dl.JobID)
-	m.Header.Set(HeaderSubject, subject)
-	m.Header.Set(HeaderDeliveries, deliveries)
-	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+dl.JobID)
-	return q.publish(ctx, m)
+	return q.publish(ctx, d.Msg(q.cfg.Topology.DLQSubject(dl.JobID)))
 }
 
 // publishParked stores a paused campaign's job as received, with the subject it
-// came on and its job id. Nats-Msg-Id names this delivery, so a worker that parks
-// the same message again after a crash stores it once.
+// came on and its job id (see wire.Parked).
 func (q *Queue) publishParked(ctx context.Context, msg jetstream.Msg, out Outcome) error {
-	seq := "0"
+	p := wire.Parked{JobID: out.JobID, Subject: msg.Subject(), Body: msg.Data()}
 	if meta, err := msg.Metadata(); err == nil {
-		seq = strconv.FormatUint(meta.Sequence.Stream, 10)
+		p.Seq = meta.Sequence.Stream
 	}
-	m := &nats.Msg{Subject: out.ParkSubject, Data: msg.Data(), Header: nats.Header{}}
-	m.Header.Set(HeaderJobID, out.JobID)
-	m.Header.Set(HeaderSubject, msg.Subject())
-	m.Header.Set(jetstream.MsgIDHeader, "park-"+seq+"-"+out.JobID)
-	return q.publish(ctx, m)
+	return q.publish(ctx, p.ParkMsg(out.ParkSubject))
 }
 
 // ErrRefused wraps a publish that the server refused for the message itself (too

@@ -24,6 +24,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/internal/tracing"
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -305,7 +306,7 @@ func (q *Queue) deliver(ctx context.Context, lane string, msg jetstream.Msg) {
 		return
 	}
 	d := Delivery{Lane: lane, Subject: msg.Subject(), Data: msg.Data(), MsgID: msg.Headers().Get(jetstream.MsgIDHeader),
-		ParkedAs: msg.Headers().Get(HeaderJobID), Sequence: meta.Sequence.Stream, Number: int(meta.NumDelivered)}
+		ParkedAs: wire.ParkedAs(msg.Headers()), Sequence: meta.Sequence.Stream, Number: int(meta.NumDelivered)}
 	d.Last = d.Number >= q.cfg.Limits.MaxDeliver
 	if d.Number > 1 {
 		q.obs.Redelivered(lane)

@@ -13,6 +13,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/testenv"
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -142,9 +143,9 @@ func TestTermWithADeadLetter(t *testing.T) {
 	b.publish("push.jobs.bulk.spring", "not json", "")
 	m := b.next(b.topo.DLQStream, 5*time.Second)
 	h := m.Headers()
-	if m.Subject() != "push.dlq.bad-1" || string(m.Data()) != "not json" || h.Get(queue.HeaderReason) != "rejected" ||
-		h.Get(queue.HeaderError) != "appId: required" || h.Get(queue.HeaderSubject) != "push.jobs.bulk.spring" ||
-		h.Get(queue.HeaderDeliveries) != "1" || h.Get(queue.HeaderJobID) != "bad-1" {
+	if m.Subject() != "push.dlq.bad-1" || string(m.Data()) != "not json" || h.Get(wire.HeaderReason) != "rejected" ||
+		h.Get(wire.HeaderError) != "appId: required" || h.Get(wire.HeaderSubject) != "push.jobs.bulk.spring" ||
+		h.Get(wire.HeaderDeliveries) != "1" || h.Get(wire.HeaderJobID) != "bad-1" {
 		t.Fatalf("dead letter on %s: %q %v", m.Subject(), m.Data(), h)
 	}
 	b.jobsLeft(0)

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mpaas-push/pushworker/internal/harness"
-	"github.com/mpaas-push/pushworker/internal/queue"
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -89,7 +89,7 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("a rejected job counts its parsed targets as failed: %+v", r)
 	}
 	for range len(cases) + 1 {
-		if dl := h.DeadLetter(5 * time.Second); dl.Headers().Get(queue.HeaderReason) != "rejected" {
+		if dl := h.DeadLetter(5 * time.Second); dl.Headers().Get(wire.HeaderReason) != "rejected" {
 			t.Fatalf("dead letter %v", dl.Headers())
 		}
 	}

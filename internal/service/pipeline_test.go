@@ -14,8 +14,8 @@ import (
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
-	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/testenv"
+	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -233,7 +233,7 @@ func TestPermanentErrorIsOneCall(t *testing.T) {
 		t.Fatalf("a permanent error must cost one call, took %d", n)
 	}
 	dl := h.DeadLetter(5 * time.Second)
-	if dl.Headers().Get(queue.HeaderReason) != "failed" || !strings.Contains(dl.Headers().Get(queue.HeaderError), "3022") {
+	if dl.Headers().Get(wire.HeaderReason) != "failed" || !strings.Contains(dl.Headers().Get(wire.HeaderError), "3022") {
 		t.Fatalf("dead letter headers: %v", dl.Headers())
 	}
 	failed, err := job.Decode(dl.Data())
@@ -281,10 +281,10 @@ func TestInvalidJobsAreRejectedAndTheWorkerGoesOn(t *testing.T) {
 	}
 	for range 3 {
 		dl := h.DeadLetter(5 * time.Second)
-		if dl.Headers().Get(queue.HeaderReason) != "rejected" {
+		if dl.Headers().Get(wire.HeaderReason) != "rejected" {
 			t.Fatalf("dead letter: %v", dl.Headers())
 		}
-		if dl.Headers().Get(queue.HeaderJobID) == "seq-1" && string(dl.Data()) != "not json at all" {
+		if dl.Headers().Get(wire.HeaderJobID) == "seq-1" && string(dl.Data()) != "not json at all" {
 			t.Fatalf("a non-JSON job must be kept as received: %q", dl.Data())
 		}
 	}

@@ -175,28 +175,71 @@ async function campaigns() {
     list.length === 0 ? h("p", { class: "muted" }, "No campaign yet: one appears once its jobs are queued.") : list.map(campaignCard)];
 }
 
+// The dead-letter page reads one page (newest first) a refresh, never the
+// whole stream: the filter and the cursors of the pages seen stay here.
+const dlq = { campaign: "", reason: "", error: "", cursors: [] };
+
+function dlqQuery() {
+  const q = new URLSearchParams({ limit: "50" });
+  for (const k of ["campaign", "reason", "error"]) if (dlq[k]) q.set(k, dlq[k]);
+  const before = dlq.cursors[dlq.cursors.length - 1];
+  if (before) q.set("before", String(before));
+  return q;
+}
+
 async function deadLetters() {
-  const list = await get("/api/dlq");
-  return h("section", {}, h("h2", {}, "Dead letters (" + list.length + ")"),
-    list.length === 0 ? h("p", { class: "muted" }, "None.") :
+  const page = await get("/api/dlq?" + dlqQuery());
+  const input = (k, placeholder) => {
+    const el = h("input", { name: k, placeholder: placeholder, "aria-label": placeholder });
+    el.value = dlq[k];
+    return el;
+  };
+  const form = h("form", { id: "dlqfilter", class: "actions" },
+    input("campaign", "campaign"), input("reason", "reason"), input("error", "error contains"),
+    h("button", {}, "Filter"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    for (const k of ["campaign", "reason", "error"]) dlq[k] = form.elements[k].value.trim();
+    dlq.cursors = [];
+    document.activeElement.blur();
+    refresh();
+  });
+  const filtered = dlq.campaign || dlq.reason || dlq.error;
+  const purge = new URLSearchParams();
+  for (const k of ["campaign", "reason", "error"]) if (dlq[k]) purge.set(k, dlq[k]);
+  const list = page.letters;
+  return h("section", {}, h("h2", {}, "Dead letters (" + fmt(page.total) + " kept)"),
+    form,
+    list.length === 0 ? h("p", { class: "muted" }, "None" + (filtered ? " that match." : ".")) :
     h("table", { id: "dlq" },
-      h("tr", {}, ["job", "reason", "error", "targets", "deliveries", "at"].map((c) => h("th", {}, c))),
-      list.map((d) => h("tr", {},
+      h("tr", {}, ["job", "reason", "error", "targets", "deliveries", "at", ""].map((c) => h("th", {}, c))),
+      list.map((d) => h("tr", { "data-seq": d.seq },
         h("td", {}, h("a", { class: "letter", href: "#/dlq/" + d.seq }, d.jobId || "seq " + d.seq)),
         h("td", {}, h("span", { class: "badge bad" }, d.reason)), h("td", {}, d.error),
-        h("td", { class: "num" }, fmt(d.targets)), h("td", { class: "num" }, fmt(d.deliveries)), h("td", {}, d.at)))));
+        h("td", { class: "num" }, fmt(d.targets)), h("td", { class: "num" }, fmt(d.deliveries)), h("td", {}, d.at),
+        h("td", {}, d.replayable ? h("button", { class: "replay", onclick: () => act("/api/dlq/" + d.seq + "/replay") }, "Replay") :
+          h("span", { class: "muted", title: d.notReplayable || "" }, "not replayable"))))),
+    page.capped ? h("p", { class: "muted" }, "The filter looked at " + fmt(page.scanned) + " letters and stopped here; older ones may match.") : null,
+    h("div", { class: "actions" },
+      dlq.cursors.length ? h("button", { id: "newest", onclick: () => { dlq.cursors = []; refresh(); } }, "newest") : null,
+      page.next ? h("button", { id: "older", onclick: () => { dlq.cursors.push(page.next); refresh(); } }, "older") : null,
+      filtered ? h("button", { class: "danger", id: "purge", onclick: () => confirm("Remove every dead letter that matches the filter?") &&
+        act("/api/dlq/purge", Object.fromEntries(purge)) }, "Purge these") : null));
 }
 
 async function deadLetter(seq) {
   const d = await get("/api/dlq/" + encodeURIComponent(seq));
   return h("section", { id: "letter" }, h("h2", {}, "Dead letter " + (d.jobId || d.seq)),
     h("table", {},
-      [["job id", d.jobId], ["reason", d.reason], ["error", d.error], ["subject", d.subject], ["deliveries", d.deliveries],
-        ["targets", d.targets], ["dead-lettered at", d.at]].map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))),
+      [["job id", d.jobId], ["reason", d.reason], ["error", d.error], ["subject", d.subject], ["campaign", d.campaign || "—"],
+        ["deliveries", d.deliveries], ["targets", d.targets], ["dead-lettered at", d.at],
+        ["replay", d.replayable ? "yes" : "no: " + d.notReplayable]].map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))),
     h("h2", {}, "The job as received (template values hidden)"),
     h("pre", {}, JSON.stringify(d.job, null, 2)),
     h("div", { class: "actions" },
-      h("button", { id: "replay", onclick: () => act("/api/dlq/" + d.seq + "/replay") }, "Replay"),
+      d.replayable ? h("button", { id: "replay", onclick: () => act("/api/dlq/" + d.seq + "/replay") }, "Replay") : null,
+      h("button", { class: "danger", id: "delete", onclick: () => confirm("Delete this dead letter?") &&
+        act("/api/dlq/" + d.seq + "/delete").then(() => { location.hash = "#/dlq"; }) }, "Delete"),
       h("a", { href: "#/dlq" }, "back to the list")));
 }
 
