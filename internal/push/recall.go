@@ -8,13 +8,15 @@ import (
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/mpaas"
+
+	"github.com/mpaas-push/pushworker/job"
 )
 
-// The recall actions.
+// The recall actions; those that results name are the job package's.
 const (
-	APIRevokeMessage   = "RevokePushMessage"
-	APIRevokeTask      = "RevokePushTask"
-	APICancelScheduler = "CancelPushScheduler"
+	APIRevokeMessage   = job.APIRevokeMessage
+	APIRevokeTask      = job.APIRevokeTask
+	APICancelScheduler = job.APICancelScheduler
 	APIQueryScheduler  = "QueryPushSchedulerList"
 )
 
