@@ -218,15 +218,20 @@ func (e *env) subjectCount(streamName, filter string) (int, error) {
 	return n, nil
 }
 
-// queued is how many of the campaign's jobs the job stream holds (those in a
-// worker's hands included: a work queue keeps a job until it is acked).
+// queued is how many of the campaign's push jobs the job stream holds (those in
+// a worker's hands included: a work queue keeps a job until it is acked); its
+// admin jobs are a recall's, not the campaign's.
 func (e *env) queued(name string) (int, error) {
 	a, err := e.subjectCount(e.topo.JobsStream, e.topo.BulkSubject(name))
 	if err != nil {
 		return 0, err
 	}
 	b, err := e.subjectCount(e.topo.JobsStream, e.topo.BulkSubject(name)+".>")
-	return a + b, err
+	if err != nil {
+		return 0, err
+	}
+	admin, err := e.subjectCount(e.topo.JobsStream, e.topo.AdminSubject(name))
+	return a + b - admin, err
 }
 
 // campaignKnown: a job of it is queued, parked or done.
@@ -465,6 +470,10 @@ func (e *env) printStatus(st *progress) {
 		st.Queued, st.InFlight, st.Parked, st.Done, st.Totals.Canceled, st.Workers)
 	fmt.Fprintf(e.stdout, "  targets: %d sent, %d duplicates, %d failed\n", st.Totals.Sent, st.Totals.Duplicates, st.Totals.Failed)
 	e.printFailedBy("    ", st.Totals.FailedBy)
+	if t := st.Totals; t.Recalled() {
+		fmt.Fprintf(e.stdout, "  recall: %d revoked, %d scheduled tasks canceled, %d calls failed\n", t.Revoked, t.CanceledScheduled, t.RecallFailed)
+		e.printFailedBy("    ", t.RecallFailedBy)
+	}
 	fmt.Fprintf(e.stdout, "  now: %.0f targets/s", st.TargetsPerSecond)
 	if st.SecondsLeft > 0 {
 		fmt.Fprintf(e.stdout, ", about %s left at that rate", (time.Duration(st.SecondsLeft) * time.Second).Round(time.Second))
