@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -512,8 +513,8 @@ func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
 	case "revoke":
 		// The admin jobs are published and followed for a few seconds; the
 		// campaign's status shows the rest.
-		err := e.recall(job.ActionRevoke, name, nil, 5*time.Second)
-		if err != nil && strings.Contains(err.Error(), "admin jobs ended within") {
+		err := e.recall(job.ActionRevoke, name, nil, false, 5*time.Second)
+		if errors.Is(err, ops.ErrTimedOut) {
 			err = nil
 		}
 		return nil, err

@@ -32,6 +32,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
@@ -68,12 +69,18 @@ const usage = `Usage:
   enqueue dlq replay [--all | JOB-ID...]
       Publish the failed targets of dead letters again, as new jobs whose ids are
       derived from the old ones, and remove those dead letters.
-  enqueue revoke (--campaign NAME | JOB-ID...) [--timeout 10m]
-      Take back what the stored results say was sent: PushTemplate pairs (RevokePushMessage) and
+  enqueue revoke (--campaign NAME | JOB-ID...) [--dry-run] [--timeout 10m]
+      Take back what the stored results say was sent now: PushTemplate pairs (RevokePushMessage) and
       PushMultiple tasks (RevokePushTask), as admin jobs the workers run under the rate limit.
-      mPaaS revokes only pushes of the last 7 days; older ones fail with its code, counted.
-  enqueue scheduled cancel (--campaign NAME | JOB-ID...) [--timeout 10m]
-      Cancel the scheduled tasks (a scheduled chunk's data) that have not run (CancelPushScheduler).
+      A chunk with strategyType 1 or 2 was scheduled: revoke leaves it to "scheduled cancel"
+      (never judged by the form of its id; results stored before chunks carried strategyType
+      read as not scheduled). mPaaS revokes only pushes of the last 7 days; older ones fail
+      with its code, counted. It prints its plan first (admin jobs, calls by action, per app,
+      workspace and campaign); --dry-run stops there. Nothing to take back: said, exit 1.
+      Exit 1 also when a call failed.
+  enqueue scheduled cancel (--campaign NAME | JOB-ID...) [--dry-run] [--timeout 10m]
+      Cancel the scheduled tasks that have not run (CancelPushScheduler): the data of the chunks
+      whose strategyType was 1 or 2. Plan, --dry-run and exit statuses as for revoke.
   enqueue scheduled list [--app-id ID --workspace-id ID] [--json]
       The pending scheduled tasks, asked of a worker (QueryPushSchedulerList); without the ids,
       of every app with scheduled pushes among the stored results.
@@ -132,6 +139,7 @@ type env struct {
 	ctx    context.Context
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	ops    *ops.Ops // the operations library, on nc
 	topo   topology.Topology
 	stdin  io.Reader
 	stdout io.Writer
@@ -226,6 +234,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		defer nc.Close()
 		if e.js, err = jetstream.New(nc); err != nil {
+			return err
+		}
+		if e.ops, err = ops.New(nc, e.topo); err != nil {
 			return err
 		}
 		e.nc = nc
