@@ -16,6 +16,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -29,8 +30,12 @@ func consoleOn(t *testing.T, s *stack, token string) (*console, *httptest.Server
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
+	o, err := ops.New(nc, topology.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{ctx: ctx, nc: nc, js: js, topo: topology.Default(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard,
+	e := &env{ctx: ctx, nc: nc, js: js, ops: o, topo: topology.Default(), stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard,
 		getenv: func(string) string { return "" }}
 	c, err := newConsole(e, token, DefaultConsoleAddr)
 	if err != nil {
