@@ -1,6 +1,8 @@
 package job
 
 import (
+	"time"
+
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -117,7 +119,7 @@ func (a *Admin) Validate(r Rules) error {
 		if err := checkPairs(a.TargetMsgkey); err != nil {
 			return err
 		}
-		if err := checkIDs("taskIds", a.TaskIDs, isPushTaskID, "a push task id: digits"); err != nil {
+		if err := checkIDs("taskIds", a.TaskIDs); err != nil {
 			return err
 		}
 	case ActionCancelScheduled:
@@ -127,7 +129,7 @@ func (a *Admin) Validate(r Rules) error {
 		if len(a.UniqueIDs) == 0 {
 			return invalid("uniqueIds", "required with cancelScheduled: the scheduled task ids (a scheduled chunk's data)")
 		}
-		if err := checkIDs("uniqueIds", a.UniqueIDs, isScheduledID, "a scheduled task id: 32 hexadecimal characters"); err != nil {
+		if err := checkIDs("uniqueIds", a.UniqueIDs); err != nil {
 			return err
 		}
 	case "":
@@ -141,12 +143,19 @@ func (a *Admin) Validate(r Rules) error {
 	return nil
 }
 
-func checkIDs(field string, ids []string, ok func(string) bool, form string) error {
+// MaxTaskIDLength bounds a task id of an admin job.
+const MaxTaskIDLength = 128
+
+// checkIDs checks task ids as opaque: mPaaS documents the form of neither push
+// task ids nor scheduled task ids (a 32-hex id may be either), so only what no id
+// can be is refused: empty, too long, white space, control characters, and a
+// comma (CancelPushScheduler's UniqueIds may be a comma-separated list).
+func checkIDs(field string, ids []string) error {
 	seen := make(map[string]bool, len(ids))
 	for i, id := range ids {
 		at := fmt.Sprintf("%s[%d]", field, i)
-		if !ok(id) {
-			return invalid(at, fmt.Sprintf("%q is not %s", id, form))
+		if !isTaskID(id) {
+			return invalid(at, fmt.Sprintf("%q is not a task id: 1 to %d printable characters, no space or comma", id, MaxTaskIDLength))
 		}
 		if seen[id] {
 			return invalid(at, fmt.Sprintf("%q given more than once", id))
@@ -156,24 +165,12 @@ func checkIDs(field string, ids []string, ok func(string) bool, form string) err
 	return nil
 }
 
-func isPushTaskID(s string) bool {
-	if s == "" || len(s) > 32 {
+func isTaskID(s string) bool {
+	if s == "" || len(s) > MaxTaskIDLength {
 		return false
 	}
 	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func isScheduledID(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+		if c <= ' ' || c == ',' || c == 0x7f {
 			return false
 		}
 	}
@@ -182,3 +179,14 @@ func isScheduledID(s string) bool {
 
 // Encode is the admin job's JSON message body.
 func (a *Admin) Encode() ([]byte, error) { return encode(a) }
+
+// ScheduledTask is one pending scheduled task of an app, as a worker answers
+// `enqueue scheduled list` (from mPaaS QueryPushSchedulerList).
+type ScheduledTask struct {
+	UniqueID     string    `json:"uniqueId"`
+	Type         int       `json:"type"` // 0 simple, 1 template, 2 multiple, 3 broadcast
+	StrategyType int       `json:"strategyType"`
+	PushTime     time.Time `json:"pushTime"`
+	Created      time.Time `json:"created"`
+	Status       string    `json:"executedStatus"`
+}

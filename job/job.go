@@ -26,6 +26,13 @@ const (
 	APIMultiple = "PushMultiple"
 )
 
+// The mPaaS actions of admin jobs' calls (see Admin), as a result's api names them.
+const (
+	APIRevokeMessage   = "RevokePushMessage"   // one pair of a PushTemplate push
+	APIRevokeTask      = "RevokePushTask"      // a whole PushMultiple task
+	APICancelScheduler = "CancelPushScheduler" // scheduled tasks that have not run
+)
+
 // Job is one push job: the 25 PushTemplate parameters of the mPaaS API under their
 // lowerCamelCase names, ChannelID and TenantID, plus the envelope fields JobID,
 // ReplyTo and NotAfter. It carries its targets in exactly one of TargetMsgkey (one

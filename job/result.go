@@ -45,6 +45,8 @@ type Result struct {
 	StartedAt   Time          `json:"startedAt"`
 	FinishedAt  Time          `json:"finishedAt"`
 	TraceID     string        `json:"traceId,omitempty"` // the W3C trace the job came with (or began), when it had one
+
+	strategyType int64 // the job's, stamped on each chunk by AddChunk
 }
 
 // ChunkResult is one mPaaS call that ended a job's chunk. TargetMsgkey lists its
@@ -57,13 +59,22 @@ type ChunkResult struct {
 	ResultCode    string  `json:"resultCode"`
 	ResultMessage string  `json:"resultMessage"`
 	PushSuccess   bool    `json:"pushSuccess"`
-	Data          string  `json:"data"` // the PushResult's Data: a scheduled push's task id
+	Data          string  `json:"data"` // the PushResult's Data: a push task id, or a scheduled task's id when StrategyType is 1 or 2
 	Error         string  `json:"error"`
+	// StrategyType is the job's strategyType when it was not 0: 1 or 2 make
+	// Data a scheduled task's id. mPaaS documents the form of neither id, so
+	// this is how recall tells them apart. Results stored before it existed
+	// lack it, and read as 0 (an immediate push).
+	StrategyType int64 `json:"strategyType,omitempty"`
 }
+
+// Scheduled reports whether the chunk's call created a scheduled task, whose id
+// is Data (strategyType 1 or 2).
+func (c ChunkResult) Scheduled() bool { return c.StrategyType == 1 || c.StrategyType == 2 }
 
 // NewResult starts the result of job j (which must have its JobID set).
 func NewResult(j *Job, deliveries int, startedAt time.Time) *Result {
-	return &Result{
+	r := &Result{
 		JobID:       j.JobID,
 		AppID:       j.AppID,
 		WorkspaceID: j.WorkspaceID,
@@ -72,10 +83,18 @@ func NewResult(j *Job, deliveries int, startedAt time.Time) *Result {
 		Deliveries:  deliveries,
 		StartedAt:   Time{startedAt},
 	}
+	if j.StrategyType != nil {
+		r.strategyType = *j.StrategyType
+	}
+	return r
 }
 
-// AddChunk records a call that ended: its targets count as sent or failed.
+// AddChunk records a call that ended: its targets count as sent or failed. A
+// result begun by NewResult stamps the job's strategyType on the chunk.
 func (r *Result) AddChunk(c ChunkResult) {
+	if c.StrategyType == 0 {
+		c.StrategyType = r.strategyType
+	}
 	r.Chunks = append(r.Chunks, c)
 	if c.Status == ChunkSent {
 		r.Sent += len(c.TargetMsgkey)

@@ -134,3 +134,55 @@ func TestChunk(t *testing.T) {
 		t.Fatal("chunks share capacity")
 	}
 }
+
+// A chunk carries the job's strategyType when it was not 0, so that recall
+// knows a scheduled task id from a push task id; results stored before the field
+// existed still decode, as immediate pushes.
+func TestChunksCarryTheStrategyType(t *testing.T) {
+	for _, st := range []*int64{nil, Int64(0), Int64(1), Int64(2)} {
+		j := validJob()
+		j.JobID, j.StrategyType = "s", st
+		r := NewResult(j, 1, time.Now())
+		r.AddChunk(ChunkResult{TargetMsgkey: manyTargets(2), Status: ChunkSent, Data: "0123456789abcdef0123456789abcdef"})
+		b, _ := json.Marshal(r.Finish(time.Now()))
+		want := int64(0)
+		if st != nil {
+			want = *st
+		}
+		if has := strings.Contains(string(b), `"strategyType":`); has != (want != 0) {
+			t.Fatalf("strategyType %v: %s", st, b)
+		}
+		var back Result
+		if err := json.Unmarshal(b, &back); err != nil || back.Chunks[0].StrategyType != want || back.Chunks[0].Scheduled() != (want != 0) {
+			t.Fatalf("strategyType %v round trip: %v %+v", st, err, back.Chunks)
+		}
+	}
+	old := `{"jobId":"o","status":"succeeded","chunks":[{"targetMsgkey":{"u":"k"},"status":"sent","data":"0123456789abcdef0123456789abcdef"}]}`
+	var r Result
+	if err := json.Unmarshal([]byte(old), &r); err != nil || r.Chunks[0].StrategyType != 0 || r.Chunks[0].Scheduled() {
+		t.Fatalf("an old result: %v %+v", err, r.Chunks)
+	}
+}
+
+// Admin jobs' task ids are opaque: a 32-hex push task id and a numeric one are
+// both taken; only what no id can be is refused, naming the element.
+func TestAdminTaskIDsAreOpaque(t *testing.T) {
+	for _, c := range []struct {
+		a     Admin
+		field string
+	}{
+		{Admin{Action: ActionRevoke, TaskIDs: []string{"90000001", "0123456789abcdef0123456789abcdef"}}, ""},
+		{Admin{Action: ActionCancelScheduled, UniqueIDs: []string{"0123456789abcdef0123456789abcdef", "90000001"}}, ""},
+		{Admin{Action: ActionRevoke, TaskIDs: []string{"1", ""}}, "taskIds[1]"},
+		{Admin{Action: ActionRevoke, TaskIDs: []string{"1 2"}}, "taskIds[0]"},
+		{Admin{Action: ActionCancelScheduled, UniqueIDs: []string{"a,b"}}, "uniqueIds[0]"},
+		{Admin{Action: ActionCancelScheduled, UniqueIDs: []string{strings.Repeat("a", MaxTaskIDLength+1)}}, "uniqueIds[0]"},
+		{Admin{Action: ActionRevoke, TaskIDs: []string{"7", "7"}}, "taskIds[1]"},
+	} {
+		c.a.JobID, c.a.AppID, c.a.WorkspaceID = "adm", "a", "w"
+		err := c.a.Validate(Rules{})
+		if c.field == "" && err != nil || c.field != "" && (err == nil || !strings.HasPrefix(err.Error(), c.field+":")) {
+			t.Errorf("%+v: want %q, got %v", c.a, c.field, err)
+		}
+	}
+}

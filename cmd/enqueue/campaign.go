@@ -247,6 +247,10 @@ func (e *env) printStatus(st *ops.Progress) {
 		st.Queued, st.InFlight, st.Parked, st.Done, st.Totals.Canceled, st.Workers)
 	fmt.Fprintf(e.stdout, "  targets: %d sent, %d duplicates, %d failed\n", st.Totals.Sent, st.Totals.Duplicates, st.Totals.Failed)
 	e.printFailedBy("    ", st.Totals.FailedBy)
+	if t := st.Totals; t.Recalled() {
+		fmt.Fprintf(e.stdout, "  recall: %d revoked, %d scheduled tasks canceled, %d calls failed\n", t.Revoked, t.CanceledScheduled, t.RecallFailed)
+		e.printFailedBy("    ", t.RecallFailedBy)
+	}
 	fmt.Fprintf(e.stdout, "  now: %.0f targets/s", st.TargetsPerSecond)
 	if st.SecondsLeft > 0 {
 		fmt.Fprintf(e.stdout, ", about %s left at that rate", (time.Duration(st.SecondsLeft) * time.Second).Round(time.Second))

@@ -270,7 +270,7 @@ func (c *console) api(f func(e *env, r *http.Request) (any, error)) http.Handler
 			case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, errNotFound), errors.Is(err, ops.ErrNotFound),
 				errors.Is(err, ops.ErrUnknownCampaign):
 				code = http.StatusNotFound
-			case errors.Is(err, ops.ErrCanceled):
+			case errors.Is(err, ops.ErrCanceled), errors.Is(err, ops.ErrNothingToRecall):
 				code = http.StatusConflict
 			case errors.Is(err, campaign.ErrInvalid):
 				code = http.StatusBadRequest
@@ -474,13 +474,18 @@ func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
 		}
 		return map[string]any{"campaign": name, "state": s, "message": fmt.Sprintf("campaign %s paced at %g targets/s", name, pace)}, nil
 	case "revoke":
-		// The admin jobs are published and followed for a few seconds; the
-		// campaign's status shows the rest.
-		err := e.recall(job.ActionRevoke, name, nil, 5*time.Second)
-		if err != nil && strings.Contains(err.Error(), "admin jobs ended within") {
-			err = nil
+		// The admin jobs are published; the workers run them, and the campaign's
+		// status counts what they revoked.
+		plan, err := e.ops.PlanRecall(r.Context(), job.ActionRevoke, name, nil)
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
+		if err := e.ops.Recall(r.Context(), plan); err != nil {
+			return nil, err
+		}
+		return map[string]any{"campaign": name, "jobs": len(plan.Jobs), "calls": plan.Calls(), "scheduledLeftAlone": plan.Scheduled,
+			"message": fmt.Sprintf("revoke of %s: %d admin jobs published, %d calls to make",
+				name, len(plan.Jobs), plan.Units())}, nil
 	}
 	return nil, usageError{fmt.Sprintf("unknown action %q: pause, resume, cancel, pace or revoke", verb)}
 }

@@ -153,6 +153,15 @@ func TestConsoleShowsCampaignsAndItsButtonsControlThem(t *testing.T) {
 	if got := results(t, s.url, "spring", 20, 30*time.Second); len(got) != 20 {
 		t.Fatalf("after resume %d of 20 jobs have a result", len(got))
 	}
+	// Revoke goes through the library: a summary of what was published, never
+	// the pairs; a campaign with nothing to revoke is a 409 that says so.
+	if a := call(t, "POST", srv.URL+"/api/campaigns/spring/revoke", csrf, url.Values{}); a.code != 200 ||
+		!strings.Contains(a.body, "admin jobs published") || !strings.Contains(a.body, `"RevokePushTask":60`) || strings.Contains(a.body, "spring-0-0") {
+		t.Fatalf("revoke: %d %s", a.code, a.body)
+	}
+	if a := call(t, "POST", srv.URL+"/api/campaigns/ghost/revoke", csrf, url.Values{}); a.code != 409 || !strings.Contains(a.body, "nothing to") {
+		t.Fatalf("revoke of nothing: %d %s", a.code, a.body)
+	}
 }
 
 func TestConsoleTokenAndLoopback(t *testing.T) {

@@ -79,12 +79,18 @@ const usage = `Usage:
       Remove the dead letters at these sequences.
   enqueue dlq purge (--campaign C | --error TEXT | --reason R) [--yes]
       Remove every dead letter that matches; asks on a terminal, and needs --yes without one.
-  enqueue revoke (--campaign NAME | JOB-ID...) [--timeout 10m]
-      Take back what the stored results say was sent: PushTemplate pairs (RevokePushMessage) and
+  enqueue revoke (--campaign NAME | JOB-ID...) [--dry-run] [--timeout 10m]
+      Take back what the stored results say was sent now: PushTemplate pairs (RevokePushMessage) and
       PushMultiple tasks (RevokePushTask), as admin jobs the workers run under the rate limit.
-      mPaaS revokes only pushes of the last 7 days; older ones fail with its code, counted.
-  enqueue scheduled cancel (--campaign NAME | JOB-ID...) [--timeout 10m]
-      Cancel the scheduled tasks (a scheduled chunk's data) that have not run (CancelPushScheduler).
+      A chunk with strategyType 1 or 2 was scheduled: revoke leaves it to "scheduled cancel"
+      (never judged by the form of its id; results stored before chunks carried strategyType
+      read as not scheduled). mPaaS revokes only pushes of the last 7 days; older ones fail
+      with its code, counted. It prints its plan first (admin jobs, calls by action, per app,
+      workspace and campaign); --dry-run stops there. Nothing to take back: said, exit 1.
+      Exit 1 also when a call failed.
+  enqueue scheduled cancel (--campaign NAME | JOB-ID...) [--dry-run] [--timeout 10m]
+      Cancel the scheduled tasks that have not run (CancelPushScheduler): the data of the chunks
+      whose strategyType was 1 or 2. Plan, --dry-run and exit statuses as for revoke.
   enqueue scheduled list [--app-id ID --workspace-id ID] [--json]
       The pending scheduled tasks, asked of a worker (QueryPushSchedulerList); without the ids,
       of every app with scheduled pushes among the stored results.

@@ -25,7 +25,12 @@ type stack struct {
 
 func newStack(t *testing.T, faults mpaassim.Faults, mutate ...func(*harness.WorkerSetup)) *stack {
 	t.Helper()
-	h := harness.New(t, harness.Setup{Faults: faults})
+	return newStackOn(t, harness.Setup{Faults: faults}, mutate...)
+}
+
+func newStackOn(t *testing.T, setup harness.Setup, mutate ...func(*harness.WorkerSetup)) *stack {
+	t.Helper()
+	h := harness.New(t, setup)
 	h.StartWorker(append([]func(*harness.WorkerSetup){func(w *harness.WorkerSetup) {
 		w.Config.RateLimit, w.Config.MaxDeliver, w.Config.Attempts, w.Config.RetryDelay = 1000, 2, 2, 50*time.Millisecond
 	}}, mutate...)...)

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,20 +9,19 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/mpaas-push/pushworker/internal/campaign"
-	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/job"
 )
 
 // recallFlags are `enqueue revoke` and `enqueue scheduled cancel`: what the
-// stored results say was sent (or scheduled) becomes admin jobs, followed to the end.
+// stored results say was sent (or scheduled) becomes admin jobs, followed to
+// the end. The planning and following are internal/ops'; this is flags and printing.
 func recallFlags(action string) func(fs *flag.FlagSet) command {
 	return func(fs *flag.FlagSet) command {
 		name := fs.String("campaign", "", "every job of this campaign (from the stored results)")
 		timeout := fs.Duration("timeout", 10*time.Minute, "how long to wait for the admin jobs' results")
+		dryRun := fs.Bool("dry-run", false, "print the plan (admin jobs, calls by action, per app, workspace and campaign) and publish nothing")
 		return command{run: func(e *env, args []string) error {
 			if (*name == "") == (len(args) == 0) {
 				return usageError{"want --campaign NAME or JOB-ID…, not both"}
@@ -35,187 +31,86 @@ func recallFlags(action string) func(fs *flag.FlagSet) command {
 					return usageError{strings.TrimPrefix(err.Error(), campaign.ErrInvalid.Error()+": ")}
 				}
 			}
-			return e.recall(action, *name, args, *timeout)
+			return e.recall(action, *name, args, *dryRun, *timeout)
 		}}
 	}
 }
 
-// source is what one stored result lets a recall take back.
-type source struct {
-	app, workspace, campaign string
-	pairs                    job.Targets // sent with PushTemplate
-	ids                      []string    // push task ids (revoke) or scheduled task ids (cancelScheduled)
-}
-
-// readResults reads the whole result stream and keeps the results wanted: the
-// campaign's, or those of the job ids, or (neither given) all.
-func (e *env) readResults(name string, ids []string) ([]job.Result, error) {
-	want := map[string]bool{}
-	for _, id := range ids {
-		want[id] = true
+// recall plans, prints the plan, and unless a dry run publishes the admin jobs
+// and follows them. Nothing to take back is said and is exit status 1, as is a
+// call that failed.
+func (e *env) recall(action, name string, ids []string, dryRun bool, timeout time.Duration) error {
+	plan, err := e.ops.PlanRecall(e.ctx, action, name, ids)
+	if errors.Is(err, ops.ErrNothingToRecall) {
+		fmt.Fprintf(e.stderr, "enqueue: %s.\n", strings.TrimPrefix(err.Error(), ops.ErrNothingToRecall.Error()+": "))
+		return exitError{1}
 	}
-	var out []job.Result
-	err := e.readAll(e.topo.ResultsStream, func(m jetstream.Msg) {
-		var r job.Result
-		if json.Unmarshal(m.Data(), &r) == nil && (name != "" && r.Campaign == name || want[r.JobID] || name == "" && len(want) == 0) {
-			out = append(out, r)
-		}
-	})
-	return out, err
-}
-
-// sources groups what the results sent (or scheduled) by app, workspace and campaign.
-func sources(results []job.Result, action string) []*source {
-	by := map[string]*source{}
-	var order []string
-	for _, r := range results {
-		if r.Status == job.StatusRejected || strings.HasPrefix(r.API, "Revoke") || r.API == push.APICancelScheduler {
-			continue // nothing was sent, or it is an admin job's result
-		}
-		k := r.AppID + "\x00" + r.WorkspaceID + "\x00" + r.Campaign
-		s := by[k]
-		if s == nil {
-			s = &source{app: r.AppID, workspace: r.WorkspaceID, campaign: r.Campaign}
-			by[k] = s
-			order = append(order, k)
-		}
-		for _, c := range r.Chunks {
-			if c.Status != job.ChunkSent {
-				continue
-			}
-			scheduled := len(c.Data) == 32
-			switch {
-			case action == job.ActionCancelScheduled && scheduled:
-				s.ids = append(s.ids, c.Data)
-			case action == job.ActionRevoke && !scheduled && r.API == job.APIMultiple && c.Data != "":
-				s.ids = append(s.ids, c.Data)
-			case action == job.ActionRevoke && !scheduled && r.API != job.APIMultiple:
-				s.pairs = append(s.pairs, c.TargetMsgkey...)
-			}
-		}
-	}
-	out := make([]*source, 0, len(order))
-	for _, k := range order {
-		if s := by[k]; len(s.pairs)+len(s.ids) > 0 {
-			s.ids = unique(s.ids)
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func unique(ids []string) []string {
-	seen := map[string]bool{}
-	out := ids[:0]
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-// adminJobs cuts a source into admin jobs of at most per units, with ids derived
-// from what they carry: running the same recall again publishes the same jobs.
-func adminJobs(s *source, action, resultPrefix string, per int) []*job.Admin {
-	var jobs []*job.Admin
-	add := func(pairs job.Targets, ids []string) {
-		a := &job.Admin{AppID: s.app, WorkspaceID: s.workspace, Action: action, TargetMsgkey: pairs}
-		if action == job.ActionCancelScheduled {
-			a.UniqueIDs = ids
-		} else {
-			a.TaskIDs = ids
-		}
-		body, _ := a.Encode()
-		sum := sha256.Sum256(body)
-		a.JobID = action + "-" + hex.EncodeToString(sum[:8])
-		a.ReplyTo = resultPrefix + "admin." + a.JobID
-		jobs = append(jobs, a)
-	}
-	for p := s.pairs; len(p) > 0; {
-		n := min(per, len(p))
-		add(p[:n:n], nil)
-		p = p[n:]
-	}
-	for ids := s.ids; len(ids) > 0; {
-		n := min(per, len(ids))
-		add(nil, ids[:n:n])
-		ids = ids[n:]
-	}
-	return jobs
-}
-
-func (e *env) recall(action, name string, ids []string, timeout time.Duration) error {
-	results, err := e.readResults(name, ids)
 	if err != nil {
 		return err
 	}
-	srcs := sources(results, action)
-	var jobs []*job.Admin
-	subjects := map[string]string{}
-	for _, s := range srcs {
-		for _, a := range adminJobs(s, action, e.topo.ResultPrefix(), job.DefaultMaxTargets) {
-			jobs = append(jobs, a)
-			subjects[a.JobID] = e.topo.AdminSubject(s.campaign)
-		}
-	}
-	verb := map[string]string{job.ActionRevoke: "revoke", job.ActionCancelScheduled: "cancel"}[action]
-	if len(jobs) == 0 {
-		fmt.Fprintf(e.stdout, "nothing to %s: %d results read, none with what %s takes\n", verb, len(results), verb)
+	e.printPlan(plan)
+	if dryRun {
+		fmt.Fprintln(e.stdout, "dry run: nothing published")
 		return nil
 	}
-	units := 0
-	for _, a := range jobs {
-		body, _ := a.Encode()
-		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-		_, err := e.js.PublishMsg(ctx, &nats.Msg{Subject: subjects[a.JobID], Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{a.JobID}}})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("publishing %s: %w", a.JobID, err)
-		}
-		units += a.Units()
+	if err := e.ops.Recall(e.ctx, plan); err != nil {
+		return err
 	}
-	fmt.Fprintf(e.stdout, "%d results read: %d admin jobs published (%d calls to make)\n", len(results), len(jobs), units)
-	return e.followAdmin(jobs, timeout)
-}
-
-// followAdmin reads the admin jobs' results as a stream and prints the totals.
-func (e *env) followAdmin(jobs []*job.Admin, timeout time.Duration) error {
-	want := map[string]bool{}
-	for _, a := range jobs {
-		want[a.JobID] = true
-	}
-	t := campaign.Totals{FailedBy: map[string]int{}}
-	done := map[string]bool{}
+	fmt.Fprintf(e.stdout, "%d admin jobs published\n", len(plan.Jobs))
 	last := time.Now()
-	err := e.follow(e.topo.ResultPrefix()+"admin.>", timeout, func(r *job.Result) bool {
-		if want[r.JobID] && !done[r.JobID] {
-			done[r.JobID] = true
-			t.Add(r)
-		}
+	pr, err := e.ops.FollowRecall(e.ctx, plan, timeout, func(pr ops.RecallProgress) {
 		if time.Since(last) >= 2*time.Second {
 			last = time.Now()
-			fmt.Fprintf(e.stderr, "%d of %d admin jobs done: %d done, %d failed\n", len(done), len(want), t.Sent+t.Duplicates, t.Failed)
+			fmt.Fprintf(e.stderr, "%d of %d admin jobs done: %d calls succeeded, %d failed\n", pr.Done, pr.Jobs, pr.Succeeded+pr.Earlier, pr.Failed)
 		}
-		return len(done) >= len(want)
 	})
-	e.printRecall(t)
-	if errors.Is(err, errTimedOut) {
-		return fmt.Errorf("%d of %d admin jobs ended within %s: are the workers running?", len(done), len(want), timeout)
-	}
+	e.printRecall(pr)
 	if err != nil {
 		return err
 	}
-	if t.Failed > 0 {
+	if pr.Failed > 0 {
 		return exitError{1}
 	}
 	return nil
 }
 
-func (e *env) printRecall(t campaign.Totals) {
-	fmt.Fprintf(e.stdout, "done: %d calls succeeded (%d by an earlier run), %d failed\n", t.Sent+t.Duplicates, t.Duplicates, t.Failed)
-	e.printFailedBy("  ", t.FailedBy)
+// printPlan says what the recall will do: admin jobs and calls by action, then
+// per app, workspace and campaign, and what revoke leaves alone.
+func (e *env) printPlan(p *ops.RecallPlan) {
+	fmt.Fprintf(e.stdout, "%s: %d stored push results read; %d admin jobs, %d calls: %s\n",
+		map[string]string{job.ActionRevoke: "revoke", job.ActionCancelScheduled: "scheduled cancel"}[p.Action],
+		p.Results, len(p.Jobs), p.Units(), callsByAction(p.Calls()))
+	for _, s := range p.Sources {
+		c := s.Campaign
+		if c == "" {
+			c = "(event jobs)"
+		}
+		fmt.Fprintf(e.stdout, "  app %s, workspace %s, campaign %s: %d admin jobs, %s\n", s.AppID, s.WorkspaceID, c, s.Jobs, callsByAction(s.Calls(p.Action)))
+	}
+	if p.Scheduled > 0 {
+		fmt.Fprintf(e.stdout, "  %d scheduled chunks left alone (strategyType 1 or 2): use 'enqueue scheduled cancel' for the tasks not run yet\n", p.Scheduled)
+	}
+	if p.NoTaskID > 0 {
+		fmt.Fprintf(e.stdout, "  %d PushMultiple chunks left alone: mPaaS answered no task id\n", p.NoTaskID)
+	}
+}
+
+func callsByAction(calls map[string]int) string {
+	var parts []string
+	for _, api := range []string{job.APIRevokeMessage, job.APIRevokeTask, job.APICancelScheduler} {
+		if calls[api] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", calls[api], api))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (e *env) printRecall(pr ops.RecallProgress) {
+	fmt.Fprintf(e.stdout, "done: %d calls succeeded (%d by an earlier run), %d failed\n", pr.Succeeded+pr.Earlier, pr.Earlier, pr.Failed)
+	e.printFailedBy("  ", pr.FailedBy)
 }
 
 // scheduledListFlags is `enqueue scheduled list`.
@@ -232,21 +127,25 @@ func scheduledListFlags(fs *flag.FlagSet) command {
 }
 
 type scheduledList struct {
-	AppID       string               `json:"appId"`
-	WorkspaceID string               `json:"workspaceId"`
-	Tasks       []push.ScheduledTask `json:"tasks"`
+	AppID       string              `json:"appId"`
+	WorkspaceID string              `json:"workspaceId"`
+	Tasks       []job.ScheduledTask `json:"tasks"`
 }
 
 func (e *env) scheduledList(app, ws string, asJSON bool) error {
 	apps := [][2]string{{app, ws}}
 	if app == "" {
-		results, err := e.readResults("", nil)
-		if err != nil {
+		plan, err := e.ops.PlanRecall(e.ctx, job.ActionCancelScheduled, "", nil)
+		if err != nil && !errors.Is(err, ops.ErrNothingToRecall) {
 			return err
 		}
 		apps = nil
-		for _, s := range sources(results, job.ActionCancelScheduled) {
-			apps = append(apps, [2]string{s.app, s.workspace})
+		seen := map[[2]string]bool{}
+		for _, s := range plan.Sources {
+			if a := [2]string{s.AppID, s.WorkspaceID}; !seen[a] {
+				seen[a] = true
+				apps = append(apps, a)
+			}
 		}
 		if len(apps) == 0 {
 			fmt.Fprintln(e.stdout, "no scheduled push among the stored results: give --app-id and --workspace-id")

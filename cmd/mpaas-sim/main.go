@@ -45,6 +45,7 @@ Flags:
 	var (
 		addr      = fs.String("addr", "127.0.0.1:18080", "listen address")
 		templates = fs.String("templates", "", "JSON file of templates {\"name\": \"text with #variable#\"}; without it every template is accepted")
+		hexIDs    = fs.Bool("hex-ids", false, "immediate pushes answer a 32-hex task id as data (the form of a scheduled task's id); without it PushMultiple answers a number and PushTemplate nothing")
 		f         mpaassim.Faults
 	)
 	fs.DurationVar(&f.Latency, "latency", 0, "added to every answer")
@@ -58,7 +59,7 @@ Flags:
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := mpaassim.Config{Faults: f, AcceptAnyTemplate: *templates == ""}
+	cfg := mpaassim.Config{Faults: f, AcceptAnyTemplate: *templates == "", HexTaskIDs: *hexIDs}
 	keyID, secret := getenv("MPAAS_AK_ENV"), getenv("MPAAS_SK_ENV")
 	if (keyID == "") != (secret == "") {
 		return errors.New("set both MPAAS_AK_ENV and MPAAS_SK_ENV, or neither")

@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,15 +15,76 @@ import (
 	"github.com/mpaas-push/pushworker/job"
 )
 
-// Totals count a campaign's results, over every worker.
+// Totals count a campaign's results, over every worker. Jobs to FailedBy count
+// push jobs only; the recall's admin jobs are counted apart, by call.
 type Totals struct {
-	Jobs       int            `json:"jobs"`     // jobs with a result
+	Jobs       int            `json:"jobs"`     // push jobs with a result
 	Canceled   int            `json:"canceled"` // of them, canceled
 	Targets    int            `json:"targets"`
 	Sent       int            `json:"sent"`
 	Duplicates int            `json:"duplicates"`
 	Failed     int            `json:"failed"`
 	FailedBy   map[string]int `json:"failedBy"` // mPaaS code (or rejected, campaign canceled, …) → targets
+
+	Revoked           int            `json:"revoked"`                  // RevokePushMessage and RevokePushTask calls that succeeded
+	CanceledScheduled int            `json:"canceledScheduled"`        // CancelPushScheduler calls that succeeded
+	RecallFailed      int            `json:"recallFailed"`             // recall calls that failed for good, and rejected admin jobs
+	RecallFailedBy    map[string]int `json:"recallFailedBy,omitempty"` // mPaaS code (or rejected) → calls
+}
+
+// Recalled reports whether any recall result was counted.
+func (t Totals) Recalled() bool { return t.Revoked+t.CanceledScheduled+t.RecallFailed > 0 }
+
+// AddRecall counts one admin job's result: its calls, not targets (a
+// RevokePushTask call takes back a whole task and lists no target).
+func (t *Totals) AddRecall(r *job.Result) {
+	rc := Recall(r)
+	t.Revoked += rc.Revoked
+	t.CanceledScheduled += rc.CanceledScheduled
+	t.RecallFailed += rc.Failed
+	if len(rc.FailedBy) > 0 && t.RecallFailedBy == nil {
+		t.RecallFailedBy = map[string]int{}
+	}
+	for code, n := range rc.FailedBy {
+		t.RecallFailedBy[code] += n
+	}
+}
+
+// RecallCalls are an admin job's result counted by call.
+type RecallCalls struct {
+	Revoked           int            // RevokePushMessage and RevokePushTask calls that succeeded
+	CanceledScheduled int            // CancelPushScheduler calls that succeeded
+	Failed            int            // calls that failed for good; a rejected job counts 1
+	FailedBy          map[string]int // mPaaS code (or its error, or rejected) → calls
+}
+
+// Recall counts an admin job's result by call: each chunk is one call, a pair's
+// or a task's alike.
+func Recall(r *job.Result) RecallCalls {
+	out := RecallCalls{FailedBy: map[string]int{}}
+	if r.Status == job.StatusRejected {
+		out.Failed, out.FailedBy["rejected"] = 1, 1
+		return out
+	}
+	for _, c := range r.Chunks {
+		switch {
+		case c.Status != job.ChunkSent:
+			out.Failed++
+			out.FailedBy[codeOf(c)]++
+		case r.API == job.APICancelScheduler: // a cancelScheduled job carries scheduled task ids only
+			out.CanceledScheduled++
+		default:
+			out.Revoked++
+		}
+	}
+	return out
+}
+
+func codeOf(c job.ChunkResult) string {
+	if c.ResultCode != "" {
+		return c.ResultCode
+	}
+	return c.Error
 }
 
 // Add counts one result.
@@ -57,11 +119,7 @@ func FailedBy(r *job.Result) map[string]int {
 		if c.Status != job.ChunkFailed {
 			continue
 		}
-		code := c.ResultCode
-		if code == "" {
-			code = c.Error
-		}
-		out[code] += len(c.TargetMsgkey)
+		out[codeOf(c)] += len(c.TargetMsgkey)
 	}
 	return out
 }
@@ -86,17 +144,10 @@ func NewRedisTotals(batch *rbatch.Batcher, prefix string) *RedisTotals {
 	return &RedisTotals{rdb: batch.Client(), prefix: prefix, batch: batch, renew: rbatch.NewRenewals(time.Minute, 10000)}
 }
 
-// Add counts one stored result of the campaign.
+// Add counts one stored result of the campaign's push jobs.
 func (s *RedisTotals) Add(ctx context.Context, name string, r *job.Result) error {
-	key := s.prefix + name
-	renew := s.renew.Due(name, time.Now())
 	failedBy := FailedBy(r)
-	err := s.batch.Do(ctx, func(p redis.Pipeliner) {
-		incr := func(field string, n int) {
-			if n != 0 {
-				p.HIncrBy(ctx, key, field, int64(n))
-			}
-		}
+	return s.incr(ctx, name, func(incr func(string, int)) {
 		incr("jobs", 1)
 		if r.Status == job.StatusCanceled {
 			incr("canceled", 1)
@@ -108,6 +159,34 @@ func (s *RedisTotals) Add(ctx context.Context, name string, r *job.Result) error
 		for code, n := range failedBy {
 			incr("failed:"+code, n)
 		}
+	})
+}
+
+// AddRecall counts one stored result of the campaign's admin jobs, in fields of
+// their own in the same hash.
+func (s *RedisTotals) AddRecall(ctx context.Context, name string, r *job.Result) error {
+	rc := Recall(r)
+	return s.incr(ctx, name, func(incr func(string, int)) {
+		incr("revoked", rc.Revoked)
+		incr("canceledScheduled", rc.CanceledScheduled)
+		incr("recallFailed", rc.Failed)
+		for code, n := range rc.FailedBy {
+			incr("recallFailed:"+code, n)
+		}
+	})
+}
+
+// incr adds to the campaign's hash the counts fields gives, in one batch, and
+// renews its expiry when due.
+func (s *RedisTotals) incr(ctx context.Context, name string, fields func(incr func(field string, n int))) error {
+	key := s.prefix + name
+	renew := s.renew.Due(name, time.Now())
+	err := s.batch.Do(ctx, func(p redis.Pipeliner) {
+		fields(func(field string, n int) {
+			if n != 0 {
+				p.HIncrBy(ctx, key, field, int64(n))
+			}
+		})
 		if renew {
 			p.Expire(ctx, key, TotalsTTL)
 			p.SAdd(ctx, s.prefix+indexKey, name)
@@ -175,9 +254,20 @@ func (s *RedisTotals) Get(ctx context.Context, name string) (Totals, error) {
 			t.Duplicates = n
 		case "failed":
 			t.Failed = n
+		case "revoked":
+			t.Revoked = n
+		case "canceledScheduled":
+			t.CanceledScheduled = n
+		case "recallFailed":
+			t.RecallFailed = n
 		default:
 			if code, ok := strings.CutPrefix(k, "failed:"); ok {
 				t.FailedBy[code] = n
+			} else if code, ok := strings.CutPrefix(k, "recallFailed:"); ok {
+				if t.RecallFailedBy == nil {
+					t.RecallFailedBy = map[string]int{}
+				}
+				t.RecallFailedBy[code] = n
 			}
 		}
 	}
@@ -193,8 +283,19 @@ type MemoryTotals struct {
 // NewMemoryTotals makes in-process totals.
 func NewMemoryTotals() *MemoryTotals { return &MemoryTotals{m: map[string]*Totals{}} }
 
-// Add counts one stored result of the campaign.
+// Add counts one stored result of the campaign's push jobs.
 func (s *MemoryTotals) Add(_ context.Context, name string, r *job.Result) error {
+	s.of(name, (*Totals).Add, r)
+	return nil
+}
+
+// AddRecall counts one stored result of the campaign's admin jobs.
+func (s *MemoryTotals) AddRecall(_ context.Context, name string, r *job.Result) error {
+	s.of(name, (*Totals).AddRecall, r)
+	return nil
+}
+
+func (s *MemoryTotals) of(name string, add func(*Totals, *job.Result), r *job.Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.m[name]
@@ -202,8 +303,7 @@ func (s *MemoryTotals) Add(_ context.Context, name string, r *job.Result) error 
 		t = &Totals{}
 		s.m[name] = t
 	}
-	t.Add(r)
-	return nil
+	add(t, r)
 }
 
 // Names are the campaigns with totals, sorted.
@@ -228,6 +328,9 @@ func (s *MemoryTotals) Get(_ context.Context, name string) (Totals, error) {
 		out.FailedBy = map[string]int{}
 		for k, v := range t.FailedBy {
 			out.FailedBy[k] = v
+		}
+		if t.RecallFailedBy != nil {
+			out.RecallFailedBy = maps.Clone(t.RecallFailedBy)
 		}
 	}
 	return out, nil

@@ -46,6 +46,7 @@ const TestStreamBytes = 64 << 20
 type Setup struct {
 	Faults    mpaassim.Faults
 	Templates map[string]string // nil: any template is accepted
+	HexIDs    bool              // the emulator's immediate pushes answer 32-hex task ids (mpaassim.Config.HexTaskIDs)
 	RedisAddr string            // default: the machine's
 	NATSURL   string            // default: an embedded server; when set, a topology of the test's own
 	Topology  topology.Topology // default: topology.Default() on an embedded server
@@ -99,7 +100,7 @@ func New(t testing.TB, s Setup) *Stack {
 		})
 	}
 	h.Sim = mpaassim.New(mpaassim.Config{Keys: map[string]string{KeyID: KeySecret}, Faults: s.Faults,
-		Templates: s.Templates, AcceptAnyTemplate: s.Templates == nil})
+		Templates: s.Templates, AcceptAnyTemplate: s.Templates == nil, HexTaskIDs: s.HexIDs})
 	srv := httptest.NewServer(h.Sim)
 	t.Cleanup(srv.Close)
 	h.SimURL = srv.URL

@@ -64,7 +64,8 @@ func (t *scheduledTask) pending(now time.Time) bool { return !t.canceled && t.un
 // accept records an accepted push call: its pairs, its push task or scheduled
 // task; it refuses a scheduled call past the app's pending tasks. It returns
 // the PushResult's Data: a scheduled task's id (32 hex), a PushMultiple push
-// task's id (numeric), or nothing for an immediate PushTemplate (undocumented).
+// task's id (numeric), or nothing for an immediate PushTemplate (undocumented);
+// with Config.HexTaskIDs an immediate push of either action answers 32 hex.
 func (s *Server) accept(p *pushParams, now time.Time) (string, *bizError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,8 +91,13 @@ func (s *Server) accept(p *pushParams, now time.Time) (string, *bizError) {
 	case p.api == actionMultiple:
 		s.pushTasks++
 		data = strconv.FormatInt(pushTaskIDBase+s.pushTasks, 10)
+		if s.cfg.HexTaskIDs {
+			data = newTaskID()
+		}
 		task = data
 		s.tasks[data] = &pushTask{app: p.app, workspace: p.workspace, at: now}
+	case s.cfg.HexTaskIDs:
+		data = newTaskID() // an immediate PushTemplate's; revoked per pair, never as a task
 	}
 	s.apiStatsLocked(p.api).Deliveries += len(p.targets)
 	for _, t := range p.targets {

@@ -33,8 +33,14 @@ type Config struct {
 	Templates         map[string]string // template name → text with #variable# placeholders
 	AcceptAnyTemplate bool              // every template exists and needs no variables
 	TimestampWindow   time.Duration     // how far a request's Timestamp may be from now; also how long a nonce is remembered
-	Faults            Faults
-	Now               func() time.Time
+	// HexTaskIDs makes immediate pushes answer a 32-hex task id as Data, the
+	// form of a scheduled task's id: PushTemplate and PushMultiple alike. Without
+	// it an immediate PushMultiple answers a number and PushTemplate nothing.
+	// mPaaS documents neither form; this is how the tests show that recall never
+	// guesses from an id's form.
+	HexTaskIDs bool
+	Faults     Faults
+	Now        func() time.Time
 }
 
 // Faults are injected on demand. Rates are probabilities per call, in [0, 1].

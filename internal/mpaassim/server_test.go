@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -330,5 +331,44 @@ func TestCallsKeepsTheLastThousandInOrder(t *testing.T) {
 	calls := s.Calls()
 	if len(calls) != recentCalls || calls[0].RequestID != "5" || calls[len(calls)-1].RequestID != strconv.Itoa(recentCalls+4) {
 		t.Fatalf("calls: %d, first %s, last %s", len(calls), calls[0].RequestID, calls[len(calls)-1].RequestID)
+	}
+}
+
+// An immediate push's Data: a number for PushMultiple and nothing for
+// PushTemplate, or 32 hex for both with HexTaskIDs; a scheduled push's is 32
+// hex either way. A hex PushMultiple task is revoked like a numeric one.
+func TestTaskIDForms(t *testing.T) {
+	hex32 := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	for _, hexIDs := range []bool{false, true} {
+		_, srv := newTestServer(t, Config{AcceptAnyTemplate: true, HexTaskIDs: hexIDs})
+		now := time.Now()
+		data := func(r request) string {
+			status, body := r.signed("sk").send(t, srv)
+			pr, _ := body["PushResult"].(map[string]any)
+			d, _ := pr["Data"].(string)
+			if codeOf(status, body) != "OK" {
+				t.Fatalf("hex %v: %d %v", hexIDs, status, body)
+			}
+			return d
+		}
+		tmpl, multi := data(newRequest(now, "t1")), data(newMultiple(now, "m1", 2))
+		sched := newRequest(now, "s1")
+		sched.form.Set("StrategyType", "1")
+		sched.form.Set("StrategyContent", fmt.Sprintf(`{"fixedTime":%d}`, now.Add(time.Hour).UnixMilli()))
+		if s := data(sched); !hex32.MatchString(s) {
+			t.Fatalf("hex %v: a scheduled task's id %q", hexIDs, s)
+		}
+		switch {
+		case hexIDs && (!hex32.MatchString(tmpl) || !hex32.MatchString(multi)):
+			t.Fatalf("HexTaskIDs: PushTemplate %q, PushMultiple %q", tmpl, multi)
+		case !hexIDs && (tmpl != "" || !regexp.MustCompile(`^[0-9]+$`).MatchString(multi)):
+			t.Fatalf("numbers: PushTemplate %q, PushMultiple %q", tmpl, multi)
+		}
+		rv := newRequest(now, "r1")
+		rv.query.Set("Action", actionRevokeTask)
+		rv.form = url.Values{"AppId": {"app"}, "WorkspaceId": {"ws"}, "TaskId": {multi}}
+		if status, body := rv.signed("sk").send(t, srv); codeOf(status, body) != "OK" {
+			t.Fatalf("hex %v: revoking task %q: %d %v", hexIDs, multi, status, body)
+		}
 	}
 }

@@ -307,15 +307,20 @@ func merge(p *Progress, reports []campaign.Report) {
 	p.Done = p.Totals.Jobs
 }
 
-// queued is how many of the campaign's jobs the job stream holds (those in a
-// worker's hands included: a work queue keeps a job until it is acked).
+// queued is how many of the campaign's push jobs the job stream holds (those in
+// a worker's hands included: a work queue keeps a job until it is acked); its
+// admin jobs are a recall's, not the campaign's.
 func (o *Ops) queued(ctx context.Context, name string) (int, error) {
 	a, err := o.subjectCount(ctx, o.topo.JobsStream, o.topo.BulkSubject(name))
 	if err != nil {
 		return 0, err
 	}
 	b, err := o.subjectCount(ctx, o.topo.JobsStream, o.topo.BulkSubject(name)+".>")
-	return a + b, err
+	if err != nil {
+		return 0, err
+	}
+	admin, err := o.subjectCount(ctx, o.topo.JobsStream, o.topo.AdminSubject(name))
+	return a + b - admin, err
 }
 
 // Campaigns is every campaign seen: those with totals (every campaign that ran,

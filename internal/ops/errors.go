@@ -15,6 +15,8 @@ var (
 	ErrNothingToRecall = errors.New("nothing to recall")
 	// ErrNoWorkers: no worker answered a question that only workers can answer.
 	ErrNoWorkers = errors.New("no worker answered")
+	// ErrTimedOut: what was followed did not end within the time given.
+	ErrTimedOut = errors.New("timed out")
 	// ErrUnreadable: a stored value or message cannot be decoded.
 	ErrUnreadable = errors.New("unreadable")
 )

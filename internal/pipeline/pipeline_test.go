@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"slices"
 	"strconv"
@@ -283,8 +284,8 @@ func TestBadAdminJobsAreRejected(t *testing.T) {
 	for _, c := range []struct{ body, field string }{
 		{`{"jobId":"a1","appId":"a","workspaceId":"w","action":"recall","targetMsgkey":{"u":"m"}}`, "action"},
 		{`{"jobId":"a2","appId":"a","workspaceId":"w","action":"revoke"}`, "targetMsgkey"},
-		{`{"jobId":"a3","appId":"a","workspaceId":"w","action":"revoke","taskIds":["12ab"]}`, "taskIds[0]"},
-		{`{"jobId":"a4","appId":"a","workspaceId":"w","action":"cancelScheduled","uniqueIds":["short"]}`, "uniqueIds[0]"},
+		{`{"jobId":"a3","appId":"a","workspaceId":"w","action":"revoke","taskIds":["12 ab"]}`, "taskIds[0]"},
+		{`{"jobId":"a4","appId":"a","workspaceId":"w","action":"cancelScheduled","uniqueIds":["a,b"]}`, "uniqueIds[0]"},
 		{`{"jobId":"a5","appId":"a","workspaceId":"w","action":"cancelScheduled"}`, "uniqueIds"},
 		{`{"jobId":"a6","workspaceId":"w","action":"revoke","taskIds":["1"]}`, "appId"},
 		{`{"jobId":"a7","appId":"a","workspaceId":"w","action":"revoke","taskIds":["1"],"targetMsgs":[]}`, "targetMsgs"},
@@ -304,5 +305,37 @@ func TestBadAdminJobsAreRejected(t *testing.T) {
 	}
 	if len(b.sim.Calls()) != 0 {
 		t.Fatal("a rejected admin job must make no call")
+	}
+}
+
+// The chunks of a scheduled job's result carry its strategyType, on the first
+// delivery and on a later one that reports what the first sent; an immediate
+// job's carry none.
+func TestChunksCarryTheJobsStrategyType(t *testing.T) {
+	b := newBench(t, mpaassim.Faults{})
+	at := time.Now().Add(time.Hour).UnixMilli()
+	tj := newJob("st-t", 12)
+	tj.StrategyType, tj.StrategyContent = job.Int64(1), job.Object(fmt.Sprintf(`{"fixedTime":%d}`, at))
+	mj := &job.Job{JobID: "st-m", TaskName: "t", AppID: "app", WorkspaceID: "w", DeliveryType: 3, ExpiredSeconds: 60, TemplateName: "n",
+		StrategyType: job.Int64(1), StrategyContent: job.Object(fmt.Sprintf(`{"fixedTime":%d}`, at))}
+	for i := range 150 {
+		mj.TargetMsgs = append(mj.TargetMsgs, job.TargetMsg{Target: fmt.Sprintf("m%d", i), MsgKey: "k"})
+	}
+	for _, j := range []*job.Job{tj, mj} {
+		for n := 1; n <= 2; n++ {
+			out := b.p.Handle(context.Background(), delivery(t, j, n, false))
+			if out.Result == nil || len(out.Result.Chunks) != 2 {
+				t.Fatalf("%s delivery %d: %+v", j.JobID, n, out.Result)
+			}
+			for _, c := range out.Result.Chunks {
+				if c.StrategyType != 1 || !c.Scheduled() || c.Status != job.ChunkSent {
+					t.Fatalf("%s delivery %d: chunk %+v", j.JobID, n, c)
+				}
+			}
+		}
+	}
+	out := b.p.Handle(context.Background(), delivery(t, newJob("st-now", 3), 1, false))
+	if c := out.Result.Chunks[0]; c.StrategyType != 0 || c.Scheduled() {
+		t.Fatalf("an immediate push's chunk: %+v", c)
 	}
 }

@@ -8,13 +8,15 @@ import (
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/mpaas"
+
+	"github.com/mpaas-push/pushworker/job"
 )
 
-// The recall actions.
+// The recall actions; those that results name are the job package's.
 const (
-	APIRevokeMessage   = "RevokePushMessage"
-	APIRevokeTask      = "RevokePushTask"
-	APICancelScheduler = "CancelPushScheduler"
+	APIRevokeMessage   = job.APIRevokeMessage
+	APIRevokeTask      = job.APIRevokeTask
+	APICancelScheduler = job.APICancelScheduler
 	APIQueryScheduler  = "QueryPushSchedulerList"
 )
 
@@ -52,14 +54,7 @@ func (c *Client) CancelScheduled(ctx context.Context, app, workspace string, uni
 }
 
 // ScheduledTask is one pending scheduled task as QueryPushSchedulerList lists it.
-type ScheduledTask struct {
-	UniqueID     string    `json:"uniqueId"`
-	Type         int       `json:"type"` // 0 simple, 1 template, 2 multiple, 3 broadcast
-	StrategyType int       `json:"strategyType"`
-	PushTime     time.Time `json:"pushTime"`
-	Created      time.Time `json:"created"`
-	Status       string    `json:"executedStatus"`
-}
+type ScheduledTask = job.ScheduledTask
 
 // QueryScheduled lists one page of the app's pending scheduled tasks whose run
 // time falls in [from, to]; total is how many match over all pages.

@@ -187,7 +187,11 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 		if name := topo.Campaign(subject); name != "" {
 			tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := totals.Add(tctx, name, r); err != nil {
+			add := totals.Add
+			if topo.IsAdmin(subject) { // a recall's calls are counted apart from the pushes
+				add = totals.AddRecall
+			}
+			if err := add(tctx, name, r); err != nil {
 				s.log.Warn("campaign totals not counted", zap.String("campaign", name), zap.String("job", r.JobID), zap.Error(err))
 			}
 		}
@@ -457,7 +461,8 @@ func (s *Service) Close() {
 
 // campaignTotals count each campaign's results: in Redis, or in memory in dev mode.
 type campaignTotals interface {
-	Add(ctx context.Context, name string, r *job.Result) error
+	Add(ctx context.Context, name string, r *job.Result) error       // a push job's result
+	AddRecall(ctx context.Context, name string, r *job.Result) error // an admin job's result
 	Get(ctx context.Context, name string) (campaign.Totals, error)
 	Names(ctx context.Context) ([]string, error)
 }
