@@ -14,10 +14,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
-	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/internal/settings"
 	"github.com/mpaas-push/pushworker/job"
@@ -71,27 +71,27 @@ type Worker struct {
 	MaxTargets         int            // default job.DefaultMaxTargets
 	MaxScheduledChunks int            // default job.DefaultMaxScheduledChunks
 	Zone               *time.Location // default job.MPaaSZone (UTC+8)
-	JobsPerLane        int            // default queue.DefaultJobsPerLane
+	JobsPerLane        int            // default consumer.DefaultJobsPerLane
 	MaxInFlight        int            // default pipeline.DefaultMaxInFlight
 	Attempts           int            // default pipeline.DefaultAttempts
-	AckWait            time.Duration  // default queue.DefaultAckWait
-	MaxDeliver         int            // default queue.DefaultMaxDeliver
+	AckWait            time.Duration  // default consumer.DefaultAckWait
+	MaxDeliver         int            // default consumer.DefaultMaxDeliver
 	RetryDelay         time.Duration  // default retry.HandBack.Initial
 	SentTTL            time.Duration  // default dedupe.DefaultSentTTL
 	LeaseTTL           time.Duration  // default dedupe.DefaultLeaseTTL
 	ReadOldDedupe      bool           // also honor the sent marks and leases of the layout before this version
 
-	JobsMaxBytes    int64         // default queue.DefaultJobsMaxBytes
-	DuplicateWindow time.Duration // default queue.DefaultJobsDuplicates
-	ResultsMaxAge   time.Duration // default queue.DefaultResultsMaxAge
-	DLQMaxAge       time.Duration // default queue.DefaultDLQMaxAge
-	Replicas        int           // default queue.DefaultReplicas
+	JobsMaxBytes    int64         // default consumer.DefaultJobsMaxBytes
+	DuplicateWindow time.Duration // default consumer.DefaultJobsDuplicates
+	ResultsMaxAge   time.Duration // default consumer.DefaultResultsMaxAge
+	DLQMaxAge       time.Duration // default consumer.DefaultDLQMaxAge
+	Replicas        int           // default consumer.DefaultReplicas
 
 	HTTPAddr      string        // default DefaultDevHTTPAddr in dev mode, DefaultHTTPAddr otherwise
 	LogLevel      zapcore.Level // default DefaultLogLevel
 	LogFormat     string        // default console in dev mode, json otherwise
 	Pprof         bool          // default false
-	ShutdownGrace time.Duration // default queue.DefaultGrace
+	ShutdownGrace time.Duration // default consumer.DefaultGrace
 	DataDir       string        // default DefaultDataDir
 	DevNATSPort   int           // default DefaultDevNATSPort
 }
@@ -129,22 +129,22 @@ func (w *Worker) Settings() Table {
 	b.Int(&w.MaxScheduledChunks, "PUSH_MAX_SCHEDULED_CHUNKS", "max-scheduled-chunks", job.DefaultMaxScheduledChunks, 1, "calls (10 targets each) per scheduled job; mPaaS keeps 100 pending scheduled tasks")
 	b.Func("PUSH_TIMEZONE", "timezone", DefaultTimezone, "zone of 'today' for recurring pushes: UTC+8, or an IANA name such as Asia/Shanghai",
 		func(v string) (err error) { w.Zone, err = zone(v); return err })
-	b.Int(&w.JobsPerLane, "PUSH_JOBS_PER_LANE", "jobs-per-lane", queue.DefaultJobsPerLane, 1, "jobs run at once on each lane")
+	b.Int(&w.JobsPerLane, "PUSH_JOBS_PER_LANE", "jobs-per-lane", consumer.DefaultJobsPerLane, 1, "jobs run at once on each lane")
 	b.Int(&w.MaxInFlight, "PUSH_MAX_IN_FLIGHT", "max-in-flight", pipeline.DefaultMaxInFlight, 1, "mPaaS calls in flight at once, over all jobs")
 	b.Int(&w.Attempts, "PUSH_ATTEMPTS", "attempts", pipeline.DefaultAttempts, 1, "calls per chunk and delivery for transient failures before the job is handed back")
-	b.Duration(&w.AckWait, "PUSH_ACK_WAIT", "ack-wait", queue.DefaultAckWait, time.Second, "JetStream AckWait; the worker sends InProgress while a job runs")
-	b.Int(&w.MaxDeliver, "PUSH_MAX_DELIVER", "max-deliver", queue.DefaultMaxDeliver, 1, "deliveries of a job; the last one dead-letters what still fails")
+	b.Duration(&w.AckWait, "PUSH_ACK_WAIT", "ack-wait", consumer.DefaultAckWait, time.Second, "JetStream AckWait; the worker sends InProgress while a job runs")
+	b.Int(&w.MaxDeliver, "PUSH_MAX_DELIVER", "max-deliver", consumer.DefaultMaxDeliver, 1, "deliveries of a job; the last one dead-letters what still fails")
 	b.Duration(&w.RetryDelay, "PUSH_RETRY_DELAY", "retry-delay", retry.HandBack.Initial, time.Millisecond, "first redelivery delay of a handed-back job; doubles each time, at most "+settings.FormatDuration(retry.HandBack.Max))
 	b.Duration(&w.SentTTL, "PUSH_SENT_TTL", "sent-ttl", dedupe.DefaultSentTTL, time.Second, "how long a sent (app, workspace, target, msgKey) is remembered")
 	b.Duration(&w.LeaseTTL, "PUSH_LEASE_TTL", "lease-ttl", dedupe.DefaultLeaseTTL, time.Second, "how long a claim holds without a sent mark (a crashed worker's claims expire)")
 	b.Bool(&w.ReadOldDedupe, "PUSH_DEDUPE_READ_OLD", "dedupe-read-old", false, "for PUSH_SENT_TTL after upgrading from a version that kept pairs under <prefix>dedupe:: honor its sent marks and leases too (one more read per target)")
 
 	b = settings.NewBinder("Streams", &t)
-	b.Bytes(&w.JobsMaxBytes, "PUSH_JOBS_MAX_BYTES", "jobs-max-bytes", queue.DefaultJobsMaxBytes, "size of the job queue; a full queue refuses new jobs")
-	b.Duration(&w.DuplicateWindow, "PUSH_DUPLICATE_WINDOW", "duplicate-window", queue.DefaultJobsDuplicates, queue.DefaultJobsDuplicates, "job stream's Nats-Msg-Id dedupe window (at least "+settings.FormatDuration(queue.DefaultJobsDuplicates)+")")
-	b.Duration(&w.ResultsMaxAge, "PUSH_RESULTS_MAX_AGE", "results-max-age", queue.DefaultResultsMaxAge, time.Second, "how long results are kept")
-	b.Duration(&w.DLQMaxAge, "PUSH_DLQ_MAX_AGE", "dlq-max-age", queue.DefaultDLQMaxAge, time.Second, "how long dead letters are kept")
-	b.Int(&w.Replicas, "PUSH_REPLICAS", "replicas", queue.DefaultReplicas, 1, "stream and consumer replicas: 3 on a clustered JetStream")
+	b.Bytes(&w.JobsMaxBytes, "PUSH_JOBS_MAX_BYTES", "jobs-max-bytes", consumer.DefaultJobsMaxBytes, "size of the job queue; a full queue refuses new jobs")
+	b.Duration(&w.DuplicateWindow, "PUSH_DUPLICATE_WINDOW", "duplicate-window", consumer.DefaultJobsDuplicates, consumer.DefaultJobsDuplicates, "job stream's Nats-Msg-Id dedupe window (at least "+settings.FormatDuration(consumer.DefaultJobsDuplicates)+")")
+	b.Duration(&w.ResultsMaxAge, "PUSH_RESULTS_MAX_AGE", "results-max-age", consumer.DefaultResultsMaxAge, time.Second, "how long results are kept")
+	b.Duration(&w.DLQMaxAge, "PUSH_DLQ_MAX_AGE", "dlq-max-age", consumer.DefaultDLQMaxAge, time.Second, "how long dead letters are kept")
+	b.Int(&w.Replicas, "PUSH_REPLICAS", "replicas", consumer.DefaultReplicas, 1, "stream and consumer replicas: 3 on a clustered JetStream")
 
 	b = settings.NewBinder("Operations", &t)
 	b.String(&w.HTTPAddr, "PUSH_HTTP_ADDR", "http-addr", "", "address of /metrics, /healthz and /readyz; unset: "+DefaultDevHTTPAddr+" in dev mode, "+DefaultHTTPAddr+" otherwise")
@@ -164,7 +164,7 @@ func (w *Worker) Settings() Table {
 		return nil
 	})
 	b.Bool(&w.Pprof, "PUSH_PPROF", "pprof", false, "serve Go's /debug/pprof on PUSH_HTTP_ADDR too (diagnostics; keep the address private)")
-	b.Duration(&w.ShutdownGrace, "PUSH_SHUTDOWN_GRACE", "shutdown-grace", queue.DefaultGrace, time.Millisecond, "how long jobs in flight may finish after SIGINT/SIGTERM")
+	b.Duration(&w.ShutdownGrace, "PUSH_SHUTDOWN_GRACE", "shutdown-grace", consumer.DefaultGrace, time.Millisecond, "how long jobs in flight may finish after SIGINT/SIGTERM")
 	b.String(&w.DataDir, "PUSH_DATA_DIR", "data-dir", DefaultDataDir, "dev mode: where the embedded NATS server keeps its store")
 	b.Int(&w.DevNATSPort, "PUSH_DEV_NATS_PORT", "dev-nats-port", DefaultDevNATSPort, 1, "dev mode: the embedded NATS server's port on 127.0.0.1")
 	return t

@@ -156,8 +156,8 @@ func (h *Stack) StartWorker(mutate ...func(*WorkerSetup)) *Worker {
 	ws := &WorkerSetup{Config: h.Config()}
 	ws.Options.Topology = h.Topo
 	ws.Options.Tune = func(p *service.Parts) {
-		p.Queue.FetchWait = 500 * time.Millisecond
-		p.Queue.Limits.ResultsMaxBytes, p.Queue.Limits.DLQMaxBytes = TestStreamBytes, TestStreamBytes
+		p.Consumer.FetchWait = 500 * time.Millisecond
+		p.Consumer.Limits.ResultsMaxBytes, p.Consumer.Limits.DLQMaxBytes = TestStreamBytes, TestStreamBytes
 		p.Pipeline.Call = retry.Exponential{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Jitter: 0.5}
 		p.Pipeline.Probe = retry.Exponential{Initial: 50 * time.Millisecond, Max: 500 * time.Millisecond}
 	}

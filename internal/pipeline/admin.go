@@ -8,10 +8,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/push"
-	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -52,7 +52,7 @@ func units(a *job.Admin) []*unit {
 
 // handleAdmin runs one delivery of an admin job: one call per unit, each under
 // a claim, a call slot and a slot of the shared rate, retried like a push.
-func (p *Pipeline) handleAdmin(ctx context.Context, d queue.Delivery) queue.Outcome {
+func (p *Pipeline) handleAdmin(ctx context.Context, d consumer.Delivery) consumer.Outcome {
 	fallback := fallbackID(d)
 	a, err := job.DecodeAdmin(d.Data)
 	if err == nil {
@@ -86,7 +86,7 @@ func (p *Pipeline) handleAdmin(ctx context.Context, d queue.Delivery) queue.Outc
 		claims, err = p.store.Claim(ctx, holder, keys)
 		return err
 	}); err != nil {
-		return queue.Outcome{Action: queue.Release}
+		return consumer.Outcome{Action: consumer.Release}
 	}
 	res := &job.Result{JobID: a.JobID, AppID: a.AppID, WorkspaceID: a.WorkspaceID, TaskName: a.Action, API: adminAPI(a),
 		Campaign: p.cfg.Rules.Topology.Campaign(d.Subject), Deliveries: d.Number, StartedAt: job.Time{Time: started},
@@ -135,16 +135,16 @@ func (p *Pipeline) handleAdmin(ctx context.Context, d queue.Delivery) queue.Outc
 	case !handed:
 		res.Finish(p.cfg.Clock.Now())
 		log.Info("admin job done", zap.Int("done", res.Sent), zap.Int("failed", res.Failed))
-		out := queue.Outcome{Result: res, ResultSubject: p.cfg.Rules.Topology.ResultSubject(a.ReplyTo, a.JobID), Action: queue.Ack}
+		out := consumer.Outcome{Result: res, ResultSubject: p.cfg.Rules.Topology.ResultSubject(a.ReplyTo, a.JobID), Action: consumer.Ack}
 		if failed := failedOnly(a, us); failed != nil {
 			body, _ := failed.Encode()
-			out.DeadLetter = &queue.DeadLetter{JobID: a.JobID, Body: body, Reason: queue.ReasonFailed, Error: lastError(us)}
+			out.DeadLetter = &consumer.DeadLetter{JobID: a.JobID, Body: body, Reason: consumer.ReasonFailed, Error: lastError(us)}
 		}
 		return out
 	case ctx.Err() != nil:
-		return queue.Outcome{Action: queue.Release}
+		return consumer.Outcome{Action: consumer.Release}
 	default:
-		return queue.Outcome{Action: queue.Retry, Delay: p.cfg.HandBack.NextRetry(d.Number)}
+		return consumer.Outcome{Action: consumer.Retry, Delay: p.cfg.HandBack.NextRetry(d.Number)}
 	}
 }
 

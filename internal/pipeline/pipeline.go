@@ -4,7 +4,7 @@
 // PushTemplate, a hundred for PushMultiple: the action follows the job),
 // take a slot from the shared rate limit, call mPaaS, retry what is transient,
 // mark what was sent and release what was not. It knows nothing of JetStream: it
-// implements queue.Handler, and the queue carries out what it decides.
+// implements consumer.Handler, and the queue carries out what it decides.
 package pipeline
 
 import (
@@ -21,11 +21,11 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/gopool"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/push"
-	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
@@ -171,7 +171,7 @@ func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *h
 		inFlight: map[string]int{}}
 }
 
-var _ queue.Handler = (*Pipeline)(nil)
+var _ consumer.Handler = (*Pipeline)(nil)
 
 // Close ends the goroutines that make the calls, once the calls in flight are
 // done. Call it after the last Handle returned.
@@ -181,7 +181,7 @@ func (p *Pipeline) Close() { p.senders.Close() }
 // at once; a valid one is processed, and either ends with its result or is handed
 // back. On the last delivery nothing is handed back: what still fails is failed
 // (and dead-lettered), and a job stopped midway is dead-lettered whole.
-func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
+func (p *Pipeline) Handle(ctx context.Context, d consumer.Delivery) consumer.Outcome {
 	p.obs.JobInHand(d.Lane, 1)
 	defer p.obs.JobInHand(d.Lane, -1)
 	if p.cfg.Rules.Topology.IsAdmin(d.Subject) {
@@ -219,11 +219,11 @@ func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
 	subject := p.cfg.Rules.Topology.ResultSubject(j.ReplyTo, j.JobID)
 	switch {
 	case run.result != nil:
-		out := queue.Outcome{Result: run.result, ResultSubject: subject, Action: queue.Ack}
+		out := consumer.Outcome{Result: run.result, ResultSubject: subject, Action: consumer.Ack}
 		if len(run.failed) > 0 {
 			// Only the failed targets, each with its values: a replay sends them alone.
 			body, _ := j.Only(run.failed).Encode()
-			out.DeadLetter = &queue.DeadLetter{JobID: j.JobID, Body: body, Reason: queue.ReasonFailed, Error: run.lastError}
+			out.DeadLetter = &consumer.DeadLetter{JobID: j.JobID, Body: body, Reason: consumer.ReasonFailed, Error: run.lastError}
 		}
 		log.Info("job done", zap.String("status", string(run.result.Status)), zap.Int("sent", run.result.Sent),
 			zap.Int("duplicates", run.result.Duplicates), zap.Int("failed", run.result.Failed))
@@ -236,20 +236,20 @@ func (p *Pipeline) Handle(ctx context.Context, d queue.Delivery) queue.Outcome {
 		// ever. Dead-letter it whole; what it already sent is in the dedupe store, so a
 		// replay sends only the rest.
 		log.Warn("job stopped during its last delivery: dead-lettered whole")
-		return queue.Outcome{Action: queue.Term, DeadLetter: &queue.DeadLetter{JobID: j.JobID, Body: d.Data,
-			Reason: queue.ReasonStopped, Error: "the worker stopped during the last delivery"}}
+		return consumer.Outcome{Action: consumer.Term, DeadLetter: &consumer.DeadLetter{JobID: j.JobID, Body: d.Data,
+			Reason: consumer.ReasonStopped, Error: "the worker stopped during the last delivery"}}
 	case ctx.Err() != nil:
-		return queue.Outcome{Action: queue.Release} // the worker is stopping: another may take it at once
+		return consumer.Outcome{Action: consumer.Release} // the worker is stopping: another may take it at once
 	default:
 		delay := p.cfg.HandBack.NextRetry(d.Number)
 		log.Info("job handed back", zap.Duration("delay", delay), zap.Int("sent", run.sent))
-		return queue.Outcome{Action: queue.Retry, Delay: delay}
+		return consumer.Outcome{Action: consumer.Retry, Delay: delay}
 	}
 }
 
 // reject answers an invalid job: a rejected result, a dead letter with the bytes
 // as received, and Term, since no retry can fix it.
-func (p *Pipeline) reject(d queue.Delivery, j *job.Job, fallback string, cause error) queue.Outcome {
+func (p *Pipeline) reject(d consumer.Delivery, j *job.Job, fallback string, cause error) consumer.Outcome {
 	topo := p.cfg.Rules.Topology
 	id := fallback
 	if j != nil && job.ValidJobID(j.JobID) {
@@ -262,8 +262,8 @@ func (p *Pipeline) reject(d queue.Delivery, j *job.Job, fallback string, cause e
 	res := job.Rejected(id, j, cause, d.Number, p.cfg.Clock.Now())
 	res.Campaign = topo.Campaign(d.Subject)
 	p.log.Info("job rejected", zap.String("job", id), zap.String("lane", d.Lane), zap.String("error", res.Error))
-	return queue.Outcome{Result: res, ResultSubject: subject, Action: queue.Term,
-		DeadLetter: &queue.DeadLetter{JobID: id, Body: d.Data, Reason: queue.ReasonRejected, Error: res.Error}}
+	return consumer.Outcome{Result: res, ResultSubject: subject, Action: consumer.Term,
+		DeadLetter: &consumer.DeadLetter{JobID: id, Body: d.Data, Reason: consumer.ReasonRejected, Error: res.Error}}
 }
 
 func (p *Pipeline) track(name string, delta int) {
@@ -299,13 +299,13 @@ func (p *Pipeline) Campaigns() []string {
 }
 
 // park hands a paused campaign's job to the queue to store as received, and ack.
-func (p *Pipeline) park(d queue.Delivery, j *job.Job, name string) queue.Outcome {
-	return queue.Outcome{Action: queue.Park, ParkSubject: p.cfg.Rules.Topology.ParkedSubject(name, j.JobID), JobID: j.JobID}
+func (p *Pipeline) park(d consumer.Delivery, j *job.Job, name string) consumer.Outcome {
+	return consumer.Outcome{Action: consumer.Park, ParkSubject: p.cfg.Rules.Topology.ParkedSubject(name, j.JobID), JobID: j.JobID}
 }
 
 // fallbackID is the job id of a job without one: the id it was parked under, its
 // Nats-Msg-Id when that is a valid job id, else seq-<stream sequence>.
-func fallbackID(d queue.Delivery) string {
+func fallbackID(d consumer.Delivery) string {
 	if d.ParkedAs != "" && job.ValidJobID(d.ParkedAs) {
 		return d.ParkedAs
 	}
@@ -316,4 +316,4 @@ func fallbackID(d queue.Delivery) string {
 }
 
 // event reports a delivery of the default (events) lane: its calls go before bulk calls.
-func event(d queue.Delivery) bool { return d.Lane == topology.LaneDefault }
+func event(d consumer.Delivery) bool { return d.Lane == topology.LaneDefault }

@@ -13,12 +13,12 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
-	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/job"
@@ -81,13 +81,13 @@ func newJob(id string, n int) *job.Job {
 		TemplateName: "n", TargetMsgkey: t}
 }
 
-func delivery(t *testing.T, j *job.Job, number int, last bool) queue.Delivery {
+func delivery(t *testing.T, j *job.Job, number int, last bool) consumer.Delivery {
 	t.Helper()
 	body, err := j.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return queue.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c", Data: body, Sequence: 7, Number: number, Last: last}
+	return consumer.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c", Data: body, Sequence: 7, Number: number, Last: last}
 }
 
 func calls(sim *mpaassim.Server) []int {
@@ -105,7 +105,7 @@ func TestAJobEndsInItsResult(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{})
 	j := newJob("j1", 25)
 	out := b.p.Handle(context.Background(), delivery(t, j, 1, false))
-	if out.Action != queue.Ack || out.Result == nil || out.DeadLetter != nil || out.ResultSubject != "push.results.j1" {
+	if out.Action != consumer.Ack || out.Result == nil || out.DeadLetter != nil || out.ResultSubject != "push.results.j1" {
 		t.Fatalf("outcome: %+v", out)
 	}
 	if r := out.Result; r.Status != job.StatusSucceeded || r.Sent != 25 || len(r.Chunks) != 3 || r.Deliveries != 1 {
@@ -124,15 +124,15 @@ func TestAJobEndsInItsResult(t *testing.T) {
 
 func TestAnInvalidJobIsRejectedWithItsBytes(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{})
-	d := queue.Delivery{Lane: "default", Data: []byte(`{"jobId":"x","appId":""}`), Sequence: 42, Number: 1}
+	d := consumer.Delivery{Lane: "default", Data: []byte(`{"jobId":"x","appId":""}`), Sequence: 42, Number: 1}
 	out := b.p.Handle(context.Background(), d)
-	if out.Action != queue.Term || out.Result == nil || out.Result.Status != job.StatusRejected || out.ResultSubject != "push.results.x" {
+	if out.Action != consumer.Term || out.Result == nil || out.Result.Status != job.StatusRejected || out.ResultSubject != "push.results.x" {
 		t.Fatalf("outcome: %+v", out)
 	}
-	if dl := out.DeadLetter; dl == nil || dl.Reason != queue.ReasonRejected || string(dl.Body) != string(d.Data) || dl.JobID != "x" {
+	if dl := out.DeadLetter; dl == nil || dl.Reason != consumer.ReasonRejected || string(dl.Body) != string(d.Data) || dl.JobID != "x" {
 		t.Fatalf("dead letter: %+v", out.DeadLetter)
 	}
-	garbage := b.p.Handle(context.Background(), queue.Delivery{Data: []byte("not json"), Sequence: 42, Number: 1})
+	garbage := b.p.Handle(context.Background(), consumer.Delivery{Data: []byte("not json"), Sequence: 42, Number: 1})
 	if garbage.ResultSubject != "push.results.seq-42" || garbage.Result.JobID != "seq-42" {
 		t.Fatalf("a job that cannot be read answers under seq-<n>: %+v", garbage)
 	}
@@ -147,17 +147,17 @@ func TestTransientFailuresFollowThePolicies(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{Rate5xx: 1})
 	j := newJob("j2", 3)
 	out := b.p.Handle(context.Background(), delivery(t, j, 2, false))
-	if out.Action != queue.Retry || out.Delay != 10*time.Second || out.Result != nil {
+	if out.Action != consumer.Retry || out.Delay != 10*time.Second || out.Result != nil {
 		t.Fatalf("want a hand-back after 10s (second delivery): %+v", out)
 	}
 	if got, want := b.clock.Slept(), []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}; !slices.Equal(got, want) {
 		t.Fatalf("waits between calls %v, want %v", got, want)
 	}
 	last := b.p.Handle(context.Background(), delivery(t, j, 4, true))
-	if last.Action != queue.Ack || last.Result.Status != job.StatusFailed || last.Result.Failed != 3 {
+	if last.Action != consumer.Ack || last.Result.Status != job.StatusFailed || last.Result.Failed != 3 {
 		t.Fatalf("last delivery: %+v", last)
 	}
-	if dl := last.DeadLetter; dl == nil || dl.Reason != queue.ReasonFailed {
+	if dl := last.DeadLetter; dl == nil || dl.Reason != consumer.ReasonFailed {
 		t.Fatalf("the failed targets must be dead-lettered: %+v", dl)
 	}
 	if n := len(b.sim.Calls()); n != 6 {
@@ -181,7 +181,7 @@ func TestTargetsPastTheDeadlineAreNotSent(t *testing.T) {
 func TestRefusedCredentialsShutTheGate(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{RefuseSignatures: true})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan queue.Outcome)
+	done := make(chan consumer.Outcome)
 	go func() { done <- b.p.Handle(ctx, delivery(t, newJob("j4", 2), 1, false)) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for !b.gate.Open(health.CauseCredentials) {
@@ -191,7 +191,7 @@ func TestRefusedCredentialsShutTheGate(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
-	if out := <-done; out.Action != queue.Release || out.Result != nil {
+	if out := <-done; out.Action != consumer.Release || out.Result != nil {
 		t.Fatalf("a stopping worker must hand the job back now: %+v", out)
 	}
 }
@@ -205,7 +205,7 @@ func TestPausedParksAndCanceledEndsWithoutACall(t *testing.T) {
 	b := newBenchWith(t, mpaassim.Faults{}, control)
 	control["c"] = campaign.State{State: campaign.Paused}
 	out := b.p.Handle(context.Background(), delivery(t, newJob("j1", 25), 1, false))
-	if out.Action != queue.Park || out.ParkSubject != "push.parked.c.j1" || out.JobID != "j1" || out.Result != nil || len(b.sim.Calls()) != 0 {
+	if out.Action != consumer.Park || out.ParkSubject != "push.parked.c.j1" || out.JobID != "j1" || out.Result != nil || len(b.sim.Calls()) != 0 {
 		t.Fatalf("a paused campaign's job must be parked, untouched: %+v, %d calls", out, len(b.sim.Calls()))
 	}
 
@@ -215,14 +215,14 @@ func TestPausedParksAndCanceledEndsWithoutACall(t *testing.T) {
 		t.Fatalf("running: %+v", out.Result)
 	}
 	control["c"] = campaign.State{State: campaign.Canceled}
-	again := b.p.Handle(context.Background(), queue.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c", Data: delivery(t, sent, 1, false).Data,
+	again := b.p.Handle(context.Background(), consumer.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c", Data: delivery(t, sent, 1, false).Data,
 		Sequence: 8, Number: 1, ParkedAs: "j2"})
 	if r := again.Result; r.Status != job.StatusSucceeded || r.Sent != 25 || r.Campaign != "c" {
 		t.Fatalf("a job that had sent everything is not canceled: %+v", r)
 	}
 	out = b.p.Handle(context.Background(), delivery(t, newJob("j3", 25), 1, false))
 	r := out.Result
-	if out.Action != queue.Ack || r.Status != job.StatusCanceled || r.Failed != 25 || r.Targets != 25 || len(b.sim.Calls()) != 3 {
+	if out.Action != consumer.Ack || r.Status != job.StatusCanceled || r.Failed != 25 || r.Targets != 25 || len(b.sim.Calls()) != 3 {
 		t.Fatalf("canceled: %+v, %d calls", r, len(b.sim.Calls()))
 	}
 	if out.DeadLetter != nil {
@@ -235,13 +235,13 @@ func TestPausedParksAndCanceledEndsWithoutACall(t *testing.T) {
 	}
 }
 
-func adminDelivery(t *testing.T, a *job.Admin, seq uint64) queue.Delivery {
+func adminDelivery(t *testing.T, a *job.Admin, seq uint64) consumer.Delivery {
 	t.Helper()
 	body, err := a.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return queue.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c.admin", Data: body, Sequence: seq, Number: 1}
+	return consumer.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c.admin", Data: body, Sequence: seq, Number: 1}
 }
 
 // A revoke job makes one call per pair, under claims: a re-run calls nothing
@@ -256,7 +256,7 @@ func TestRevokeJob(t *testing.T) {
 		TargetMsgkey: append(append(job.Targets{}, sent.TargetMsgkey...), job.Target{Target: "never-sent", MsgKey: "m"})}
 	out := b.p.Handle(context.Background(), adminDelivery(t, a, 9))
 	r := out.Result
-	if out.Action != queue.Ack || r.Sent != 25 || r.Failed != 1 || r.Targets != 26 || len(r.Chunks) != 26 || r.Campaign != "c" || r.API != "RevokePushMessage" {
+	if out.Action != consumer.Ack || r.Sent != 25 || r.Failed != 1 || r.Targets != 26 || len(r.Chunks) != 26 || r.Campaign != "c" || r.API != "RevokePushMessage" {
 		t.Fatalf("revoke: %+v", r)
 	}
 	for _, c := range r.Chunks {
@@ -290,9 +290,9 @@ func TestBadAdminJobsAreRejected(t *testing.T) {
 		{`{"jobId":"a6","workspaceId":"w","action":"revoke","taskIds":["1"]}`, "appId"},
 		{`{"jobId":"a7","appId":"a","workspaceId":"w","action":"revoke","taskIds":["1"],"targetMsgs":[]}`, "targetMsgs"},
 	} {
-		d := queue.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.admin", Data: []byte(c.body), Sequence: 3, Number: 1}
+		d := consumer.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.admin", Data: []byte(c.body), Sequence: 3, Number: 1}
 		out := b.p.Handle(context.Background(), d)
-		if out.Action != queue.Term || out.Result == nil || out.Result.Status != job.StatusRejected || !strings.HasPrefix(out.Result.Error, c.field+":") {
+		if out.Action != consumer.Term || out.Result == nil || out.Result.Status != job.StatusRejected || !strings.HasPrefix(out.Result.Error, c.field+":") {
 			t.Errorf("%s: want rejected naming %s, got %+v", c.body, c.field, out.Result)
 		}
 	}

@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
+	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
-	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -21,7 +21,7 @@ import (
 // of it. Its goroutines (one per chunk in flight) write only their own chunk.
 type run struct {
 	j        *job.Job
-	d        queue.Delivery
+	d        consumer.Delivery
 	holder   dedupe.Holder
 	event    bool
 	campaign string // "" for an event job
@@ -47,7 +47,7 @@ type chunk struct {
 }
 
 // process runs one delivery of a valid job whose JobID is set.
-func (p *Pipeline) process(ctx context.Context, j *job.Job, d queue.Delivery, log *zap.Logger) *run {
+func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery, log *zap.Logger) *run {
 	r := &run{j: j, d: d, event: event(d), campaign: p.cfg.Rules.Topology.Campaign(d.Subject), log: log,
 		holder: dedupe.Holder{JobID: j.JobID, Message: strconv.FormatUint(d.Sequence, 10), Token: newToken()}}
 	started := p.cfg.Clock.Now()

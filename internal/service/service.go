@@ -28,12 +28,12 @@ import (
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/metrics"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
-	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/rbatch"
 	"github.com/mpaas-push/pushworker/internal/retry"
@@ -62,7 +62,7 @@ type Options struct {
 // Parts are the configurations of the long-running parts, as made from the
 // worker's configuration.
 type Parts struct {
-	Queue    queue.Config
+	Consumer consumer.Config
 	Pipeline pipeline.Config
 }
 
@@ -76,7 +76,7 @@ type Service struct {
 	nc       *nats.Conn
 	rdb      redis.UniversalClient
 	batch    *rbatch.Batcher // round trips shared by the calls' claims and marks and the campaign totals
-	queue    *queue.Queue
+	consumer *consumer.Consumer
 	limiter  *ratelimit.Redis // nil in dev mode (in-memory limiter)
 	control  *campaign.Watcher
 	unparker *campaign.Unparker // moves a campaign's parked jobs back once it is not paused
@@ -143,7 +143,7 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 		}
 	}
 	parts := s.parts(o.Topology)
-	parts.Queue.Tracer, parts.Pipeline.Tracer = tp.Tracer(tracing.Scope), tp.Tracer(tracing.Scope)
+	parts.Consumer.Tracer, parts.Pipeline.Tracer = tp.Tracer(tracing.Scope), tp.Tracer(tracing.Scope)
 	if o.Tune != nil {
 		o.Tune(&parts)
 	}
@@ -161,9 +161,9 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	}
 	s.closers = append(s.closers, s.http.close)
 	var kv jetstream.KeyValue
-	err = s.untilTopology(ctx, "campaign control bucket "+parts.Queue.Topology.CampaignsBucket, func(ctx context.Context) (err error) {
-		name := parts.Queue.Topology.CampaignsBucket
-		kv, err = queue.CreateOrFind(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+	err = s.untilTopology(ctx, "campaign control bucket "+parts.Consumer.Topology.CampaignsBucket, func(ctx context.Context) (err error) {
+		name := parts.Consumer.Topology.CampaignsBucket
+		kv, err = consumer.CreateOrFind(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
 			return campaign.Bucket(ctx, js, name, cfg.Replicas)
 		},
 			func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, name) })
@@ -174,16 +174,16 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	}
 	s.control = campaign.NewWatcher(kv, s.log)
 	parts.Pipeline.Campaigns = s.control
-	s.unparker = campaign.NewUnparker(js, parts.Queue.Topology, s.control, s.log)
-	parts.Queue.OnParked = s.unparker.Parked
+	s.unparker = campaign.NewUnparker(js, parts.Consumer.Topology, s.control, s.log)
+	parts.Consumer.OnParked = s.unparker.Parked
 	var totals campaignTotals = campaign.NewMemoryTotals()
 	parts.Pipeline.Pace = campaign.NewMemoryPace()
 	if s.rdb != nil {
 		parts.Pipeline.Pace = campaign.NewPace(s.rdb, cfg.RedisPrefix+"pace:")
 		totals = campaign.NewRedisTotals(s.batch, cfg.RedisPrefix+"campaign:")
 	}
-	topo := parts.Queue.Topology.OrDefault()
-	parts.Queue.OnResult = func(subject string, r *job.Result) {
+	topo := parts.Consumer.Topology.OrDefault()
+	parts.Consumer.OnResult = func(subject string, r *job.Result) {
 		if name := topo.Campaign(subject); name != "" {
 			tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -200,7 +200,7 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	s.pipe = pipe
 	s.closers = append(s.closers, pipe.Close)
 	err = s.untilTopology(ctx, "streams and consumers", func(ctx context.Context) (err error) {
-		s.queue, err = queue.New(ctx, parts.Queue, js, pipe, s.gate, s.log, s.metrics)
+		s.consumer, err = consumer.New(ctx, parts.Consumer, js, pipe, s.gate, s.log, s.metrics)
 		return err
 	})
 	if err != nil {
@@ -218,7 +218,7 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 
 // topologyAttempt bounds one attempt at the topology: JetStream answers in
 // milliseconds once it has a leader; a cluster without one does not answer
-// (each request of an attempt waits queue.AnswerWait).
+// (each request of an attempt waits consumer.AnswerWait).
 const topologyAttempt = 30 * time.Second
 
 // untilTopology runs create, which makes part of the topology in JetStream,
@@ -239,7 +239,7 @@ func (s *Service) untilTopology(ctx context.Context, what string, create func(co
 			return nil
 		}
 		err = fmt.Errorf("%s: %w", what, err)
-		if ctx.Err() != nil || queue.Permanent(err) {
+		if ctx.Err() != nil || consumer.Permanent(err) {
 			return err
 		}
 		s.gate.Set(health.CauseStreams, err)
@@ -259,8 +259,8 @@ func (s *Service) parts(topo topology.Topology) Parts {
 	handBack := retry.HandBack
 	handBack.Initial = c.RetryDelay
 	return Parts{
-		Queue: queue.Config{Topology: topo, JobsPerLane: c.JobsPerLane, Grace: c.ShutdownGrace,
-			Limits: queue.Limits{JobsMaxBytes: c.JobsMaxBytes, JobsDuplicates: c.DuplicateWindow, ResultsMaxAge: c.ResultsMaxAge,
+		Consumer: consumer.Config{Topology: topo, JobsPerLane: c.JobsPerLane, Grace: c.ShutdownGrace,
+			Limits: consumer.Limits{JobsMaxBytes: c.JobsMaxBytes, JobsDuplicates: c.DuplicateWindow, ResultsMaxAge: c.ResultsMaxAge,
 				DLQMaxAge: c.DLQMaxAge, Replicas: c.Replicas, AckWait: c.AckWait, MaxDeliver: c.MaxDeliver}},
 		Pipeline: pipeline.Config{MaxInFlight: c.MaxInFlight, Attempts: c.Attempts, HandBack: handBack,
 			Rules: jobRules(c, topo)},
@@ -413,7 +413,7 @@ func (s *Service) Run(ctx context.Context) {
 	case <-time.After(ControlWait):
 		s.log.Warn("campaign control not read yet: starting anyway; jobs of paused campaigns may start until it is", zap.Duration("waited", ControlWait))
 	}
-	s.queue.Run(ctx)
+	s.consumer.Run(ctx)
 	stopAfter()
 	wg.Wait()
 	s.log.Info("stopped fetching; jobs in flight finished or handed back")
@@ -429,7 +429,7 @@ const LaneWatch = 5 * time.Second
 func (s *Service) watchLanes(ctx context.Context) {
 	for {
 		rctx, cancel := context.WithTimeout(ctx, LaneWatch)
-		lanes, err := s.queue.Lanes(rctx)
+		lanes, err := s.consumer.Lanes(rctx)
 		cancel()
 		if err == nil {
 			for _, l := range lanes {

@@ -1,4 +1,4 @@
-package queue_test
+package consumer_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/health"
-	"github.com/mpaas-push/pushworker/internal/queue"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
@@ -25,7 +25,7 @@ type bed struct {
 	topo topology.Topology
 }
 
-func newBed(t *testing.T, h queue.Handler, maxDeliver int) *bed {
+func newBed(t *testing.T, h consumer.Handler, maxDeliver int) *bed {
 	t.Helper()
 	ns := testenv.NATS(t)
 	nc, err := nats.Connect(ns.ClientURL())
@@ -35,10 +35,10 @@ func newBed(t *testing.T, h queue.Handler, maxDeliver int) *bed {
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
 	b := &bed{t: t, js: js, topo: topology.Default()}
-	cfg := queue.Config{FetchWait: 200 * time.Millisecond, Grace: 2 * time.Second,
-		Limits: queue.Limits{AckWait: 2 * time.Second, MaxDeliver: maxDeliver, JobsMaxBytes: 8 << 20, ResultsMaxBytes: 8 << 20, DLQMaxBytes: 8 << 20}}
+	cfg := consumer.Config{FetchWait: 200 * time.Millisecond, Grace: 2 * time.Second,
+		Limits: consumer.Limits{AckWait: 2 * time.Second, MaxDeliver: maxDeliver, JobsMaxBytes: 8 << 20, ResultsMaxBytes: 8 << 20, DLQMaxBytes: 8 << 20}}
 	ctx, cancel := context.WithCancel(context.Background())
-	q, err := queue.New(ctx, cfg, js, h, health.NewGate(nil, nil), zap.NewNop(), nil)
+	q, err := consumer.New(ctx, cfg, js, h, health.NewGate(nil, nil), zap.NewNop(), nil)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -94,11 +94,11 @@ func (b *bed) jobsLeft(want uint64) {
 // recorder keeps every delivery the handler saw.
 type recorder struct {
 	mu   sync.Mutex
-	seen []queue.Delivery
+	seen []consumer.Delivery
 	at   []time.Time
 }
 
-func (r *recorder) add(d queue.Delivery) int {
+func (r *recorder) add(d consumer.Delivery) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seen = append(r.seen, d)
@@ -106,18 +106,18 @@ func (r *recorder) add(d queue.Delivery) int {
 	return len(r.seen)
 }
 
-func (r *recorder) deliveries() ([]queue.Delivery, []time.Time) {
+func (r *recorder) deliveries() ([]consumer.Delivery, []time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]queue.Delivery(nil), r.seen...), append([]time.Time(nil), r.at...)
+	return append([]consumer.Delivery(nil), r.seen...), append([]time.Time(nil), r.at...)
 }
 
 func TestAckStoresTheResultThenRemovesTheJob(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
-	b := newBed(t, queue.HandlerFunc(func(_ context.Context, d queue.Delivery) queue.Outcome {
+	b := newBed(t, consumer.HandlerFunc(func(_ context.Context, d consumer.Delivery) consumer.Outcome {
 		rec.add(d)
-		return queue.Outcome{Action: queue.Ack, ResultSubject: "push.results.r1",
+		return consumer.Outcome{Action: consumer.Ack, ResultSubject: "push.results.r1",
 			Result: &job.Result{JobID: "r1", Status: job.StatusSucceeded, Targets: 1, Sent: 1}}
 	}), 3)
 	b.publish("push.jobs.orders", `{"any":"bytes"}`, "id-1")
@@ -136,9 +136,9 @@ func TestAckStoresTheResultThenRemovesTheJob(t *testing.T) {
 
 func TestTermWithADeadLetter(t *testing.T) {
 	t.Parallel()
-	b := newBed(t, queue.HandlerFunc(func(_ context.Context, d queue.Delivery) queue.Outcome {
-		return queue.Outcome{Action: queue.Term, DeadLetter: &queue.DeadLetter{JobID: "bad-1", Body: d.Data,
-			Reason: queue.ReasonRejected, Error: "appId: required"}}
+	b := newBed(t, consumer.HandlerFunc(func(_ context.Context, d consumer.Delivery) consumer.Outcome {
+		return consumer.Outcome{Action: consumer.Term, DeadLetter: &consumer.DeadLetter{JobID: "bad-1", Body: d.Data,
+			Reason: consumer.ReasonRejected, Error: "appId: required"}}
 	}), 3)
 	b.publish("push.jobs.bulk.spring", "not json", "")
 	m := b.next(b.topo.DLQStream, 5*time.Second)
@@ -155,11 +155,11 @@ func TestTermWithADeadLetter(t *testing.T) {
 func TestRetryRedeliversAfterTheDelayAndMarksTheLast(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
-	b := newBed(t, queue.HandlerFunc(func(_ context.Context, d queue.Delivery) queue.Outcome {
+	b := newBed(t, consumer.HandlerFunc(func(_ context.Context, d consumer.Delivery) consumer.Outcome {
 		if rec.add(d) < 2 {
-			return queue.Outcome{Action: queue.Retry, Delay: 700 * time.Millisecond}
+			return consumer.Outcome{Action: consumer.Retry, Delay: 700 * time.Millisecond}
 		}
-		return queue.Outcome{Action: queue.Term}
+		return consumer.Outcome{Action: consumer.Term}
 	}), 2)
 	b.publish("push.jobs.bulk.c", "{}", "")
 	b.jobsLeft(0)
@@ -176,13 +176,13 @@ func TestRetryRedeliversAfterTheDelayAndMarksTheLast(t *testing.T) {
 func TestAResultThatCannotBeStoredHandsTheJobBack(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
-	b := newBed(t, queue.HandlerFunc(func(_ context.Context, d queue.Delivery) queue.Outcome {
+	b := newBed(t, consumer.HandlerFunc(func(_ context.Context, d consumer.Delivery) consumer.Outcome {
 		n := rec.add(d)
 		subject := "nowhere.r2" // no stream takes it: refused
 		if n > 1 {
 			subject = "push.results.r2"
 		}
-		return queue.Outcome{Action: queue.Ack, ResultSubject: subject, Result: &job.Result{JobID: "r2", Status: job.StatusSucceeded}}
+		return consumer.Outcome{Action: consumer.Ack, ResultSubject: subject, Result: &job.Result{JobID: "r2", Status: job.StatusSucceeded}}
 	}), 5)
 	b.publish("push.jobs.orders", "{}", "")
 	if m := b.next(b.topo.ResultsStream, 5*time.Second); m.Subject() != "push.results.r2" {
@@ -198,8 +198,8 @@ func TestAResultThatCannotBeStoredHandsTheJobBack(t *testing.T) {
 // stored, instead of retrying for ever as if NATS were down.
 func TestADeletedResultStreamIsRecreated(t *testing.T) {
 	t.Parallel()
-	b := newBed(t, queue.HandlerFunc(func(_ context.Context, d queue.Delivery) queue.Outcome {
-		return queue.Outcome{Action: queue.Ack, ResultSubject: "push.results.r3", Result: &job.Result{JobID: "r3", Status: job.StatusSucceeded}}
+	b := newBed(t, consumer.HandlerFunc(func(_ context.Context, d consumer.Delivery) consumer.Outcome {
+		return consumer.Outcome{Action: consumer.Ack, ResultSubject: "push.results.r3", Result: &job.Result{JobID: "r3", Status: job.StatusSucceeded}}
 	}), 3)
 	if err := b.js.DeleteStream(context.Background(), b.topo.ResultsStream); err != nil {
 		t.Fatal(err)

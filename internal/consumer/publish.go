@@ -1,4 +1,4 @@
-package queue
+package consumer
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 
 // publishResult stores the result in the result stream. Nats-Msg-Id = job id:
 // a re-run's result is dropped as a duplicate, and then fresh is false.
-func (q *Queue) publishResult(ctx context.Context, subject string, r *job.Result) (fresh bool, err error) {
+func (q *Consumer) publishResult(ctx context.Context, subject string, r *job.Result) (fresh bool, err error) {
 	body, err := r.Encode()
 	if err != nil {
 		return false, err
@@ -26,7 +26,7 @@ func (q *Queue) publishResult(ctx context.Context, subject string, r *job.Result
 	return err == nil && !ack.Duplicate, err
 }
 
-func (q *Queue) publishDeadLetter(ctx context.Context, subject string, dl *DeadLetter, msg jetstream.Msg) error {
+func (q *Consumer) publishDeadLetter(ctx context.Context, subject string, dl *DeadLetter, msg jetstream.Msg) error {
 	d := wire.DeadLetter{JobID: dl.JobID, Reason: dl.Reason, Error: dl.Error, Subject: subject, Body: dl.Body}
 	if meta, err := msg.Metadata(); err == nil {
 		d.Deliveries = meta.NumDelivered
@@ -36,7 +36,7 @@ func (q *Queue) publishDeadLetter(ctx context.Context, subject string, dl *DeadL
 
 // publishParked stores a paused campaign's job as received, with the subject it
 // came on and its job id (see wire.Parked).
-func (q *Queue) publishParked(ctx context.Context, msg jetstream.Msg, out Outcome) error {
+func (q *Consumer) publishParked(ctx context.Context, msg jetstream.Msg, out Outcome) error {
 	p := wire.Parked{JobID: out.JobID, Subject: msg.Subject(), Body: msg.Data()}
 	if meta, err := msg.Metadata(); err == nil {
 		p.Seq = meta.Sequence.Stream
@@ -50,12 +50,12 @@ var ErrRefused = errors.New("publish refused")
 
 // publish retries while JetStream cannot be reached, until ctx ends. A stream
 // deleted under the worker is re-created (or the gate says which is gone).
-func (q *Queue) publish(ctx context.Context, m *nats.Msg) error {
+func (q *Consumer) publish(ctx context.Context, m *nats.Msg) error {
 	_, err := q.publishAck(ctx, m)
 	return err
 }
 
-func (q *Queue) publishAck(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+func (q *Consumer) publishAck(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
 	for attempt := 1; ; attempt++ {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		ack, err := q.js.PublishMsg(pctx, m)

@@ -1,4 +1,4 @@
-package queue
+package consumer
 
 import (
 	"context"
@@ -20,7 +20,7 @@ type LaneState struct {
 // Lanes reads both lanes' consumers, and the oldest undelivered message of
 // each (the first one on the lane's subjects after the consumer's last
 // delivery).
-func (q *Queue) Lanes(ctx context.Context) ([]LaneState, error) {
+func (q *Consumer) Lanes(ctx context.Context) ([]LaneState, error) {
 	stream, err := q.js.Stream(ctx, q.cfg.Topology.JobsStream)
 	if err != nil {
 		return nil, err

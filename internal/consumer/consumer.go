@@ -2,7 +2,7 @@
 // consumers, the fetch loops of both lanes, heartbeats while a job runs, and the
 // dead letter, result and acknowledgement that end every delivery. What a job
 // means is the Handler's business; the queue only carries it.
-package queue
+package consumer
 
 import (
 	"context"
@@ -36,7 +36,7 @@ const (
 	DefaultGrace       = 20 * time.Second
 )
 
-// Config of a Queue. Every zero field takes its default.
+// Config of a Consumer. Every zero field takes its default.
 type Config struct {
 	Topology    topology.Topology // default topology.Default()
 	Limits      Limits            // each zero field: its Default* constant
@@ -102,8 +102,8 @@ func (noObserver) Parked(string)             {}
 func (noObserver) AckFailed(string)          {}
 func (noObserver) ResultFailed()             {}
 
-// Queue pulls jobs from both lanes and hands each delivery to a Handler.
-type Queue struct {
+// Consumer pulls jobs from both lanes and hands each delivery to a Handler.
+type Consumer struct {
 	cfg     Config
 	js      jetstream.JetStream
 	handler Handler
@@ -117,13 +117,13 @@ type Queue struct {
 	lanes map[string]jetstream.Consumer
 }
 
-// New sets up the streams and consumers (Ensure) and returns a Queue ready to
+// New sets up the streams and consumers (Ensure) and returns a Consumer ready to
 // Run. obs may be nil.
-func New(ctx context.Context, cfg Config, js jetstream.JetStream, h Handler, gate *health.Gate, log *zap.Logger, obs Observer) (*Queue, error) {
+func New(ctx context.Context, cfg Config, js jetstream.JetStream, h Handler, gate *health.Gate, log *zap.Logger, obs Observer) (*Consumer, error) {
 	if obs == nil {
 		obs = noObserver{}
 	}
-	q := &Queue{cfg: cfg.withDefaults(), js: js, handler: h, gate: gate, log: log, obs: obs, pool: gopool.New()}
+	q := &Consumer{cfg: cfg.withDefaults(), js: js, handler: h, gate: gate, log: log, obs: obs, pool: gopool.New()}
 	if err := q.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -131,9 +131,9 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, h Handler, gat
 }
 
 // Topology is the names the queue uses.
-func (q *Queue) Topology() topology.Topology { return q.cfg.Topology }
+func (q *Consumer) Topology() topology.Topology { return q.cfg.Topology }
 
-func (q *Queue) ensure(ctx context.Context) error {
+func (q *Consumer) ensure(ctx context.Context) error {
 	def, bulk, err := Ensure(ctx, q.js, q.cfg.Topology, q.cfg.Limits)
 	if err != nil {
 		return err
@@ -144,7 +144,7 @@ func (q *Queue) ensure(ctx context.Context) error {
 	return nil
 }
 
-func (q *Queue) lane(name string) jetstream.Consumer {
+func (q *Consumer) lane(name string) jetstream.Consumer {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.lanes[name]
@@ -153,7 +153,7 @@ func (q *Queue) lane(name string) jetstream.Consumer {
 // Run fetches and handles jobs until ctx ends, then stops fetching, lets the
 // jobs in flight finish for up to Grace, hands back the rest (their context
 // ends) and returns.
-func (q *Queue) Run(ctx context.Context) {
+func (q *Consumer) Run(ctx context.Context) {
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var fetchers, jobs sync.WaitGroup
@@ -179,7 +179,7 @@ func (q *Queue) Run(ctx context.Context) {
 
 // fetchLoop pulls only as many jobs as the lane has free slots, so no job waits
 // in a client buffer while its AckWait runs, and pulls nothing while the gate is shut.
-func (q *Queue) fetchLoop(ctx, work context.Context, lane string, jobs *sync.WaitGroup) {
+func (q *Consumer) fetchLoop(ctx, work context.Context, lane string, jobs *sync.WaitGroup) {
 	slots := make(chan struct{}, q.cfg.JobsPerLane)
 	failures := 0
 	for ctx.Err() == nil {
@@ -286,7 +286,7 @@ func missing(err error) bool {
 
 // recreate puts the topology back after a stream or consumer was deleted under
 // the worker; when it cannot, the gate stays shut with a cause that says why.
-func (q *Queue) recreate(ctx context.Context, cause error) {
+func (q *Consumer) recreate(ctx context.Context, cause error) {
 	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := q.ensure(ectx); err != nil {
@@ -298,7 +298,7 @@ func (q *Queue) recreate(ctx context.Context, cause error) {
 }
 
 // deliver runs one delivery through the handler and carries out its outcome.
-func (q *Queue) deliver(ctx context.Context, lane string, msg jetstream.Msg) {
+func (q *Consumer) deliver(ctx context.Context, lane string, msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		q.log.Error("job message without metadata", zap.Error(err))
@@ -331,7 +331,7 @@ func (q *Queue) deliver(ctx context.Context, lane string, msg jetstream.Msg) {
 }
 
 // finish stores the dead letter and the result, then acks, terms or hands back.
-func (q *Queue) finish(ctx context.Context, lane string, msg jetstream.Msg, out Outcome) {
+func (q *Consumer) finish(ctx context.Context, lane string, msg jetstream.Msg, out Outcome) {
 	if dl := out.DeadLetter; dl != nil {
 		if err := q.publishDeadLetter(ctx, msg.Subject(), dl, msg); err != nil {
 			q.log.Error("dead letter not stored", zap.String("job", dl.JobID), zap.Error(err))
@@ -382,7 +382,7 @@ func (q *Queue) finish(ctx context.Context, lane string, msg jetstream.Msg, out 
 // settle carries out the action. Its errors are not the job's: the message then
 // comes back after its AckWait, and the dedupe store makes the re-run send nothing
 // twice. They are logged at debug and counted.
-func (q *Queue) settle(ctx context.Context, msg jetstream.Msg, a Action, delay time.Duration) {
+func (q *Consumer) settle(ctx context.Context, msg jetstream.Msg, a Action, delay time.Duration) {
 	var err error
 	switch a {
 	case Ack:
@@ -403,7 +403,7 @@ func (q *Queue) settle(ctx context.Context, msg jetstream.Msg, a Action, delay t
 }
 
 // heartbeat keeps the job's AckWait from running out while it runs.
-func (q *Queue) heartbeat(msg jetstream.Msg) (stop func()) {
+func (q *Consumer) heartbeat(msg jetstream.Msg) (stop func()) {
 	every := max(q.cfg.Limits.AckWait/3, 500*time.Millisecond)
 	// A timer, not a goroutine: most jobs end before the first beat. The lock
 	// keeps a beat from going out after stop returned (after the ack).
