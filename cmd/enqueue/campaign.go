@@ -162,7 +162,7 @@ func (e *env) campaignDelete(name string, wait time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if err := e.ops.Delete(e.ctx, name); err != nil {
+	if err := e.ops.DeleteState(e.ctx, name); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "campaign %s: state removed (it runs again, at no pace of its own)\n", name)

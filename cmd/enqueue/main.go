@@ -95,23 +95,28 @@ const usage = `Usage:
       The pending scheduled tasks, asked of a worker (QueryPushSchedulerList); without the ids,
       of every app with scheduled pushes among the stored results.
   enqueue campaign list [--json]
-      Campaigns with a state of their own: paused, canceled, paced.
+      Every campaign seen (with totals, a state, or jobs queued or parked): state, pace, jobs
+      done of all, targets sent and failed, parked jobs, last change.
   enqueue campaign status NAME [--watch] [--json]
       Jobs queued, in flight, parked and done; targets sent, duplicates, failed by mPaaS
-      code; targets per second now and the time left at that rate. --watch redraws it with
-      a progress bar until the campaign is done, then exits 0, or 1 if anything failed.
-  enqueue campaign pause NAME [--reason TEXT]
-      Within a second no new call of the campaign starts; its jobs are parked in PUSH_PARKED
-      (no delivery spent); other campaigns and events go on.
-  enqueue campaign resume NAME
-      The parked jobs go back on the job stream; what they had sent counts as sent.
-  enqueue campaign cancel NAME [--reason TEXT]
-      Nothing more is sent: its jobs (in hand, parked, queued) end with status canceled.
-      A canceled campaign stays canceled until "enqueue campaign delete NAME".
-  enqueue campaign pace NAME TARGETS-PER-SECOND
+      code; a recall's calls apart; targets per second now and the time left at that rate;
+      the last changes of its state (who, why). --watch redraws it with a progress bar until
+      the campaign is done, then exits 0, or 1 if anything failed or the campaign is gone.
+  enqueue campaign pause NAME [--reason TEXT] [--actor WHO]
+      Within a second no new call of the campaign starts; the workers park its jobs in
+      PUSH_PARKED (no delivery spent); other campaigns and events go on.
+  enqueue campaign resume NAME [--reason TEXT] [--actor WHO] [--wait 10s]
+      The workers move the parked jobs back on the job stream (what they had sent counts as
+      sent); the command watches them do it for up to --wait.
+  enqueue campaign cancel NAME [--reason TEXT] [--actor WHO] [--wait 10s]
+      Nothing more is sent: its jobs (in hand, parked, queued) end with status canceled, with no
+      dead letter. A canceled campaign stays canceled until "enqueue campaign delete NAME".
+  enqueue campaign pace NAME TARGETS-PER-SECOND [--actor WHO]
       Hold the campaign's targets per second over all workers (0: no pace of its own).
-  enqueue campaign delete NAME
+  enqueue campaign delete NAME [--wait 10s]
       Remove the campaign's state: it runs again, at no pace of its own (parked jobs too).
+  A campaign that never ran (nothing queued, parked or done, no state) is named, exit 1.
+  The workers carry out every change, whoever writes PUSH_CAMPAIGNS (the nats CLI too).
 
 Every subcommand also takes the connection settings (environment or flags):
 NATS_URL (--nats-url, default the dev-mode worker's server), NATS_CREDS, NATS_NKEY_SEED_FILE,

@@ -164,9 +164,9 @@ func (o *Ops) Pace(ctx context.Context, name string, targetsPerSecond float64, a
 	return s, nil
 }
 
-// Delete removes the campaign's state: it runs again at no pace of its own
+// DeleteState removes the campaign's state: it runs again at no pace of its own
 // (the workers bring its parked jobs back).
-func (o *Ops) Delete(ctx context.Context, name string) error {
+func (o *Ops) DeleteState(ctx context.Context, name string) error {
 	if err := campaign.ValidName(name); err != nil {
 		return err
 	}
