@@ -51,7 +51,10 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			return
 		}
 		p.obs.LimiterWait(r.d.Lane, p.cfg.Clock.Now().Sub(waitStart))
-		cctx, call := p.cfg.Tracer.Start(ctx, callSpan[r.j.API()], trace.WithSpanKind(trace.SpanKindClient))
+		// A call on the wire is not canceled by a stop: canceled, mPaaS may still
+		// push it, and its pairs would have to stay claimed unmarked. It finishes
+		// within the client's own timeout, and a push that went out is marked.
+		cctx, call := p.cfg.Tracer.Start(context.WithoutCancel(ctx), callSpan[r.j.API()], trace.WithSpanKind(trace.SpanKindClient))
 		out := p.pusher.Push(cctx, r.j, c.targets)
 		if call.IsRecording() {
 			call.SetAttributes(attribute.String("pushworker.action", r.j.API()), attribute.Int("pushworker.targets", len(c.targets)),
@@ -105,6 +108,10 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 
 		default: // transient
 			transient++
+			if ctx.Err() != nil { // stopping: no retry on this delivery
+				p.stopped(r, c, out)
+				return
+			}
 			if transient >= p.cfg.Attempts {
 				p.releaseClaims(r, c.keys)
 				if r.d.Last {
@@ -117,7 +124,7 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 				return
 			}
 			if !p.cfg.Clock.Sleep(ctx, p.cfg.Call.NextRetry(transient)) {
-				p.handBack(r, c)
+				p.stopped(r, c, out)
 				return
 			}
 		}
@@ -151,10 +158,33 @@ func (p *Pipeline) handBack(r *run, c *chunk) {
 	c.handed = true
 }
 
+// stopped hands the chunk back because the worker stops after a transient
+// answer. A call that may have pushed (no answer after the request went out)
+// keeps its claims, as after a crash: a stop never releases a claim whose push
+// may have gone out, so no other job pushes those pairs while the lease holds.
+func (p *Pipeline) stopped(r *run, c *chunk, out push.Outcome) {
+	if out.MaybeSent {
+		r.log.Warn("stopping after a call with no answer: its pairs stay claimed as maybe sent", zap.Int("targets", len(c.targets)))
+		c.handed = true
+		return
+	}
+	p.handBack(r, c)
+}
+
+// StopMarkWait bounds how long a stopping worker keeps trying to mark a push
+// that went out as sent (while Redis answers, a mark takes a round trip).
+const StopMarkWait = 10 * time.Second
+
 // markSent records the push. A push that went out is never released: when Redis
 // is down the mark waits for it, holding the job.
 func (p *Pipeline) markSent(ctx context.Context, r *run, c *chunk, m dedupe.Mark) {
 	err := p.untilOK(ctx, health.CauseRedis, func() error { return p.store.MarkSent(ctx, r.holder, c.keys, m) })
+	if err != nil && ctx.Err() != nil {
+		// The worker is stopping: the push went out, so the mark still lands, within a bound.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopMarkWait)
+		err = p.untilOK(sctx, health.CauseRedis, func() error { return p.store.MarkSent(sctx, r.holder, c.keys, m) })
+		cancel()
+	}
 	if err != nil {
 		// Only when the worker is stopped for good: the lease stays until it
 		// expires, and a redelivery of this job may push these targets again.

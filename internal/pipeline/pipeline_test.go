@@ -339,3 +339,37 @@ func TestChunksCarryTheJobsStrategyType(t *testing.T) {
 		t.Fatalf("an immediate push's chunk: %+v", c)
 	}
 }
+
+// A stop (the delivery's context ends) while calls are on the wire: the calls
+// finish and their pushes are marked sent, so the next delivery, on this worker
+// or another, pushes none of those pairs again.
+func TestAStopLetsCallsOnTheWireFinish(t *testing.T) {
+	sim := mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "sk"}, AcceptAnyTemplate: true,
+		Faults: mpaassim.Faults{Latency: 300 * time.Millisecond}})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	client, err := push.New(push.Config{Endpoint: srv.URL, AccessKeyID: "ak", AccessKeySecret: "sk", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	p := pipeline.New(pipeline.Config{MaxInFlight: 2, Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack},
+		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, health.NewGate(nil, nil), nil, nil)
+	t.Cleanup(p.Close)
+	j := newJob("stop", 100) // 10 calls, 2 at a time
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel) // two calls are on the wire by then
+	out := p.Handle(ctx, delivery(t, j, 1, false))
+	if out.Action != consumer.Release || out.Result != nil {
+		t.Fatalf("a stopped delivery is handed back: %+v", out)
+	}
+	first := len(sim.Calls())
+	if first == 0 || first >= 10 {
+		t.Fatalf("the calls on the wire finish, no new one starts: %d calls", first)
+	}
+	again := p.Handle(context.Background(), delivery(t, j, 2, false))
+	if r := again.Result; r == nil || r.Sent != 100 || len(sim.Calls()) != 10 || sim.Stats().DuplicatePairs != 0 {
+		t.Fatalf("the next delivery reports every pair sent and pushes none again: %+v, %d calls (%d before the stop), %d pairs twice",
+			again.Result, len(sim.Calls()), first, sim.Stats().DuplicatePairs)
+	}
+}
