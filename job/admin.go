@@ -135,7 +135,7 @@ func (a *Admin) Validate(r Rules) error {
 	case "":
 		return invalid("action", "required: revoke or cancelScheduled")
 	default:
-		return invalid("action", fmt.Sprintf("must be revoke or cancelScheduled, not %q", a.Action))
+		return invalid("action", "must be revoke or cancelScheduled, not "+quote(a.Action))
 	}
 	if n := a.Units(); n > r.MaxTargets {
 		return invalid("action", fmt.Sprintf("%d calls, more than the %d a job may make", n, r.MaxTargets))
@@ -155,10 +155,10 @@ func checkIDs(field string, ids []string) error {
 	for i, id := range ids {
 		at := fmt.Sprintf("%s[%d]", field, i)
 		if !isTaskID(id) {
-			return invalid(at, fmt.Sprintf("%q is not a task id: 1 to %d printable characters, no space or comma", id, MaxTaskIDLength))
+			return invalid(at, fmt.Sprintf("%s is not a task id: 1 to %d printable characters, no space or comma", quote(id), MaxTaskIDLength))
 		}
 		if seen[id] {
-			return invalid(at, fmt.Sprintf("%q given more than once", id))
+			return invalid(at, quote(id)+" given more than once")
 		}
 		seen[id] = true
 	}

@@ -331,12 +331,12 @@ func parseTargets(field string, raw json.RawMessage) (Targets, error) {
 	seen := make(map[string]struct{}, len(members))
 	for _, m := range members {
 		if _, dup := seen[m.key]; dup {
-			return targets, invalid(field, fmt.Sprintf("target %q given more than once", m.key))
+			return targets, invalid(field, "target "+quote(m.key)+" given more than once")
 		}
 		seen[m.key] = struct{}{}
 		var v string
 		if kindOf(m.value) != "a string" || json.Unmarshal(m.value, &v) != nil {
-			return targets, invalid(field, fmt.Sprintf("msgKey of target %q must be a string, not %s", m.key, kindOf(m.value)))
+			return targets, invalid(field, "msgKey of target "+quote(m.key)+" must be a string, not "+kindOf(m.value))
 		}
 		targets = append(targets, Target{Target: m.key, MsgKey: v})
 	}

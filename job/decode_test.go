@@ -308,3 +308,26 @@ func TestFieldNamesWithControlCharactersAreQuoted(t *testing.T) {
 		t.Fatalf("want a quoted field name on one line, got %q", err)
 	}
 }
+
+// An error quotes at most a few hundred bytes of what the producer sent, however
+// long or strange the name or value it is about.
+func TestErrorsQuoteLittleOfTheInput(t *testing.T) {
+	base := `"taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"expiredSeconds":60,"templateName":"n"`
+	for name, body := range map[string]string{
+		"a 900 KB unknown field name": `{` + base + `,"targetMsgkey":{"u":"m"},"` + strings.Repeat("x", 900<<10) + `":1}`,
+		"a 614 KB name of U+0085":     `{` + base + `,"targetMsgkey":{"u":"m"},"` + strings.Repeat("\u0085", 307<<10) + `":1}`,
+		"a long target given twice":   `{` + base + `,"targetMsgkey":{"` + strings.Repeat("t", 100<<10) + `":"m","` + strings.Repeat("t", 100<<10) + `":"m"}}`,
+		"a long strategy time":        `{` + base + `,"targetMsgkey":{"u":"m"},"strategyType":2,"strategyContent":{"time":"` + strings.Repeat("9", 50<<10) + `"}}`,
+	} {
+		j, err := Decode([]byte(body))
+		if err == nil {
+			err = j.Validate(Rules{})
+		}
+		if err == nil || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%s: want an invalid job, got %v", name, err)
+		}
+		if n := len(err.Error()); n > 512 {
+			t.Errorf("%s: the error is %d bytes, want at most a few hundred: %.200s…", name, n, err.Error())
+		}
+	}
+}

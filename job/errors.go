@@ -3,6 +3,7 @@ package job
 import (
 	"errors"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ErrInvalid matches every error that Decode and Validate return: the job itself is
@@ -15,6 +16,9 @@ type FieldError struct {
 	Rule  string // what is wrong, in one line
 }
 
+// Error is one line of at most a few hundred bytes: the field and the values a
+// rule quotes come from the producer, and are clipped (MaxEcho) wherever the
+// error goes (a result, a dead letter's header, a log line, the console).
 func (e *FieldError) Error() string {
 	if e.Field == "" {
 		return e.Rule
@@ -22,16 +26,36 @@ func (e *FieldError) Error() string {
 	return fieldText(e.Field) + ": " + e.Rule
 }
 
+// MaxEcho is how many bytes of a name or value from the message an error quotes.
+const MaxEcho = 128
+
 // fieldText shows a field name as it is when it is plainly a name, and quoted
 // otherwise: a name comes from the message, and control characters or quotes in it
-// must not break the one-line error or the log line that carries it.
+// must not break the one-line error or the log line that carries it. A long name
+// is clipped, with its length.
 func fieldText(f string) string {
+	if len(f) > MaxEcho {
+		return quote(f)
+	}
 	for _, c := range f {
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' || c == '[' || c == ']') {
-			return strconv.Quote(f)
+			return quote(f)
 		}
 	}
 	return f
+}
+
+// quote is %q of at most MaxEcho bytes of s (whole runes), with its length in
+// bytes when it was clipped: a value of the message as an error quotes it.
+func quote(s string) string {
+	if len(s) <= MaxEcho {
+		return strconv.Quote(s)
+	}
+	cut := MaxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "… (" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // Is makes every FieldError match ErrInvalid.

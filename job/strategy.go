@@ -129,7 +129,7 @@ func checkRecurring(s Strategy, r Rules) error {
 	}
 	// The circleType and circleValue values are not confirmed (docs/mpaas.md): any integers are accepted.
 	if !clockPattern.MatchString(*s.Time) {
-		return invalid("strategyContent.time", fmt.Sprintf("must be HH:mm:ss, not %q", *s.Time))
+		return invalid("strategyContent.time", "must be HH:mm:ss, not "+quote(*s.Time))
 	}
 	if *s.EndTime < *s.StartTime {
 		return invalid("strategyContent.endTime", "must not be before startTime")

@@ -153,7 +153,7 @@ func oneOf(field, value string, allowed []string) error {
 			return nil
 		}
 	}
-	return invalid(field, fmt.Sprintf("must be %s, not %q", strings.Join(allowed, " or "), value))
+	return invalid(field, "must be "+strings.Join(allowed, " or ")+", not "+quote(value))
 }
 
 func (j *Job) checkEnums(Rules) error {
@@ -210,10 +210,10 @@ func checkPairs(t Targets) error {
 			return invalid("targetMsgkey", "a target is empty")
 		}
 		if p.MsgKey == "" {
-			return invalid("targetMsgkey", fmt.Sprintf("msgKey of target %q is empty", p.Target))
+			return invalid("targetMsgkey", "msgKey of target "+quote(p.Target)+" is empty")
 		}
 		if _, dup := seen[p.Target]; dup {
-			return invalid("targetMsgkey", fmt.Sprintf("target %q given more than once", p.Target))
+			return invalid("targetMsgkey", "target "+quote(p.Target)+" given more than once")
 		}
 		seen[p.Target] = struct{}{}
 	}
@@ -231,7 +231,7 @@ func (j *Job) checkTargetMsgs() error {
 			return invalid(at("msgKey"), "required")
 		}
 		if k, dup := first[m.Target]; dup {
-			return invalid(at("target"), fmt.Sprintf("target %q is already targetMsgs[%d]", m.Target, k))
+			return invalid(at("target"), fmt.Sprintf("target %s is already targetMsgs[%d]", quote(m.Target), k))
 		}
 		first[m.Target] = i
 		if err := checkExtended(at("extendedParams"), m.ExtendedParams, MaxTargetExtendedParams,
@@ -280,7 +280,7 @@ func checkExtended(field string, o Object, max int, limit string) error {
 	for _, m := range members {
 		for _, r := range ReservedExtendedParams {
 			if m.key == r {
-				return invalid(field, fmt.Sprintf("key %q is reserved by mPaaS (reserved: %s)", m.key, strings.Join(ReservedExtendedParams, ", ")))
+				return invalid(field, fmt.Sprintf("key %s is reserved by mPaaS (reserved: %s)", quote(m.key), strings.Join(ReservedExtendedParams, ", ")))
 			}
 		}
 	}
