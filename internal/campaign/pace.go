@@ -7,12 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/ratelimit"
 )
 
 // CallSize is the most targets one call of a campaign paced at perSecond may
@@ -28,17 +28,17 @@ func CallSize(perSecond float64, jobCallSize int) int {
 // Pace holds each paced campaign's targets per second over every worker that
 // shares its Redis: one GCRA key per campaign, a call of n targets taking n.
 type Pace struct {
-	lim    *redis_rate.Limiter
+	lim    ratelimit.GCRA
 	prefix string
 }
 
 // NewPace keeps the keys under prefix (the worker's Redis prefix + "pace:").
 func NewPace(rdb redis.UniversalClient, prefix string) *Pace {
-	return &Pace{lim: redis_rate.NewLimiter(rdb), prefix: prefix}
+	return &Pace{lim: ratelimit.NewGCRA(rdb), prefix: prefix}
 }
 
-func limitOf(perSecond float64, n int) redis_rate.Limit {
-	l := redis_rate.Limit{Rate: int(math.Round(perSecond)), Period: time.Second, Burst: max(n, 1)}
+func limitOf(perSecond float64, n int) ratelimit.Limit {
+	l := ratelimit.Limit{Rate: int(math.Round(perSecond)), Period: time.Second, Burst: max(n, 1)}
 	if perSecond < 1 {
 		l.Rate, l.Period = 1, time.Duration(float64(time.Second)/perSecond)
 	}

@@ -340,7 +340,7 @@ func TestRedisSentinelMasterKilled(t *testing.T) {
 // One Redis Cluster master frozen (SIGSTOP) for 10 s, below the cluster's node
 // timeout (15 s, Redis's default), so that no replica takes over: its
 // connections hang rather than fail. The master frozen holds the shared rate
-// limit's key (redis_rate's "rate:" + <prefix>rate:mpaas), which every call
+// limit's key (<prefix>rate:mpaas), which every call
 // needs: a chunk whose targets' keys all live on the other masters needs no
 // other key of the frozen one, and rightly goes out when the limit lives
 // elsewhere. So the workers pause with cause redis and say so, make no call
@@ -358,7 +358,7 @@ func TestRedisClusterNodeFrozen(t *testing.T) {
 	r := s.loadCampaign(300, 60000)
 	r.at(3 * time.Second)
 	s.midRun(r.targets / 10)
-	node := rc.Node(rc.OwnerOf("rate:" + s.prefix + "rate:mpaas"))
+	node := rc.Node(rc.OwnerOf(s.prefix + "rate:mpaas"))
 	node.Freeze()
 	frozen := r.did("Redis master " + node.Addr() + " frozen for 10 s")
 	time.Sleep(4 * time.Second)

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 
@@ -36,11 +35,11 @@ func DefaultBurst(perSecond int) int { return max(2, perSecond/40+1) }
 // the burst, and sleeps until they are free when they are not: waiters never spin
 // and Redis sees one request per batch, not one per waiter.
 type Redis struct {
-	lim   *redis_rate.Limiter
+	lim   GCRA
 	rdb   redis.UniversalClient
 	key   string
-	limit redis_rate.Limit // Rate is the ceiling
-	burst int              // 0: DefaultBurst of the current rate
+	limit Limit // Rate is the ceiling
+	burst int   // 0: DefaultBurst of the current rate
 	reqs  chan *waiter
 
 	share        float64 // of the rate kept for events while they are active
@@ -65,11 +64,11 @@ type waiter struct {
 // under key. Start Run before calling Wait.
 func NewRedis(rdb redis.UniversalClient, key string, perSecond, burst int) *Redis {
 	r := &Redis{
-		lim:       redis_rate.NewLimiter(rdb),
+		lim:       NewGCRA(rdb),
 		rdb:       rdb,
 		key:       key,
 		burst:     burst,
-		limit:     redis_rate.Limit{Rate: perSecond, Burst: max(burst, DefaultBurst(perSecond)), Period: time.Second},
+		limit:     Limit{Rate: perSecond, Burst: max(burst, DefaultBurst(perSecond)), Period: time.Second},
 		reqs:      make(chan *waiter, 1024),
 		throttled: make(chan struct{}, 1),
 	}
@@ -96,13 +95,13 @@ func (r *Redis) Throttled() {
 func (r *Redis) Rate() float64 { return math.Float64frombits(r.current.Load()) }
 
 // now is the limit in force: the current rate and its burst.
-func (r *Redis) now() redis_rate.Limit {
+func (r *Redis) now() Limit {
 	rate := max(1, int(r.Rate()))
 	burst := r.burst
 	if burst <= 0 {
 		burst = DefaultBurst(rate)
 	}
-	return redis_rate.Limit{Rate: rate, Burst: burst, Period: time.Second}
+	return Limit{Rate: rate, Burst: burst, Period: time.Second}
 }
 
 // adaptLoop applies cuts and, once a second, raises to the shared rate.
@@ -289,7 +288,7 @@ func (r *Redis) Run(ctx context.Context) {
 
 // allow takes n slots of the shared rate. While events are active on any worker,
 // bulk slots must also fit the bulk share of the rate.
-func (r *Redis) allow(ctx context.Context, limit redis_rate.Limit, n int, events bool) (*redis_rate.Result, error) {
+func (r *Redis) allow(ctx context.Context, limit Limit, n int, events bool) (Allowed, error) {
 	if r.share > 0 {
 		if events {
 			r.markEvents(ctx)
