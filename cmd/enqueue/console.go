@@ -298,7 +298,7 @@ var errNotFound = errors.New("not found")
 
 // overview is the lanes, the workers, the rate and the dead letters.
 func (c *console) overview(e *env, r *http.Request) (any, error) {
-	st, err := e.statusData()
+	st, err := e.ops.Status(e.ctx)
 	if err != nil {
 		return nil, err
 	}
