@@ -25,6 +25,9 @@ type Ops struct {
 	// AskWait bounds how long a question to every worker waits for answers
 	// after the last one came (workers answer within milliseconds).
 	AskWait time.Duration
+	// ResultScan bounds how many of the newest results Result reads for a
+	// job whose result went to a replyTo of its own.
+	ResultScan int
 
 	mu      sync.Mutex
 	workers int // how many workers answered the last question
@@ -36,7 +39,7 @@ func New(nc *nats.Conn, topo topology.Topology) (*Ops, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Ops{nc: nc, js: js, topo: topo.OrDefault(), AskWait: DefaultAskWait}, nil
+	return &Ops{nc: nc, js: js, topo: topo.OrDefault(), AskWait: DefaultAskWait, ResultScan: DefaultResultScan}, nil
 }
 
 // DefaultAskWait is Ops.AskWait's default.
