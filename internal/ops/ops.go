@@ -8,6 +8,8 @@
 package ops
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -47,3 +49,14 @@ const DefaultAskWait = 300 * time.Millisecond
 
 // Topology is the names Ops works with.
 func (o *Ops) Topology() topology.Topology { return o.topo }
+
+// stream looks up one of the topology's streams, which a worker creates.
+func (o *Ops) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	s, err := o.js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s (has a worker started against this server?): %w", name, err)
+	}
+	return s, nil
+}

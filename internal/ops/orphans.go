@@ -60,13 +60,7 @@ func (o *Ops) ackFloors(ctx context.Context) (map[string]uint64, error) {
 }
 
 func (o *Ops) jobStream(ctx context.Context) (jetstream.Stream, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	s, err := o.js.Stream(ctx, o.topo.JobsStream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s (has a worker started against this server?): %w", o.topo.JobsStream, err)
-	}
-	return s, nil
+	return o.stream(ctx, o.topo.JobsStream)
 }
 
 // Orphans scans each lane's subjects from the job stream's first sequence up to

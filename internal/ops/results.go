@@ -76,13 +76,7 @@ func (o *Ops) ResultOn(ctx context.Context, replyTo, id string) (*job.Result, er
 }
 
 func (o *Ops) results(ctx context.Context) (jetstream.Stream, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	s, err := o.js.Stream(ctx, o.topo.ResultsStream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s (has a worker started against this server?): %w", o.topo.ResultsStream, err)
-	}
-	return s, nil
+	return o.stream(ctx, o.topo.ResultsStream)
 }
 
 // lastResult is the last message on subject when it is job id's result.

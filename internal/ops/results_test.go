@@ -50,7 +50,7 @@ func TestResultByID(t *testing.T) {
 	prefix := w.topo.ResultPrefix()
 	w.result(t, w.topo.ResultSubject("", "ev-1"), "ev-1", "")
 	w.result(t, w.topo.ResultSubject("", "order.8812"), "order.8812", "") // a dotted id
-	w.result(t, prefix+"spring.j1", "j1", "spring")                    // enqueue load's campaign subject
+	w.result(t, prefix+"spring.j1", "j1", "spring")                       // enqueue load's campaign subject
 	// The newest result on <prefix>*.j1 is another job's: the id is checked.
 	w.result(t, prefix+"x.j1", "x.j1", "")
 	w.result(t, prefix+"orders", "own-1", "") // a replyTo of the job's own, shared

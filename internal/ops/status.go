@@ -1,9 +1,6 @@
 package ops
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // LaneStatus is one lane's consumer.
 type LaneStatus struct {
@@ -59,11 +56,9 @@ func (o *Ops) Status(ctx context.Context) (Status, error) {
 		name string
 		dst  *uint64
 	}{{o.topo.DLQStream, &st.DeadLetters}, {o.topo.ResultsStream, &st.Results}} {
-		sctx, cancel := context.WithTimeout(ctx, callTimeout)
-		stream, err := o.js.Stream(sctx, s.name)
-		cancel()
+		stream, err := o.stream(ctx, s.name)
 		if err != nil {
-			return st, fmt.Errorf("stream %s: %w", s.name, err)
+			return st, err
 		}
 		*s.dst = stream.CachedInfo().State.Msgs
 	}
