@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -321,5 +322,17 @@ func (e *env) watchCampaign(name string, prev *ops.Progress) error {
 			}
 			return nil
 		}
+	}
+}
+
+// printFailedBy prints failed targets by code, in code order.
+func (e *env) printFailedBy(indent string, byCode map[string]int) {
+	codes := make([]string, 0, len(byCode))
+	for c := range byCode {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		fmt.Fprintf(e.stdout, "%sfailed with %s: %d\n", indent, c, byCode[c])
 	}
 }

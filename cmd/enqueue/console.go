@@ -267,12 +267,11 @@ func (c *console) api(f func(e *env, r *http.Request) (any, error)) http.Handler
 				code = http.StatusBadRequest
 			}
 			switch {
-			case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, errNotFound), errors.Is(err, ops.ErrNotFound),
-				errors.Is(err, ops.ErrUnknownCampaign):
+			case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, ops.ErrNotFound), errors.Is(err, ops.ErrUnknownCampaign):
 				code = http.StatusNotFound
 			case errors.Is(err, ops.ErrCanceled), errors.Is(err, ops.ErrNothingToRecall):
 				code = http.StatusConflict
-			case errors.Is(err, campaign.ErrInvalid):
+			case errors.Is(err, campaign.ErrInvalid), errors.Is(err, ops.ErrInvalidJobID):
 				code = http.StatusBadRequest
 			}
 			if errors.Is(err, ops.ErrCanceled) || errors.Is(err, ops.ErrRejected) || errors.Is(err, ops.ErrUnreadable) {
@@ -294,11 +293,9 @@ func (c *console) api(f func(e *env, r *http.Request) (any, error)) http.Handler
 	}
 }
 
-var errNotFound = errors.New("not found")
-
 // overview is the lanes, the workers, the rate and the dead letters.
 func (c *console) overview(e *env, r *http.Request) (any, error) {
-	st, err := e.statusData()
+	st, err := e.ops.Status(e.ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -591,53 +588,19 @@ func (c *console) purge(e *env, r *http.Request) (any, error) {
 	return map[string]any{"message": fmt.Sprintf("removed %d dead letter(s) %s", n, purgeWhat(f)), "removed": n}, nil
 }
 
-// result is a job's stored result, by job id: under <root>.results.<id>, or
-// a campaign's <root>.results.<campaign>.<id>.
+// result is a job's stored result, by job id, as ops.Result finds it; the
+// template values a stored result could carry are hidden as in a dead letter.
 func (c *console) result(e *env, r *http.Request) (any, error) {
-	id := r.PathValue("id")
-	if !job.ValidJobID(id) {
-		return nil, usageError{fmt.Sprintf("%q is not a job id", id)}
-	}
-	stream, err := e.js.Stream(e.ctx, e.topo.ResultsStream)
+	res, err := e.ops.Result(e.ctx, r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
-	for _, subject := range []string{e.topo.ResultSubject("", id), e.topo.ResultPrefix() + "*." + id} {
-		m, err := stream.GetLastMsgForSubject(e.ctx, subject)
-		if err == nil {
-			var res job.Result
-			if err := json.Unmarshal(m.Data, &res); err != nil {
-				return nil, err
-			}
-			return res, nil
-		}
-		if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, err
-		}
-	}
-	// A job with a replyTo of its own: among the newest results.
-	var found *job.Result
-	err = e.readNewest(e.topo.ResultsStream, resultScan, func(m jetstream.Msg) {
-		if !bytes.Contains(m.Data(), []byte(`"`+id+`"`)) {
-			return
-		}
-		var res job.Result
-		if json.Unmarshal(m.Data(), &res) == nil && res.JobID == id {
-			found = &res
-		}
-	})
+	body, err := json.Marshal(res)
 	if err != nil {
 		return nil, err
 	}
-	if found != nil {
-		return found, nil
-	}
-	return nil, fmt.Errorf("no result of job %s is kept (results under a replyTo of the job's own are looked for among the newest %d): %w", id, resultScan, errNotFound)
+	return redact(body), nil
 }
-
-// resultScan is how many of the newest results the console reads for a job
-// whose result went to a replyTo of its own.
-const resultScan = 10000
 
 // redact is body with every template value replaced: the values of
 // templateKeyValue and extendedParams objects, wherever they are (a job's, or

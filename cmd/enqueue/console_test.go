@@ -54,8 +54,9 @@ func consoleOn(t *testing.T, s *stack, token string) (*console, *httptest.Server
 }
 
 type answer struct {
-	code int
-	body string
+	code   int
+	body   string
+	header http.Header
 }
 
 func call(t *testing.T, method, u string, header http.Header, form url.Values) answer {
@@ -78,7 +79,7 @@ func call(t *testing.T, method, u string, header http.Header, form url.Values) a
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, string(b)}
+	return answer{resp.StatusCode, string(b), resp.Header}
 }
 
 func TestConsoleShowsCampaignsAndItsButtonsControlThem(t *testing.T) {
@@ -338,5 +339,41 @@ func TestConsoleDeadLetterPagesDeletesAndPurges(t *testing.T) {
 	}
 	if p = page(""); p.Total != 0 || len(p.Letters) != 0 {
 		t.Fatalf("after the purge: %+v", p)
+	}
+}
+
+// Every answer of /api carries the security headers, its errors too: they are
+// set before the request reaches a handler.
+func TestConsoleAPIErrorsKeepTheSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	if _, stderr, err := s.enqueue(t, jobLine("seen-1", "u1"), "--wait", "-"); err != nil {
+		t.Fatalf("publish: %v\n%s", err, stderr)
+	}
+	_, srv := consoleOn(t, s, "")
+	for path, want := range map[string]int{
+		"/api/jobs/seen-1":  200,
+		"/api/jobs/nobody":  404, // no such result
+		"/api/jobs/bad..id": 400, // not a job id
+		"/api/dlq/abc":      400, // not a sequence
+		"/api/dlq/999":      404, // no such dead letter
+		"/api/nothing":      404, // no such page
+	} {
+		a := call(t, "GET", srv.URL+path, nil, nil)
+		if a.code != want {
+			t.Errorf("%s: %d %s, want %d", path, a.code, a.body, want)
+		}
+		for h, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+			"Cache-Control": "no-store", "Content-Security-Policy": "frame-ancestors 'none'"} {
+			if !strings.Contains(a.header.Get(h), v) {
+				t.Errorf("%s (%d): %s is %q, want %q in it", path, a.code, h, a.header.Get(h), v)
+			}
+		}
+		if want == 404 && strings.HasPrefix(path, "/api/jobs/") && !strings.Contains(a.body, "nobody") {
+			t.Errorf("%s: the error must name the job: %s", path, a.body)
+		}
+	}
+	if a := call(t, "GET", srv.URL+"/api/jobs/seen-1", nil, nil); !strings.Contains(a.body, `"jobId":"seen-1"`) || !strings.Contains(a.body, `"status":"succeeded"`) {
+		t.Fatalf("the console's result: %s", a.body)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/loader"
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 )
@@ -289,7 +290,7 @@ func (e *env) followCampaign(campaignName string, jobs int, timeout time.Duratio
 	t := campaign.Totals{FailedBy: map[string]int{}}
 	seen := map[string]bool{}
 	last := time.Now()
-	err := e.follow(e.topo.CampaignResults(campaignName), timeout, func(r *job.Result) bool {
+	err := e.ops.Follow(e.ctx, e.topo.CampaignResults(campaignName), timeout, func(r *job.Result) bool {
 		if !seen[r.JobID] {
 			seen[r.JobID] = true
 			t.Add(r)
@@ -301,7 +302,7 @@ func (e *env) followCampaign(campaignName string, jobs int, timeout time.Duratio
 		return len(seen) >= jobs
 	})
 	e.printTotals(t)
-	if errors.Is(err, errTimedOut) {
+	if errors.Is(err, ops.ErrTimedOut) {
 		return fmt.Errorf("%d of %d results within %s: are the workers running?", len(seen), jobs, timeout)
 	}
 	if err != nil {

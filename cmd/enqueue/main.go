@@ -4,6 +4,7 @@
 //	enqueue load --campaign ID [settings] FILE          load a campaign (CSV or JSON Lines) onto the bulk lane
 //	enqueue status                                     jobs waiting and in flight per lane, dead letters, results, orphans
 //	enqueue repair [--yes]                             remove the orphaned messages a 2.9 server's crash left
+//	enqueue result JOB-ID [--json]                     a job's stored result
 //	enqueue console [--addr 127.0.0.1:8090]            the operators' web console
 //	enqueue dlq list [--campaign C] [--reason R] [--error TEXT] [--before SEQ]   the dead letters, newest first, a page at a time
 //	enqueue dlq replay [--force] [--all | JOB-ID...]   publish the failed targets again
@@ -61,6 +62,11 @@ const usage = `Usage:
   enqueue repair [--yes] [--json]
       Show the orphaned messages of the job stream (lane, sequence, subject, job id, whether its
       result is kept), ask, and remove them. A crash of nats-server 2.9 can leave them behind.
+  enqueue result JOB-ID [--json]
+      A job's stored result: status, targets sent, duplicates and failed, and each call with its
+      mPaaS code; --json prints the result as stored. It looks under push.results.JOB-ID, then a
+      campaign's push.results.CAMPAIGN.JOB-ID, then among the newest 10,000 results (a job with a
+      replyTo of its own). None kept: said, exit 1.
   enqueue console [--addr 127.0.0.1:8090]
       A web console: lanes, workers, campaigns (progress, rate, buttons for pause, resume, cancel,
       pace and revoke), dead letters (one letter, replay) and results by job id; it updates itself.
@@ -175,6 +181,7 @@ var subcommands = map[string]func(fs *flag.FlagSet) command{
 	"load":       loadFlagSet,
 	"status":     statusFlags,
 	"repair":     repairFlags,
+	"result":     resultFlags,
 	"console":    consoleFlags,
 	"dlq list":   dlqListFlags,
 	"dlq replay": dlqReplayFlags,
@@ -199,7 +206,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	name := "publish"
 	if len(args) > 0 {
 		switch args[0] {
-		case "publish", "status", "repair", "console", "load", "revoke":
+		case "publish", "status", "repair", "result", "console", "load", "revoke":
 			name, args = args[0], args[1:]
 		case "dlq", "campaign", "scheduled":
 			if len(args) < 2 || subcommands[args[0]+" "+args[1]] == nil {
@@ -222,8 +229,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprintf(stderr, "Usage of enqueue %s (see enqueue --help):\n", name)
 		fs.PrintDefaults()
 	}
-	if strings.HasPrefix(name, "campaign ") {
-		args = flagsFirst(fs, args) // campaign status NAME --watch reads as written
+	if strings.HasPrefix(name, "campaign ") || name == "result" {
+		args = flagsFirst(fs, args) // campaign status NAME --watch and result JOB-ID --json read as written
 	}
 	if err := table.ParseFlags(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -110,7 +110,7 @@ func TestStatusAndDeadLetterReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st status
+	var st ops.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -82,7 +83,7 @@ func TestStatusReportsOrphansAndRepairRemovesThemOnlyWhenTold(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, stderr)
 	}
-	var st status
+	var st ops.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestStatusReportsOrphansAndRepairRemovesThemOnlyWhenTold(t *testing.T) {
 	}
 
 	out, _, _ = s.enqueue(t, "", "repair", "--json")
-	var found []orphan
+	var found []ops.Orphan
 	if err := json.Unmarshal([]byte(out), &found); err != nil || len(found) != 3 {
 		t.Fatalf("repair --json: %v\n%s", err, out)
 	}

@@ -90,20 +90,8 @@ func (e *env) printResult(r *job.Result) (failed bool) {
 // storedResult is the result the result stream keeps for j, when it is the last
 // one on j's result subject.
 func (e *env) storedResult(j *job.Job) (*job.Result, bool) {
-	subject := e.topo.ResultSubject(j.ReplyTo, j.JobID)
-	stream, err := e.js.Stream(e.ctx, e.topo.ResultsStream)
-	if err != nil {
-		return nil, false
-	}
-	m, err := stream.GetLastMsgForSubject(e.ctx, subject)
-	if err != nil {
-		return nil, false
-	}
-	var r job.Result
-	if json.Unmarshal(m.Data, &r) != nil || r.JobID != j.JobID {
-		return nil, false
-	}
-	return &r, true
+	r, err := e.ops.ResultOn(e.ctx, j.ReplyTo, j.JobID)
+	return r, err == nil
 }
 
 // printEarlierResult prints the result a duplicate job already has.

@@ -93,13 +93,7 @@ func (f Filter) match(d *wire.DeadLetter, camp string) bool {
 }
 
 func (o *Ops) dlq(ctx context.Context) (jetstream.Stream, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	s, err := o.js.Stream(ctx, o.topo.DLQStream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s (has a worker started against this server?): %w", o.topo.DLQStream, err)
-	}
-	return s, nil
+	return o.stream(ctx, o.topo.DLQStream)
 }
 
 // DeadLetters is one page of dead letters, newest first. It reads backwards by

@@ -8,6 +8,8 @@
 package ops
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -25,6 +27,9 @@ type Ops struct {
 	// AskWait bounds how long a question to every worker waits for answers
 	// after the last one came (workers answer within milliseconds).
 	AskWait time.Duration
+	// ResultScan bounds how many of the newest results Result reads for a
+	// job whose result went to a replyTo of its own.
+	ResultScan int
 
 	mu      sync.Mutex
 	workers int // how many workers answered the last question
@@ -36,7 +41,7 @@ func New(nc *nats.Conn, topo topology.Topology) (*Ops, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Ops{nc: nc, js: js, topo: topo.OrDefault(), AskWait: DefaultAskWait}, nil
+	return &Ops{nc: nc, js: js, topo: topo.OrDefault(), AskWait: DefaultAskWait, ResultScan: DefaultResultScan}, nil
 }
 
 // DefaultAskWait is Ops.AskWait's default.
@@ -44,3 +49,14 @@ const DefaultAskWait = 300 * time.Millisecond
 
 // Topology is the names Ops works with.
 func (o *Ops) Topology() topology.Topology { return o.topo }
+
+// stream looks up one of the topology's streams, which a worker creates.
+func (o *Ops) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	s, err := o.js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s (has a worker started against this server?): %w", name, err)
+	}
+	return s, nil
+}
