@@ -218,10 +218,11 @@ async function deadLetters() {
     h("table", { id: "dlq" },
       h("tr", {}, ["job", "reason", "error", "targets", "deliveries", "at", ""].map((c) => h("th", {}, c))),
       list.map((d) => h("tr", { "data-seq": d.seq },
-        h("td", {}, h("a", { class: "letter", href: "#/dlq/" + d.seq }, d.jobId || "seq " + d.seq)),
-        h("td", {}, h("span", { class: "badge bad" }, d.reason)), h("td", {}, d.error),
-        h("td", { class: "num" }, fmt(d.targets)), h("td", { class: "num" }, fmt(d.deliveries)), h("td", {}, d.at),
-        h("td", {}, d.replayable ? h("button", { class: "replay", onclick: () => act("/api/dlq/" + d.seq + "/replay") }, "Replay") :
+        h("td", { "data-label": "job" }, h("a", { class: "letter", href: "#/dlq/" + d.seq }, d.jobId || "seq " + d.seq)),
+        h("td", { "data-label": "reason" }, h("span", { class: "badge bad" }, d.reason)), h("td", { "data-label": "error" }, d.error),
+        h("td", { class: "num", "data-label": "targets" }, fmt(d.targets)), h("td", { class: "num", "data-label": "deliveries" }, fmt(d.deliveries)),
+        h("td", { "data-label": "at" }, d.at),
+        h("td", { class: "row-actions" }, d.replayable ? h("button", { class: "replay", onclick: () => act("/api/dlq/" + d.seq + "/replay") }, "Replay") :
           h("span", { class: "muted", title: d.notReplayable || "" }, "not replayable"))))),
     page.capped ? h("p", { class: "muted" }, "The filter looked at " + fmt(page.scanned) + " letters and stopped here; older ones may match.") : null,
     h("div", { class: "actions" },
