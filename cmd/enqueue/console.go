@@ -177,13 +177,9 @@ func (c *console) serve(addr string) error {
 // must come from loopback and name a loopback host (no DNS rebinding); else it
 // must carry the token (Authorization: Bearer, or the cookie that ?token= sets
 // once). A POST must carry the CSRF value of the page and come from its origin.
-func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+func (c *console) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w := &secured{ResponseWriter: rw}
+	securityHeaders(w.Header())
 	if len(c.token) == 0 {
 		remote, _, _ := net.SplitHostPort(r.RemoteAddr)
 		host, _, err := net.SplitHostPort(r.Host)
@@ -212,6 +208,40 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mux.ServeHTTP(w, r)
 }
+
+// securityHeaders are on every answer of the console, errors included.
+func securityHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+}
+
+// secured sets the security headers again as the answer's header is written:
+// a handler may have removed one (the file server's errors drop Cache-Control).
+type secured struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (s *secured) WriteHeader(code int) {
+	if !s.wrote {
+		s.wrote = true
+		securityHeaders(s.Header())
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *secured) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (s *secured) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 const consoleCookie = "pushworker_console"
 
