@@ -462,6 +462,21 @@ func (c *console) sample(ctx context.Context) {
 	c.last = all
 }
 
+// applied puts a state the console just wrote into the last sample, so that
+// the page's next read shows it and the controls that follow from it without
+// waiting for the next sample. A campaign not in the sample gets no card.
+func (c *console) applied(name string, s campaign.State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.last {
+		if p.Campaign == name {
+			changed := *p
+			changed.State, changed.HasState, changed.Invalid = s, true, ""
+			c.last[i] = &changed
+		}
+	}
+}
+
 // actor is who a console action is recorded as in the campaign's state.
 func (c *console) actor(r *http.Request) string {
 	if len(c.token) == 0 {
@@ -488,6 +503,7 @@ func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.applied(name, s)
 		msg := "campaign " + name + " " + s.State
 		if state != campaign.Paused && parked > 0 {
 			msg += fmt.Sprintf(": the workers move its %d parked jobs back", parked)
@@ -502,6 +518,7 @@ func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.applied(name, s)
 		return map[string]any{"campaign": name, "state": s, "message": fmt.Sprintf("campaign %s paced at %g targets/s", name, pace)}, nil
 	case "revoke":
 		// The admin jobs are published; the workers run them, and the campaign's

@@ -118,6 +118,12 @@ func TestConsoleShowsCampaignsAndItsButtonsControlThem(t *testing.T) {
 	if a.code != 200 || !strings.Contains(a.body, "campaign spring paused") {
 		t.Fatalf("pause: %d %s", a.code, a.body)
 	}
+	// The page's next read shows the new state and its controls, before the next sample.
+	view = nil
+	if a := call(t, "GET", srv.URL+"/api/campaigns", nil, nil); json.Unmarshal([]byte(a.body), &view) != nil || len(view) != 1 ||
+		view[0].State.State != "paused" || strings.Join(view[0].Actions, ",") != "resume,pace,cancel,revoke" {
+		t.Fatalf("right after the pause: %s", a.body)
+	}
 	paused := time.Now()
 	time.Sleep(3 * time.Second)
 	if last := lastCall(s.sim, "spring"); last.After(paused.Add(time.Second)) {
