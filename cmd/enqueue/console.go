@@ -177,13 +177,9 @@ func (c *console) serve(addr string) error {
 // must come from loopback and name a loopback host (no DNS rebinding); else it
 // must carry the token (Authorization: Bearer, or the cookie that ?token= sets
 // once). A POST must carry the CSRF value of the page and come from its origin.
-func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+func (c *console) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w := &secured{ResponseWriter: rw}
+	securityHeaders(w.Header())
 	if len(c.token) == 0 {
 		remote, _, _ := net.SplitHostPort(r.RemoteAddr)
 		host, _, err := net.SplitHostPort(r.Host)
@@ -212,6 +208,40 @@ func (c *console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mux.ServeHTTP(w, r)
 }
+
+// securityHeaders are on every answer of the console, errors included.
+func securityHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+}
+
+// secured sets the security headers again as the answer's header is written:
+// a handler may have removed one (the file server's errors drop Cache-Control).
+type secured struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (s *secured) WriteHeader(code int) {
+	if !s.wrote {
+		s.wrote = true
+		securityHeaders(s.Header())
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *secured) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.WriteHeader(http.StatusOK)
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (s *secured) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 const consoleCookie = "pushworker_console"
 
@@ -429,6 +459,21 @@ func (c *console) sample(ctx context.Context) {
 	c.last = all
 }
 
+// applied puts a state the console just wrote into the last sample, so that
+// the page's next read shows it and the controls that follow from it without
+// waiting for the next sample. A campaign not in the sample gets no card.
+func (c *console) applied(name string, s campaign.State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.last {
+		if p.Campaign == name {
+			changed := *p
+			changed.State, changed.HasState, changed.Invalid = s, true, ""
+			c.last[i] = &changed
+		}
+	}
+}
+
 // actor is who a console action is recorded as in the campaign's state.
 func (c *console) actor(r *http.Request) string {
 	if len(c.token) == 0 {
@@ -455,6 +500,7 @@ func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.applied(name, s)
 		msg := "campaign " + name + " " + s.State
 		if state != campaign.Paused && parked > 0 {
 			msg += fmt.Sprintf(": the workers move its %d parked jobs back", parked)
@@ -469,6 +515,7 @@ func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.applied(name, s)
 		return map[string]any{"campaign": name, "state": s, "message": fmt.Sprintf("campaign %s paced at %g targets/s", name, pace)}, nil
 	case "revoke":
 		// The admin jobs are published; the workers run them, and the campaign's

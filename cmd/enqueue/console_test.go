@@ -119,6 +119,12 @@ func TestConsoleShowsCampaignsAndItsButtonsControlThem(t *testing.T) {
 	if a.code != 200 || !strings.Contains(a.body, "campaign spring paused") {
 		t.Fatalf("pause: %d %s", a.code, a.body)
 	}
+	// The page's next read shows the new state and its controls, before the next sample.
+	view = nil
+	if a := call(t, "GET", srv.URL+"/api/campaigns", nil, nil); json.Unmarshal([]byte(a.body), &view) != nil || len(view) != 1 ||
+		view[0].State.State != "paused" || strings.Join(view[0].Actions, ",") != "resume,pace,cancel,revoke" {
+		t.Fatalf("right after the pause: %s", a.body)
+	}
 	paused := time.Now()
 	time.Sleep(3 * time.Second)
 	if last := lastCall(s.sim, "spring"); last.After(paused.Add(time.Second)) {
@@ -375,5 +381,71 @@ func TestConsoleAPIErrorsKeepTheSecurityHeaders(t *testing.T) {
 	}
 	if a := call(t, "GET", srv.URL+"/api/jobs/seen-1", nil, nil); !strings.Contains(a.body, `"jobId":"seen-1"`) || !strings.Contains(a.body, `"status":"succeeded"`) {
 		t.Fatalf("the console's result: %s", a.body)
+	}
+}
+
+// Every answer carries the security headers the README promises, errors
+// included: the checks' refusals, the mux's 404 and 405, the file server's 404
+// (which drops a Cache-Control set before it) and the API's JSON errors.
+func TestConsoleSecurityHeadersOnEveryAnswer(t *testing.T) {
+	t.Parallel()
+	const token = "headers-console-token"
+	dev, err := newConsole(&env{ctx: context.Background()}, "", DefaultConsoleAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded, err := newConsole(&env{ctx: context.Background()}, token, "0.0.0.0:8090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearer := http.Header{"Authorization": {"Bearer " + token}}
+	for _, tc := range []struct {
+		name   string
+		c      *console
+		method string
+		path   string
+		header http.Header
+		remote string
+		code   int
+	}{
+		{"the page", dev, "GET", "/", nil, "", 200},
+		{"a static file", dev, "GET", "/static/app.js", nil, "", 200},
+		{"a static file that is not there", dev, "GET", "/static/nothing.js", nil, "", 404},
+		{"a path the console does not have", dev, "GET", "/nothing", nil, "", 404},
+		{"a method the console takes nowhere", dev, "PUT", "/api/overview", nil, "", 405},
+		{"a POST where only GET is served", dev, "POST", "/api/overview", http.Header{"X-Csrf-Token": {dev.csrf}}, "", 405},
+		{"a POST without the CSRF value", dev, "POST", "/api/dlq/purge", nil, "", 403},
+		{"dev mode from outside loopback", dev, "GET", "/api/overview", nil, "192.0.2.7:41000", 403},
+		{"a bad request to the API (JSON)", dev, "GET", "/api/dlq/not-a-number", nil, "", 400},
+		{"without the token", guarded, "GET", "/api/overview", nil, "", 401},
+		{"a wrong token", guarded, "GET", "/", http.Header{"Authorization": {"Bearer wrong-token-wrong-token"}}, "", 401},
+		{"?token= sets the cookie and redirects", guarded, "GET", "/?token=" + token, nil, "", 303},
+		{"with the token, a file that is not there", guarded, "GET", "/static/nothing.css", bearer, "", 404},
+		{"with the token, a bad job id", guarded, "GET", "/api/jobs/bad%20id", bearer, "", 400},
+	} {
+		r := httptest.NewRequest(tc.method, "http://127.0.0.1:8090"+tc.path, nil)
+		r.RemoteAddr = "127.0.0.1:41000"
+		if tc.remote != "" {
+			r.RemoteAddr = tc.remote
+		}
+		for k, v := range tc.header {
+			r.Header[k] = v
+		}
+		w := httptest.NewRecorder()
+		tc.c.ServeHTTP(w, r)
+		if w.Code != tc.code {
+			t.Errorf("%s: %d %s, want %d", tc.name, w.Code, w.Body.String(), tc.code)
+		}
+		for k, want := range map[string]string{
+			"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+			"X-Frame-Options":         "DENY",
+			"Cache-Control":           "no-store",
+			"X-Content-Type-Options":  "nosniff",
+			"Referrer-Policy":         "no-referrer",
+		} {
+			if got := w.Header().Get(k); got != want {
+				t.Errorf("%s (%d): %s is %q, want %q", tc.name, w.Code, k, got, want)
+			}
+		}
 	}
 }

@@ -26,9 +26,13 @@ function svg(tag, attrs) {
   return el;
 }
 
+let requestMs = 0; // the last GET's time, request to its JSON read
+
 async function get(path) {
+  const t0 = performance.now();
   const r = await fetch(path, { credentials: "same-origin" });
   const body = await r.json().catch(() => ({ error: r.statusText }));
+  requestMs = performance.now() - t0;
   if (!r.ok) throw new Error(body.error || r.statusText);
   return body;
 }
@@ -214,10 +218,11 @@ async function deadLetters() {
     h("table", { id: "dlq" },
       h("tr", {}, ["job", "reason", "error", "targets", "deliveries", "at", ""].map((c) => h("th", {}, c))),
       list.map((d) => h("tr", { "data-seq": d.seq },
-        h("td", {}, h("a", { class: "letter", href: "#/dlq/" + d.seq }, d.jobId || "seq " + d.seq)),
-        h("td", {}, h("span", { class: "badge bad" }, d.reason)), h("td", {}, d.error),
-        h("td", { class: "num" }, fmt(d.targets)), h("td", { class: "num" }, fmt(d.deliveries)), h("td", {}, d.at),
-        h("td", {}, d.replayable ? h("button", { class: "replay", onclick: () => act("/api/dlq/" + d.seq + "/replay") }, "Replay") :
+        h("td", { "data-label": "job" }, h("a", { class: "letter", href: "#/dlq/" + d.seq }, d.jobId || "seq " + d.seq)),
+        h("td", { "data-label": "reason" }, h("span", { class: "badge bad" }, d.reason)), h("td", { "data-label": "error" }, d.error),
+        h("td", { class: "num", "data-label": "targets" }, fmt(d.targets)), h("td", { class: "num", "data-label": "deliveries" }, fmt(d.deliveries)),
+        h("td", { "data-label": "at" }, d.at),
+        h("td", { class: "row-actions" }, d.replayable ? h("button", { class: "replay", onclick: () => act("/api/dlq/" + d.seq + "/replay") }, "Replay") :
           h("span", { class: "muted", title: d.notReplayable || "" }, "not replayable"))))),
     page.capped ? h("p", { class: "muted" }, "The filter looked at " + fmt(page.scanned) + " letters and stopped here; older ones may match.") : null,
     h("div", { class: "actions" },
@@ -261,14 +266,27 @@ function route() {
   }
 }
 
+// timings are the last refreshes, newest last: the page, when it started and
+// ended (ms since the page was opened), how long its request took and the
+// whole refresh (request, reading and drawing). The scale test reads them.
+const timings = [];
+window.consoleTimings = timings;
+
 let drawing = false;
+let again = false; // a refresh was asked for while one was drawing: run it after
 async function refresh() {
-  if (drawing) return;
+  if (drawing) {
+    again = true;
+    return;
+  }
   const active = document.activeElement;
   if (active && active.tagName === "INPUT" && view.contains(active)) return; // do not take a field away while typing
   drawing = true;
+  again = false;
   const [name, page] = route();
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.route === name);
+  const start = performance.now();
+  requestMs = 0;
   try {
     const content = await page();
     view.replaceChildren(...[content].flat(Infinity));
@@ -277,6 +295,10 @@ async function refresh() {
     view.replaceChildren(h("section", {}, h("p", { class: "muted" }, e.message)));
   } finally {
     drawing = false;
+    const end = performance.now();
+    timings.push({ page: location.hash || "#/", start: start, end: end, ms: end - start, requestMs: requestMs });
+    if (timings.length > 20) timings.shift();
+    if (again) refresh(); // the page changed, or a button was clicked, while this one was drawn
   }
 }
 
