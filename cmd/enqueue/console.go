@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -281,46 +282,39 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// api runs f with an env of the request (its context; what a command prints
-// is kept) and answers its value as JSON, or its error as 4xx/5xx JSON.
+// api runs f with the request's context and answers its typed value as JSON,
+// or its error as JSON with the status the library's sentinel errors call for.
 func (c *console) api(f func(e *env, r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		e := *c.e
-		var out, errs bytes.Buffer
-		e.ctx, e.stdout, e.stderr, e.stdin = r.Context(), &out, &errs, strings.NewReader("")
+		e.ctx, e.stdout, e.stderr, e.stdin = r.Context(), io.Discard, io.Discard, strings.NewReader("")
 		v, err := f(&e, r)
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
-			code := http.StatusInternalServerError
-			var ue usageError
-			if errors.As(err, &ue) {
-				code = http.StatusBadRequest
-			}
-			switch {
-			case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, ops.ErrNotFound), errors.Is(err, ops.ErrUnknownCampaign):
-				code = http.StatusNotFound
-			case errors.Is(err, ops.ErrCanceled), errors.Is(err, ops.ErrNothingToRecall):
-				code = http.StatusConflict
-			case errors.Is(err, campaign.ErrInvalid), errors.Is(err, ops.ErrInvalidJobID):
-				code = http.StatusBadRequest
-			}
-			if errors.Is(err, ops.ErrCanceled) || errors.Is(err, ops.ErrRejected) || errors.Is(err, ops.ErrUnreadable) {
-				code = http.StatusConflict // a dead letter that is not replayed, and why
-			}
-			msg := err.Error()
-			var ee exitError
-			if errors.As(err, &ee) {
-				msg = strings.TrimSpace(out.String() + errs.String())
-			}
-			w.WriteHeader(code)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+			w.WriteHeader(statusOf(err))
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 			return
 		}
 		if v == nil {
-			v = map[string]string{"message": strings.TrimSpace(out.String() + errs.String())}
+			v = struct{}{}
 		}
 		_ = json.NewEncoder(w).Encode(v)
 	}
+}
+
+// statusOf is the HTTP status of an error of the operations library.
+func statusOf(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue), errors.Is(err, campaign.ErrInvalid), errors.Is(err, ops.ErrInvalidJobID):
+		return http.StatusBadRequest
+	case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, ops.ErrNotFound), errors.Is(err, ops.ErrUnknownCampaign):
+		return http.StatusNotFound
+	case errors.Is(err, ops.ErrCanceled), errors.Is(err, ops.ErrNothingToRecall), errors.Is(err, ops.ErrRejected),
+		errors.Is(err, ops.ErrUnreadable):
+		return http.StatusConflict // refused in the state it is in, and the error says why
+	}
+	return http.StatusInternalServerError
 }
 
 // overview is the lanes, the workers, the rate and the dead letters.

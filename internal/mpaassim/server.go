@@ -7,6 +7,7 @@
 package mpaassim
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -190,9 +191,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if aerr == nil {
 		aerr = missingParam(action, form)
 	}
-	if !clock.Sleep(r.Context(), faults.Latency+jitter(faults.Jitter)) {
-		return
-	}
+	// The request has arrived whole: as at mPaaS, a client that stops waiting
+	// for the answer does not take the push back, so the call goes on.
+	clock.Sleep(context.WithoutCancel(r.Context()), faults.Latency+jitter(faults.Jitter))
 	if aerr != nil {
 		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: aerr.status, Code: aerr.code}, gatewayBody(requestID, aerr))
 		return
