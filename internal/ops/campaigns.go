@@ -112,21 +112,9 @@ type Change struct {
 // never ran is ErrUnknownCampaign; a canceled one stays so (ErrCanceled) until
 // Delete.
 func (o *Ops) SetState(ctx context.Context, name string, c Change) (campaign.State, error) {
-	if err := campaign.ValidName(name); err != nil {
-		return campaign.State{}, err
-	}
-	kv, err := o.bucket(ctx)
+	kv, s, err := o.current(ctx, name, true)
 	if err != nil {
 		return campaign.State{}, err
-	}
-	s, exists, err := state(ctx, kv, name)
-	if err != nil && !errors.Is(err, ErrUnreadable) {
-		return campaign.State{}, err
-	}
-	if !exists {
-		if err := o.mustKnow(ctx, name); err != nil {
-			return campaign.State{}, err
-		}
 	}
 	if s.State == campaign.Canceled && c.State != campaign.Canceled {
 		return s, fmt.Errorf("campaign %s: %w: it stays so until its state is deleted", name, ErrCanceled)
@@ -138,24 +126,35 @@ func (o *Ops) SetState(ctx context.Context, name string, c Change) (campaign.Sta
 	return s, nil
 }
 
-// Pace sets the campaign's targets per second over all workers (0: no pace of
-// its own).
-func (o *Ops) Pace(ctx context.Context, name string, targetsPerSecond float64, actor string) (campaign.State, error) {
+// current is the bucket and the state of a campaign that is known (it has a
+// state, or ran: else ErrUnknownCampaign). An unreadable stored value is an
+// error unless overwrite, which takes it as running.
+func (o *Ops) current(ctx context.Context, name string, overwrite bool) (jetstream.KeyValue, campaign.State, error) {
 	if err := campaign.ValidName(name); err != nil {
-		return campaign.State{}, err
+		return nil, campaign.State{}, err
 	}
 	kv, err := o.bucket(ctx)
 	if err != nil {
-		return campaign.State{}, err
+		return nil, campaign.State{}, err
 	}
 	s, exists, err := state(ctx, kv, name)
-	if err != nil {
-		return campaign.State{}, err
+	if err != nil && !(overwrite && errors.Is(err, ErrUnreadable)) {
+		return nil, campaign.State{}, err
 	}
 	if !exists {
 		if err := o.mustKnow(ctx, name); err != nil {
-			return campaign.State{}, err
+			return nil, campaign.State{}, err
 		}
+	}
+	return kv, s, nil
+}
+
+// Pace sets the campaign's targets per second over all workers (0: no pace of
+// its own).
+func (o *Ops) Pace(ctx context.Context, name string, targetsPerSecond float64, actor string) (campaign.State, error) {
+	kv, s, err := o.current(ctx, name, false)
+	if err != nil {
+		return campaign.State{}, err
 	}
 	s.TargetsPerSecond, s.Actor, s.Reason, s.UpdatedAt = targetsPerSecond, actor, "pace", time.Now().UTC()
 	if _, err := kv.Put(ctx, name, s.Encode()); err != nil {

@@ -56,7 +56,8 @@ func (s states) Get(name string) campaign.State {
 	return campaign.State{State: campaign.Running}
 }
 
-func newBenchWith(t *testing.T, faults mpaassim.Faults, control campaign.States) *bench {
+// emulator is the mPaaS emulator over HTTP, with the faults, and a client of it.
+func emulator(t *testing.T, faults mpaassim.Faults) (*mpaassim.Server, *push.Client) {
 	t.Helper()
 	sim := mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "sk"}, AcceptAnyTemplate: true, Faults: faults})
 	srv := httptest.NewServer(sim)
@@ -66,6 +67,12 @@ func newBenchWith(t *testing.T, faults mpaassim.Faults, control campaign.States)
 		t.Fatal(err)
 	}
 	t.Cleanup(client.Close)
+	return sim, client
+}
+
+func newBenchWith(t *testing.T, faults mpaassim.Faults, control campaign.States) *bench {
+	t.Helper()
+	sim, client := emulator(t, faults)
 	b := &bench{sim: sim, clock: clock.NewFake(start), gate: health.NewGate(nil, nil)}
 	b.p = pipeline.New(pipeline.Config{Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack, Clock: b.clock, Campaigns: control},
 		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, b.gate, nil, nil)
@@ -344,15 +351,7 @@ func TestChunksCarryTheJobsStrategyType(t *testing.T) {
 // finish and their pushes are marked sent, so the next delivery, on this worker
 // or another, pushes none of those pairs again.
 func TestAStopLetsCallsOnTheWireFinish(t *testing.T) {
-	sim := mpaassim.New(mpaassim.Config{Keys: map[string]string{"ak": "sk"}, AcceptAnyTemplate: true,
-		Faults: mpaassim.Faults{Latency: 300 * time.Millisecond}})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	client, err := push.New(push.Config{Endpoint: srv.URL, AccessKeyID: "ak", AccessKeySecret: "sk", Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	sim, client := emulator(t, mpaassim.Faults{Latency: 300 * time.Millisecond})
 	p := pipeline.New(pipeline.Config{MaxInFlight: 2, Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack},
 		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, health.NewGate(nil, nil), nil, nil)
 	t.Cleanup(p.Close)
