@@ -48,10 +48,21 @@ func (w *Watcher) Known() map[string]State {
 	return out
 }
 
-// Bucket creates or updates the control bucket (from any number of workers at once).
+// Bucket finds the control bucket, or creates it when it is missing (from any
+// number of workers at once: one create wins, the others find it). A bucket
+// that exists is taken as it is: workers starting together send JetStream no
+// update.
 func Bucket(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.KeyValue, error) {
-	return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: 5, Replicas: max(1, replicas),
-		Description: "campaign control: key = campaign, value = {state, targetsPerSecond, reason, updatedAt}"})
+	kv, err := js.KeyValue(ctx, name)
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return kv, err
+	}
+	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: 5, Replicas: max(1, replicas),
+		Description: "campaign control: key = campaign, value = {state, targetsPerSecond, reason, actor, updatedAt}"})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return js.KeyValue(ctx, name)
+	}
+	return kv, err
 }
 
 // NewWatcher makes a watcher of kv; Run follows it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -164,25 +165,39 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t topology.Topology, l 
 	return out[0], out[1], nil
 }
 
+// ensureStream creates the stream when it is missing and updates it only when
+// its settings differ: workers starting together on a topology that exists send
+// JetStream no update at all, and on a new cluster only creates, of which one
+// wins. (Concurrent updates of one stream crashed a nats-server 2.9.10 with a
+// nil pointer in stream.updateWithAdvisory.)
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	ictx, cancel := context.WithTimeout(ctx, AnswerWait)
-	s, err := js.Stream(ictx, cfg.Name)
-	cancel()
-	if err == nil {
-		if have := s.CachedInfo().Config.Retention; have != cfg.Retention {
-			if cfg.Retention == jetstream.WorkQueuePolicy {
-				return fmt.Errorf("%w: stream %s exists with %s retention and JetStream cannot change it to %s; "+
-					"drain and delete it (nats stream rm %s), or point the worker at another server",
-					ErrWrongRetention, cfg.Name, have, cfg.Retention, cfg.Name)
-			}
-			return fmt.Errorf("stream %s exists with %s retention, not %s", cfg.Name, have, cfg.Retention)
-		}
-	}
+	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		// Two workers starting together may both find no stream and both create it;
-		// the second then updates instead.
-		_, err = CreateOrFind(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.CreateOrUpdateStream(ctx, cfg) },
-			func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) })
+		var s jetstream.Stream
+		ictx, cancel := context.WithTimeout(ctx, AnswerWait)
+		s, err = js.Stream(ictx, cfg.Name)
+		cancel()
+		switch {
+		case err == nil:
+			have := s.CachedInfo().Config
+			if have.Retention != cfg.Retention {
+				if cfg.Retention == jetstream.WorkQueuePolicy {
+					return fmt.Errorf("%w: stream %s exists with %s retention and JetStream cannot change it to %s; "+
+						"drain and delete it (nats stream rm %s), or point the worker at another server",
+						ErrWrongRetention, cfg.Name, have.Retention, cfg.Retention, cfg.Name)
+				}
+				return fmt.Errorf("stream %s exists with %s retention, not %s", cfg.Name, have.Retention, cfg.Retention)
+			}
+			if sameStream(have, cfg) {
+				return nil
+			}
+			_, err = CreateOrFind(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.UpdateStream(ctx, cfg) },
+				func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) })
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			_, err = CreateOrFind(ctx, func(ctx context.Context) (jetstream.Stream, error) { return js.CreateStream(ctx, cfg) },
+				func(ctx context.Context) (jetstream.Stream, error) { return js.Stream(ctx, cfg.Name) })
+		}
+		// Another worker created it first: read it again.
 		if err == nil || !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			break
 		}
@@ -193,16 +208,39 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 	return nil
 }
 
+// sameStream: have already holds every setting the worker asks for.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage && have.Discard == want.Discard &&
+		set(have.MaxBytes, want.MaxBytes) && set(have.MaxAge, want.MaxAge) && set(have.Duplicates, want.Duplicates) &&
+		max(have.Replicas, 1) == max(want.Replicas, 1) && have.Description == want.Description
+}
+
+// set: want is the server's default (the zero value) or what have holds.
+func set[T comparable](have, want T) bool {
+	var zero T
+	return want == zero || have == want
+}
+
+// ensureConsumer creates the durable consumer when it is missing and updates
+// it only when its settings differ.
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	var (
 		c   jetstream.Consumer
 		err error
 	)
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err = CreateOrFind(ctx, func(ctx context.Context) (jetstream.Consumer, error) {
-			return js.CreateOrUpdateConsumer(ctx, stream, cfg)
-		},
-			func(ctx context.Context) (jetstream.Consumer, error) { return js.Consumer(ctx, stream, cfg.Durable) })
+		ictx, cancel := context.WithTimeout(ctx, AnswerWait)
+		c, err = js.Consumer(ictx, stream, cfg.Durable)
+		cancel()
+		find := func(ctx context.Context) (jetstream.Consumer, error) { return js.Consumer(ctx, stream, cfg.Durable) }
+		switch {
+		case err == nil && sameConsumer(c.CachedInfo().Config, cfg):
+			return c, nil
+		case err == nil:
+			c, err = CreateOrFind(ctx, func(ctx context.Context) (jetstream.Consumer, error) { return js.UpdateConsumer(ctx, stream, cfg) }, find)
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			c, err = CreateOrFind(ctx, func(ctx context.Context) (jetstream.Consumer, error) { return js.CreateConsumer(ctx, stream, cfg) }, find)
+		}
 		if err == nil || !errors.Is(err, jetstream.ErrConsumerExists) {
 			break
 		}
@@ -211,6 +249,13 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 		return nil, fmt.Errorf("creating or updating consumer %s on %s: %w", cfg.Durable, stream, err)
 	}
 	return c, nil
+}
+
+// sameConsumer: have already holds every setting the worker asks for.
+func sameConsumer(have, want jetstream.ConsumerConfig) bool {
+	return have.FilterSubject == want.FilterSubject && have.AckPolicy == want.AckPolicy && have.DeliverPolicy == want.DeliverPolicy &&
+		set(have.AckWait, want.AckWait) && set(have.MaxDeliver, want.MaxDeliver) && set(have.MaxAckPending, want.MaxAckPending) &&
+		max(have.Replicas, 1) == max(want.Replicas, 1)
 }
 
 // AnswerWait is how long CreateOrFind waits for JetStream's answer to a create.
