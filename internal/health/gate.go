@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -16,6 +17,10 @@ type Cause string
 // The causes.
 const (
 	CauseRedis       Cause = "redis"             // the dedupe store or the shared rate limit cannot be reached
+	// The Redis user may not use the worker's keys (an ACL's NOPERM): set by
+	// the store's callers, cleared only when a store call succeeds again, never
+	// by a PING that works.
+	CauseRedisPermission Cause = "redis-permission"
 	CauseNATS        Cause = "nats"              // JetStream cannot be reached
 	CauseStreams     Cause = "streams"           // a stream or consumer of the topology is missing and cannot be re-created
 	CauseCredentials Cause = "mpaas-credentials" // mPaaS refuses the AccessKey or the clock
@@ -23,7 +28,16 @@ const (
 )
 
 // Causes lists every cause, for metrics that show each one.
-var Causes = []Cause{CauseRedis, CauseNATS, CauseStreams, CauseCredentials, CauseMPaaS}
+var Causes = []Cause{CauseRedis, CauseRedisPermission, CauseNATS, CauseStreams, CauseCredentials, CauseMPaaS}
+
+// StoreCause is the cause of a store error: a permission refused (NOPERM) is
+// not Redis being away, and no PING shows it fixed.
+func StoreCause(err error) Cause {
+	if err != nil && strings.Contains(err.Error(), "NOPERM") {
+		return CauseRedisPermission
+	}
+	return CauseRedis
+}
 
 // ErrUnavailable wraps every error of a store the worker needs (the dedupe store,
 // the shared rate limit): the worker's problem, never the job's.

@@ -235,18 +235,25 @@ func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
 // unavailable, that is the worker's problem: the gate stays shut and f is probed
 // with a growing delay. Any other error, or ctx ending, is returned.
 func (p *Pipeline) untilOK(ctx context.Context, cause health.Cause, f func() error) error {
+	set := cause
 	for probes := 1; ; probes++ {
 		err := f()
 		if err == nil {
 			if probes > 1 {
 				p.gate.Clear(cause)
+				if cause == health.CauseRedis {
+					p.gate.Clear(health.CauseRedisPermission)
+				}
 			}
 			return nil
 		}
 		if ctx.Err() != nil || !errors.Is(err, health.ErrUnavailable) {
 			return err
 		}
-		p.gate.Set(cause, err)
+		if cause == health.CauseRedis {
+			set = health.StoreCause(err)
+		}
+		p.gate.Set(set, err)
 		if !p.cfg.Clock.Sleep(ctx, p.cfg.StoreProbe.NextRetry(probes)) {
 			return ctx.Err()
 		}

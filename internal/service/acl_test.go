@@ -2,6 +2,9 @@ package service_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,25 +55,103 @@ func TestTheWholeWorkerRunsAsTheACLUser(t *testing.T) {
 			t.Fatalf("%s as the ACL user: %+v", j.JobID, r)
 		}
 	}
-	keys, err := admin.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
+	// The totals are counted once the result is stored: wait for them.
+	var keys []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		if keys, err = admin.Keys(ctx, "*").Result(); err != nil {
+			t.Fatal(err)
+		}
+		var pace, limit, totals bool
+		for _, k := range keys {
+			switch k {
+			case prefix + "pace:acl":
+				pace = true
+			case prefix + "rate:mpaas":
+				limit = true
+			case prefix + "campaign:acl":
+				totals = true
+			}
+		}
+		if pace && limit && totals {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pace, the shared limit and the totals must be written: %q", keys)
+		}
 	}
-	var pace, limit, totals bool
 	for _, k := range keys {
-		if len(k) < len(prefix) || k[:len(prefix)] != prefix {
+		if !strings.HasPrefix(k, prefix) {
 			t.Errorf("key %q outside the prefix %s", k, prefix)
 		}
-		switch k {
-		case prefix + "pace:acl":
-			pace = true
-		case prefix + "rate:mpaas":
-			limit = true
-		case prefix + "campaign:acl":
-			totals = true
-		}
 	}
-	if !pace || !limit || !totals {
-		t.Fatalf("the pace, the shared limit and the totals must be written: %v", keys)
+}
+
+// A Redis user whose ACL leaves out the worker's keys: the worker says it is a
+// permission problem in /readyz, stays unready (a PING that works does not make
+// it ready), sends nothing, and goes on once the ACL is fixed.
+func TestAPermissionErrorKeepsTheWorkerUnready(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer admin.Close()
+	ctx := context.Background()
+	const prefix = "pushworker:"
+	if err := admin.Do(ctx, "ACL", "SETUSER", "pusher", "on", ">acl-pass-7d2", "~elsewhere:*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	h := harness.New(t, harness.Setup{RedisAddr: srv.Addr()})
+	w := h.StartWorker(func(w *harness.WorkerSetup) {
+		w.Config.RedisPrefix = prefix
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "pusher", Password: "acl-pass-7d2"})
+		t.Cleanup(func() { rdb.Close() })
+		w.Options.Redis = rdb
+	})
+	j := harness.NewJob("noperm", "noperm", 3)
+	h.PublishJob(h.Topo.EventsSubject("orders"), j)
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + w.HTTPAddr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := readyz()
+		if code == 503 && strings.Contains(body, "redis-permission") && strings.Contains(body, "NOPERM") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz must name the permission problem: %d %s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Several monitor rounds (each PINGs Redis successfully): still unready, nothing sent.
+	for range 30 {
+		if code, body := readyz(); code != 503 || !strings.Contains(body, "redis-permission") {
+			t.Fatalf("ready again while the ACL still refuses the worker's keys: %d %s", code, body)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	if n := len(h.Sim.Calls()); n != 0 {
+		t.Fatalf("%d calls without the dedupe store", n)
+	}
+	if err := admin.Do(ctx, "ACL", "SETUSER", "pusher", "resetkeys", "~"+prefix+"*").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.ResultsFor([]string{j.JobID}, 20*time.Second)[j.JobID]; r.Status != job.StatusSucceeded || r.Sent != 3 {
+		t.Fatalf("after the ACL is fixed the job goes out: %+v", r)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if code, _ := readyz(); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			code, body := readyz()
+			t.Fatalf("ready again once the ACL is fixed: %d %s", code, body)
+		}
 	}
 }

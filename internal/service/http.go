@@ -50,6 +50,9 @@ func serveHTTP(addr string, m *metrics.Metrics, gate *health.Gate, nc *nats.Conn
 			}
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "not ready: waiting for %s\n", strings.Join(names, ", "))
+			if why, ok := gate.Reasons()[health.CauseRedisPermission]; ok {
+				fmt.Fprintf(w, "redis-permission: the Redis user may not use the worker's keys (an ACL must allow ~<PUSH_REDIS_PREFIX>*): %s\n", why)
+			}
 			return
 		}
 		fmt.Fprintln(w, "ready")
