@@ -33,6 +33,10 @@ func campaignVerb(verb string) func(fs *flag.FlagSet) command {
 		if verb != "list" && verb != "status" {
 			fs.StringVar(&actor, "actor", "", "who makes the change, kept with the state (default enqueue:USER@HOST)")
 		}
+		create := false
+		if verb == "pause" || verb == "pace" {
+			fs.BoolVar(&create, "create", false, "set the state of a campaign that has not run yet (to pause or pace it before it is loaded)")
+		}
 		wait := 10 * time.Second
 		if verb == "resume" || verb == "cancel" || verb == "delete" {
 			fs.DurationVar(&wait, "wait", wait, "how long to watch the workers bring the parked jobs back (0: do not watch)")
@@ -72,11 +76,11 @@ func campaignVerb(verb string) func(fs *flag.FlagSet) command {
 				if perr != nil || pace < 0 || pace != pace || pace > 1e9 {
 					return usageError{fmt.Sprintf("campaign pace %s %q: TARGETS-PER-SECOND is a number ≥ 0 (0: no pace of its own)", name, args[1])}
 				}
-				err = e.campaignPace(name, pace, actor)
+				err = e.campaignPace(name, pace, actor, create)
 			case "delete":
 				err = e.campaignDelete(name, wait)
 			default:
-				err = e.campaignSet(name, verb, ops.Change{Reason: reason, Actor: actor}, wait)
+				err = e.campaignSet(name, verb, ops.Change{Reason: reason, Actor: actor, Create: create}, wait)
 			}
 			return refused(e, err)
 		}}
@@ -146,8 +150,8 @@ func (e *env) watchUnpark(name string, parked int, wait time.Duration) error {
 	return nil
 }
 
-func (e *env) campaignPace(name string, pace float64, actor string) error {
-	if _, err := e.ops.Pace(e.ctx, name, pace, actor); err != nil {
+func (e *env) campaignPace(name string, pace float64, actor string, create bool) error {
+	if _, err := e.ops.Pace(e.ctx, name, pace, actor, create); err != nil {
 		return err
 	}
 	if pace == 0 {

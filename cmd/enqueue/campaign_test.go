@@ -245,6 +245,13 @@ func TestCampaignUnknownAndListed(t *testing.T) {
 			t.Errorf("campaign %v: want exit 1 naming it, got %v %q", args, err, stderr)
 		}
 	}
+	// --create sets the state of a campaign before its first job, to pace it before it is loaded.
+	if _, stderr, err := s.enqueue(t, "", "campaign", "pace", "early", "100", "--create"); err != nil {
+		t.Fatalf("pace --create: %v %s", err, stderr)
+	}
+	if out, _, err := s.enqueue(t, "", "campaign", "status", "early"); err != nil || !strings.Contains(out, "paced at 100 targets/s") {
+		t.Fatalf("status of a campaign paced before it ran: %v %s", err, out)
+	}
 	ids := publishCampaign(t, s.url, "listed", 3, 20)
 	if got := results(t, s.url, "listed", len(ids), 20*time.Second); len(got) != len(ids) {
 		t.Fatalf("%d of %d results", len(got), len(ids))

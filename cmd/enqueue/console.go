@@ -505,7 +505,7 @@ func (c *console) campaignAction(e *env, r *http.Request) (any, error) {
 		if err != nil || pace < 0 || pace != pace || pace > 1e9 {
 			return nil, usageError{"targetsPerSecond is a number ≥ 0 (0: no pace of its own)"}
 		}
-		s, err := e.ops.Pace(r.Context(), name, pace, c.actor(r))
+		s, err := e.ops.Pace(r.Context(), name, pace, c.actor(r), false)
 		if err != nil {
 			return nil, err
 		}

@@ -108,7 +108,7 @@ const usage = `Usage:
       code; a recall's calls apart; targets per second now and the time left at that rate;
       the last changes of its state (who, why). --watch redraws it with a progress bar until
       the campaign is done, then exits 0, or 1 if anything failed or the campaign is gone.
-  enqueue campaign pause NAME [--reason TEXT] [--actor WHO]
+  enqueue campaign pause NAME [--reason TEXT] [--actor WHO] [--create]
       Within a second no new call of the campaign starts; the workers park its jobs in
       PUSH_PARKED (no delivery spent); other campaigns and events go on.
   enqueue campaign resume NAME [--reason TEXT] [--actor WHO] [--wait 10s]
@@ -117,11 +117,12 @@ const usage = `Usage:
   enqueue campaign cancel NAME [--reason TEXT] [--actor WHO] [--wait 10s]
       Nothing more is sent: its jobs (in hand, parked, queued) end with status canceled, with no
       dead letter. A canceled campaign stays canceled until "enqueue campaign delete NAME".
-  enqueue campaign pace NAME TARGETS-PER-SECOND [--actor WHO]
+  enqueue campaign pace NAME TARGETS-PER-SECOND [--actor WHO] [--create]
       Hold the campaign's targets per second over all workers (0: no pace of its own).
   enqueue campaign delete NAME [--wait 10s]
       Remove the campaign's state: it runs again, at no pace of its own (parked jobs too).
-  A campaign that never ran (nothing queued, parked or done, no state) is named, exit 1.
+  A campaign that never ran (nothing queued, parked or done, no state) is named, exit 1;
+  pause and pace take --create to set its state before it is loaded.
   The workers carry out every change, whoever writes PUSH_CAMPAIGNS (the nats CLI too).
 
 Every subcommand also takes the connection settings (environment or flags):

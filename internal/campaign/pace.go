@@ -16,13 +16,14 @@ import (
 )
 
 // CallSize is the most targets one call of a campaign paced at perSecond may
-// carry: a tenth of a second's worth (at least 1), so that with a burst of one
-// call no one-second window sees more than 1.1 × the pace.
+// carry: a twentieth of a second's worth (at least 1). With a burst of one call
+// a one-second window sees at most the pace plus one call, 1.05 × the pace,
+// which leaves the promised 1.1 × a margin for the calls' own jitter.
 func CallSize(perSecond float64, jobCallSize int) int {
 	if perSecond <= 0 {
 		return jobCallSize
 	}
-	return min(jobCallSize, max(1, int(perSecond/10)))
+	return min(jobCallSize, max(1, int(perSecond/20)))
 }
 
 // Pace holds each paced campaign's targets per second over every worker that

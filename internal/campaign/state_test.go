@@ -45,13 +45,13 @@ func TestValidName(t *testing.T) {
 	}
 }
 
-// A paced call carries a tenth of a second's targets at most, so that no
-// one-second window sees more than 1.1 × the pace.
+// A paced call carries a twentieth of a second's targets at most, so that no
+// one-second window sees more than 1.05 × the pace.
 func TestCallSize(t *testing.T) {
 	for _, c := range []struct {
 		pace      float64
 		job, want int
-	}{{0, 100, 100}, {500, 100, 50}, {5000, 100, 100}, {5000, 10, 10}, {3, 100, 1}, {0.5, 10, 1}} {
+	}{{0, 100, 100}, {500, 100, 25}, {5000, 100, 100}, {5000, 10, 10}, {3, 100, 1}, {0.5, 10, 1}} {
 		if got := CallSize(c.pace, c.job); got != c.want {
 			t.Errorf("CallSize(%v, %d) = %d, want %d", c.pace, c.job, got, c.want)
 		}

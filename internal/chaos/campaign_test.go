@@ -206,7 +206,7 @@ func TestCampaignPaced(t *testing.T) {
 	for range 3 {
 		s.startWorker()
 	}
-	if out, err := s.enqueue("campaign", "pace", "paced", "500"); err != nil {
+	if out, err := s.enqueue("campaign", "pace", "paced", "500", "--create"); err != nil {
 		t.Fatalf("pace: %v\n%s", err, out)
 	}
 	time.Sleep(1500 * time.Millisecond) // every worker applies it within a second

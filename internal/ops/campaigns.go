@@ -104,6 +104,9 @@ type Change struct {
 	State  string // campaign.Running, Paused or Canceled
 	Reason string
 	Actor  string // who: "enqueue:alice@host", "console:ops-team", …
+	// Create sets the state of a campaign that has not run yet (to pause or
+	// pace it before it is loaded); without it that is ErrUnknownCampaign.
+	Create bool
 }
 
 // SetState writes a new state. The workers carry it out within a second,
@@ -112,7 +115,7 @@ type Change struct {
 // never ran is ErrUnknownCampaign; a canceled one stays so (ErrCanceled) until
 // Delete.
 func (o *Ops) SetState(ctx context.Context, name string, c Change) (campaign.State, error) {
-	kv, s, err := o.current(ctx, name, true)
+	kv, s, err := o.current(ctx, name, true, c.Create)
 	if err != nil {
 		return campaign.State{}, err
 	}
@@ -127,9 +130,9 @@ func (o *Ops) SetState(ctx context.Context, name string, c Change) (campaign.Sta
 }
 
 // current is the bucket and the state of a campaign that is known (it has a
-// state, or ran: else ErrUnknownCampaign). An unreadable stored value is an
-// error unless overwrite, which takes it as running.
-func (o *Ops) current(ctx context.Context, name string, overwrite bool) (jetstream.KeyValue, campaign.State, error) {
+// state, or ran: else ErrUnknownCampaign, unless create). An unreadable stored
+// value is an error unless overwrite, which takes it as running.
+func (o *Ops) current(ctx context.Context, name string, overwrite, create bool) (jetstream.KeyValue, campaign.State, error) {
 	if err := campaign.ValidName(name); err != nil {
 		return nil, campaign.State{}, err
 	}
@@ -141,7 +144,7 @@ func (o *Ops) current(ctx context.Context, name string, overwrite bool) (jetstre
 	if err != nil && !(overwrite && errors.Is(err, ErrUnreadable)) {
 		return nil, campaign.State{}, err
 	}
-	if !exists {
+	if !exists && !create {
 		if err := o.mustKnow(ctx, name); err != nil {
 			return nil, campaign.State{}, err
 		}
@@ -150,9 +153,9 @@ func (o *Ops) current(ctx context.Context, name string, overwrite bool) (jetstre
 }
 
 // Pace sets the campaign's targets per second over all workers (0: no pace of
-// its own).
-func (o *Ops) Pace(ctx context.Context, name string, targetsPerSecond float64, actor string) (campaign.State, error) {
-	kv, s, err := o.current(ctx, name, false)
+// its own). A campaign that has not run yet is ErrUnknownCampaign unless create.
+func (o *Ops) Pace(ctx context.Context, name string, targetsPerSecond float64, actor string, create bool) (campaign.State, error) {
+	kv, s, err := o.current(ctx, name, false, create)
 	if err != nil {
 		return campaign.State{}, err
 	}

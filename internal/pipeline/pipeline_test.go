@@ -22,6 +22,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/job"
+	"github.com/mpaas-push/pushworker/topology"
 )
 
 var start = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
@@ -370,5 +371,37 @@ func TestAStopLetsCallsOnTheWireFinish(t *testing.T) {
 	if r := again.Result; r == nil || r.Sent != 100 || len(sim.Calls()) != 10 || sim.Stats().DuplicatePairs != 0 {
 		t.Fatalf("the next delivery reports every pair sent and pushes none again: %+v, %d calls (%d before the stop), %d pairs twice",
 			again.Result, len(sim.Calls()), first, sim.Stats().DuplicatePairs)
+	}
+}
+
+// Events keep their share of the call slots under a saturating campaign: bulk
+// calls take at most three quarters of them, so an event's call goes out while
+// every bulk call is still on the wire, not after one of them ends.
+func TestEventsKeepTheirCallSlotsUnderACampaign(t *testing.T) {
+	const latency = time.Second
+	_, client := emulator(t, mpaassim.Faults{Latency: latency})
+	p := pipeline.New(pipeline.Config{MaxInFlight: 8, Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack},
+		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, health.NewGate(nil, nil), nil, nil)
+	t.Cleanup(p.Close)
+	bulkDone := make(chan struct{})
+	go func() {
+		defer close(bulkDone)
+		p.Handle(context.Background(), delivery(t, newJob("campaign", 120), 1, false)) // 12 calls: more than every slot
+	}()
+	time.Sleep(100 * time.Millisecond) // the campaign takes every slot it may, long before a call ends
+	event := newJob("event", 1)
+	body, _ := event.Encode()
+	start := time.Now()
+	out := p.Handle(context.Background(), consumer.Delivery{Lane: topology.LaneDefault, Subject: "push.jobs.orders", Data: body, Sequence: 9, Number: 1})
+	took := time.Since(start)
+	<-bulkDone
+	if out.Result == nil || out.Result.Sent != 1 {
+		t.Fatalf("the event: %+v", out)
+	}
+	// Its own call takes a second; waiting for a bulk call to end first would
+	// add about 0.9 s more.
+	t.Logf("an event under a saturating campaign took %v (a call takes %v)", took, latency)
+	if took > latency+latency/2 {
+		t.Fatalf("the event waited %v: the campaign took its call slot", took)
 	}
 }

