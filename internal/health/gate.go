@@ -16,15 +16,15 @@ type Cause string
 
 // The causes.
 const (
-	CauseRedis       Cause = "redis"             // the dedupe store or the shared rate limit cannot be reached
+	CauseRedis Cause = "redis" // the dedupe store or the shared rate limit cannot be reached
 	// The Redis user may not use the worker's keys (an ACL's NOPERM): set by
 	// the store's callers, cleared only when a store call succeeds again, never
 	// by a PING that works.
 	CauseRedisPermission Cause = "redis-permission"
-	CauseNATS        Cause = "nats"              // JetStream cannot be reached
-	CauseStreams     Cause = "streams"           // a stream or consumer of the topology is missing and cannot be re-created
-	CauseCredentials Cause = "mpaas-credentials" // mPaaS refuses the AccessKey or the clock
-	CauseMPaaS       Cause = "mpaas-unreachable" // no answer from mPaaS at all
+	CauseNATS            Cause = "nats"              // JetStream cannot be reached
+	CauseStreams         Cause = "streams"           // a stream or consumer of the topology is missing and cannot be re-created
+	CauseCredentials     Cause = "mpaas-credentials" // mPaaS refuses the AccessKey or the clock
+	CauseMPaaS           Cause = "mpaas-unreachable" // no answer from mPaaS at all
 )
 
 // Causes lists every cause, for metrics that show each one.
