@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,12 +100,16 @@ func refused(e *env, err error) error {
 
 // actor is who runs this command, as the bucket records it.
 func (e *env) actor() string {
-	user := e.getenv("USER")
-	if user == "" {
-		user = "unknown"
+	name := e.getenv("USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		} else {
+			name = "unknown"
+		}
 	}
 	host, _ := os.Hostname()
-	return "enqueue:" + user + "@" + host
+	return "enqueue:" + name + "@" + host
 }
 
 // campaignSet pauses, resumes or cancels, then watches the workers bring back
