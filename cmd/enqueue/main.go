@@ -44,6 +44,10 @@ import (
 const usage = `Usage:
   enqueue [publish] [--subject push.jobs.NAME] [--wait] [--timeout 2m] FILE...
       Publish jobs: each FILE (- for standard input) holds one JSON job or JSON Lines.
+      A FILE that starts with '{' and parses whole as one JSON value is one job, over as
+      many lines as it likes; one whose first line is a complete JSON object is JSON Lines,
+      a job a line. A FILE that starts with '{' and is neither is one job with a syntax
+      error, reported once as FILE:LINE:COLUMN.
       Jobs are validated first; a job without jobId gets one. Nats-Msg-Id = jobId.
       --wait prints each job's result and exits 1 unless every job succeeded.
   enqueue load --campaign ID [--settings campaign.json] [--app-id …] [--workspace-id …]
