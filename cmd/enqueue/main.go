@@ -57,8 +57,9 @@ const usage = `Usage:
       Load a campaign onto the bulk lane (push.jobs.bulk.ID). A CSV file has a header row:
       "target", optionally "msgKey" (derived from the campaign and the target when absent),
       and one column per template variable; rows with the same template values become jobs
-      of up to --group-size targets. A .jsonl file holds whole jobs. Job ids derive from the
-      campaign, so a rerun enqueues nothing new. Bad rows go to --rejects with their line.
+      of up to --group-size targets and the server's max_payload. A .jsonl file holds whole
+      jobs. Job ids derive from the campaign, the line and the job's content, so a rerun
+      enqueues nothing new and another file of the campaign loads its own jobs. Bad rows go to --rejects with their line.
       --wait follows the campaign's results and prints the totals.
   enqueue status [--json]
       Jobs waiting and in flight per lane, redeliveries, dead letters, results, and orphans:
