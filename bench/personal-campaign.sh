@@ -30,7 +30,14 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	redis-cli -u "$REDIS_URL" --scan --pattern "${prefix}*" | xargs -r -n 1000 redis-cli -u "$REDIS_URL" unlink >/dev/null
+	# The dedupe keys hold binary hashes, which xargs cannot pass: unlink them server-side, a SCAN page at a time.
+	local cursor=0
+	while :; do
+		cursor=$(redis-cli -u "$REDIS_URL" EVAL "local r = redis.call('SCAN', ARGV[2], 'MATCH', ARGV[1], 'COUNT', 5000)
+for _, k in ipairs(r[2]) do redis.call('UNLINK', k) end
+return r[1]" 0 "${prefix}*" "$cursor") || break
+		[ "$cursor" = 0 ] && break
+	done
 	rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -44,6 +44,10 @@ import (
 const usage = `Usage:
   enqueue [publish] [--subject push.jobs.NAME] [--wait] [--timeout 2m] FILE...
       Publish jobs: each FILE (- for standard input) holds one JSON job or JSON Lines.
+      A FILE that starts with '{' and parses whole as one JSON value is one job, over as
+      many lines as it likes; one whose first line is a complete JSON object is JSON Lines,
+      a job a line. A FILE that starts with '{' and is neither is one job with a syntax
+      error, reported once as FILE:LINE:COLUMN.
       Jobs are validated first; a job without jobId gets one. Nats-Msg-Id = jobId.
       --wait prints each job's result and exits 1 unless every job succeeded.
   enqueue load --campaign ID [--settings campaign.json] [--app-id …] [--workspace-id …]
@@ -53,8 +57,9 @@ const usage = `Usage:
       Load a campaign onto the bulk lane (push.jobs.bulk.ID). A CSV file has a header row:
       "target", optionally "msgKey" (derived from the campaign and the target when absent),
       and one column per template variable; rows with the same template values become jobs
-      of up to --group-size targets. A .jsonl file holds whole jobs. Job ids derive from the
-      campaign, so a rerun enqueues nothing new. Bad rows go to --rejects with their line.
+      of up to --group-size targets and the server's max_payload. A .jsonl file holds whole
+      jobs. Job ids derive from the campaign, the line and the job's content, so a rerun
+      enqueues nothing new and another file of the campaign loads its own jobs. Bad rows go to --rejects with their line.
       --wait follows the campaign's results and prints the totals.
   enqueue status [--json]
       Jobs waiting and in flight per lane, redeliveries, dead letters, results, and orphans:

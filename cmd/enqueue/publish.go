@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -162,6 +165,11 @@ func (e *env) readJobs(files []string) (jobs []*job.Job, bad int) {
 			continue
 		}
 		for _, rec := range records(data) {
+			if rec.err != nil {
+				fmt.Fprintf(e.stderr, "%s:%d:%d: %v\n", name, rec.line, rec.col, rec.err)
+				bad++
+				continue
+			}
 			j, err := job.Decode(rec.body)
 			if err == nil {
 				err = j.Validate(job.Rules{Topology: e.topo})
@@ -183,21 +191,49 @@ func (e *env) readJobs(files []string) (jobs []*job.Job, bad int) {
 type record struct {
 	line int
 	body []byte
+	col  int   // with err
+	err  error // the file is one JSON object that does not parse, at line:col
 }
 
-// records is the whole input when it is one JSON value, else its non-blank lines.
+// records splits a job file. A file whose first non-space character is '{' and
+// that parses whole as one JSON value is one job, however many lines it spans.
+// Otherwise, a file whose first non-blank line is a complete JSON value is JSON
+// Lines: each non-blank line a job. A file that starts with '{' and is neither
+// is one object with a syntax error, reported once at its line and column.
 func records(data []byte) []record {
 	trimmed := bytes.TrimSpace(data)
 	if json.Valid(trimmed) {
-		return []record{{1, trimmed}}
+		return []record{{line: 1, body: trimmed}}
 	}
-	var out []record
+	var lines []record
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for n := 1; sc.Scan(); n++ {
 		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
-			out = append(out, record{n, append([]byte(nil), line...)})
+			lines = append(lines, record{line: n, body: append([]byte(nil), line...)})
 		}
 	}
-	return out
+	if len(lines) > 0 && bytes.HasPrefix(trimmed, []byte("{")) && !json.Valid(lines[0].body) {
+		line, col, err := syntaxError(data)
+		return []record{{line: line, col: col, err: err}}
+	}
+	return lines
+}
+
+// syntaxError is where data stops being JSON: a 1-based line and column (in
+// characters) and the decoder's error, which quotes one character at most.
+func syntaxError(data []byte) (line, col int, err error) {
+	var v json.RawMessage
+	err = json.Unmarshal(data, &v)
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return 1, 1, err
+	}
+	at := max(0, min(int(se.Offset)-1, len(data))) // Offset is just past the byte that failed
+	if strings.HasPrefix(se.Error(), "unexpected end") {
+		at = len(bytes.TrimRight(data, " \t\r\n")) // just after the last thing written
+	}
+	before := data[:at]
+	line = 1 + bytes.Count(before, []byte("\n"))
+	return line, 1 + utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]), se
 }

@@ -526,7 +526,7 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 			j := b.newJob(fmt.Sprintf("bench-%s.%d", run, i), "bench", "u", "m-"+run, i*b.o.jobSize, n)
 			body, _ := j.Encode()
 			published[i] = time.Now()
-			if pub.Publish(ctx, j.JobID, body) != nil {
+			if pub.Publish(ctx, j.JobID, j.TargetCount(), body) != nil {
 				return
 			}
 		}

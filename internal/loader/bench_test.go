@@ -11,7 +11,7 @@ import (
 
 type discard struct{}
 
-func (discard) Publish(context.Context, string, []byte) error { return nil }
+func (discard) Publish(context.Context, string, int, []byte) error { return nil }
 
 // BenchmarkLoadCSVPersonal reads, groups, validates and encodes 100,000 rows
 // whose template values all differ into PushTemplate jobs (one job per row),

@@ -1,9 +1,10 @@
 // Package loader turns a campaign file into push jobs on the bulk lane: CSV rows
 // become targetMsgs jobs (PushMultiple: each target its own values, in file
 // order) or are grouped by identical template values into targetMsgkey jobs
-// (PushTemplate), of up to a set number of targets; JSON Lines hold whole jobs.
-// Job ids derive from the campaign, so a rerun enqueues nothing new; jobs are
-// published asynchronously with backpressure.
+// (PushTemplate), of up to a set number of targets and bytes; JSON Lines hold
+// whole jobs. Job ids derive from the campaign, the line and the job's content, so
+// a rerun enqueues nothing new and another file of the campaign does not collide;
+// jobs are published asynchronously with backpressure.
 package loader
 
 import (
@@ -24,6 +25,7 @@ type Campaign struct {
 	Base      *job.Job // campaign-wide parameters; no targets
 	API       string   // job.APIMultiple (targetMsgs jobs) or job.APITemplate (grouped targetMsgkey jobs); "" is APITemplate
 	GroupSize int      // targets per job
+	MaxBytes  int      // a job's body at most (JobLimit of the server); 0: no limit
 	Window    int      // PushTemplate: rows held in open groups at most; the oldest group is flushed early past it
 }
 
@@ -36,22 +38,24 @@ type Row struct {
 }
 
 // Grouper collects rows into jobs: rows with the same template values share jobs
-// of up to GroupSize targets. At most Window rows wait in open groups; past that
+// of up to GroupSize targets and MaxBytes bytes. At most Window rows wait in open groups; past that
 // the oldest group goes out early. The same rows in the same order always give the
 // same jobs with the same ids.
 type Grouper struct {
-	c      Campaign
-	values templateValues
-	groups map[string]*list.Element // key → element of order (*group)
-	order  *list.List               // open groups, oldest first
-	held   int
-	emit   func(*job.Job) error
+	c        Campaign
+	values   templateValues
+	groups   map[string]*list.Element // key → element of order (*group)
+	order    *list.List               // open groups, oldest first
+	held     int
+	overhead int // bytes of a job of this campaign with no targets and no values
+	emit     func(*job.Job) error
 }
 
 type group struct {
 	first   int // line of the first row since the group last went out: it names the job
 	key     string
-	values  []string
+	kvs     job.Object // the group's template values
+	size    int        // bytes of the group's job, at most
 	targets job.Targets
 }
 
@@ -69,22 +73,53 @@ func NewGrouper(c Campaign, vars []string, emit func(*job.Job) error) (*Grouper,
 	if err != nil {
 		return nil, err
 	}
-	return &Grouper{c: c, values: tv, groups: map[string]*list.Element{}, order: list.New(), emit: emit}, nil
+	over, err := overhead(c.Base)
+	if err != nil {
+		return nil, err
+	}
+	return &Grouper{c: c, values: tv, groups: map[string]*list.Element{}, order: list.New(),
+		overhead: over + len(`,"targetMsgkey":{}`), emit: emit}, nil
 }
 
 // Add takes one row. LoadCSV has already refused a target that repeats in the file.
+// A row that alone makes a job over MaxBytes is a *RowError: no job can carry it.
 func (g *Grouper) Add(r Row) error {
 	if r.MsgKey == "" {
 		r.MsgKey = DeriveMsgKey(g.c.ID, r.Target)
 	}
 	key := groupKey(r.Values)
 	el, ok := g.groups[key]
+	var kvs job.Object
+	if ok {
+		kvs = el.Value.(*group).kvs
+	} else {
+		var err error
+		if kvs, err = g.values.object(r.Values); err != nil {
+			return err
+		}
+	}
+	pair := quotedLen(r.Target) + 1 + quotedLen(r.MsgKey)
+	empty := g.overhead
+	if len(kvs) > 0 {
+		empty += len(`,"templateKeyValue":`) + len(kvs)
+	}
+	if g.c.MaxBytes > 0 && empty+pair > g.c.MaxBytes {
+		return &RowError{Line: r.Line, Reason: fmt.Sprintf("the row makes a job of %d bytes or more, over the %d a job may have (the server's max_payload less %d for headers)",
+			empty+pair, g.c.MaxBytes, HeaderRoom)}
+	}
+	if ok && g.c.MaxBytes > 0 && el.Value.(*group).size+1+pair > g.c.MaxBytes {
+		if err := g.flush(el); err != nil {
+			return err
+		}
+		ok = false
+	}
 	if !ok {
-		el = g.order.PushBack(&group{key: key, values: r.Values, first: r.Line})
+		el = g.order.PushBack(&group{key: key, kvs: kvs, first: r.Line, size: empty - 1}) // -1: the first pair has no comma
 		g.groups[key] = el
 	}
 	gr := el.Value.(*group)
 	gr.targets = append(gr.targets, job.Target{Target: r.Target, MsgKey: r.MsgKey})
+	gr.size += 1 + pair
 	g.held++
 	if len(gr.targets) >= g.c.GroupSize {
 		if err := g.flush(el); err != nil {
@@ -115,13 +150,9 @@ func (g *Grouper) flush(el *list.Element) error {
 	delete(g.groups, gr.key)
 	g.held -= len(gr.targets)
 	j := *g.c.Base
-	j.JobID = JobID(g.c.ID, gr.key, gr.first)
+	j.JobID = JobID(g.c.ID, gr.first, gr.kvs, gr.targets)
 	j.TargetMsgkey = gr.targets
-	kvs, err := g.values.object(gr.values)
-	if err != nil {
-		return err
-	}
-	j.TemplateKeyValue = kvs
+	j.TemplateKeyValue = gr.kvs
 	return g.emit(&j)
 }
 
@@ -207,13 +238,18 @@ func groupKey(values []string) string {
 	return b.String()
 }
 
-// JobID is the id of a job of the group with key whose first row is on line: the
-// campaign id, a hash of the template values and the line. The same file always
-// gives the same ids, and no state is kept per group once it went out, so memory
-// stays bounded whatever the file's size.
-func JobID(campaign, key string, line int) string {
-	sum := sha256.Sum256([]byte(key))
-	return campaign + "." + hex.EncodeToString(sum[:6]) + "." + strconv.Itoa(line)
+// JobID is the id of a targetMsgkey job whose first row is on line:
+// <campaign>.t<line>.<hash of its template values, targets and msgKeys> (see
+// contentID). No state is kept per group once it went out, so memory stays
+// bounded whatever the file's size.
+func JobID(campaign string, line int, values job.Object, targets job.Targets) string {
+	h := sha256.New()
+	hashField(h, string(values))
+	for _, t := range targets {
+		hashField(h, t.Target)
+		hashField(h, t.MsgKey)
+	}
+	return contentID(campaign, "t", line, h)
 }
 
 // DeriveMsgKey is the msgKey of a row that has none: the same campaign and target

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,7 @@ import (
 
 // Sink receives the jobs of a load: a Publisher, or nothing in a dry run.
 type Sink interface {
-	Publish(ctx context.Context, id string, body []byte) error
+	Publish(ctx context.Context, id string, targets int, body []byte) error
 }
 
 // Options of a load.
@@ -28,7 +29,8 @@ type Options struct {
 	Progress func(Summary)
 }
 
-// Summary counts a load.
+// Summary counts a load. Jobs and Targets are what the loader made and handed to
+// the Sink; what the stream stored is the Publisher's to count.
 type Summary struct {
 	Rows     int           `json:"rows"`
 	Rejected int           `json:"rejected"`
@@ -69,9 +71,25 @@ func (r *run) reject(line int, reason string) error {
 	return nil
 }
 
-// emit validates and sends one job.
-func (r *run) emit(j *job.Job) error {
-	if err := j.Validate(r.o.Rules); err != nil {
+// emit validates and sends one job made of rows.
+func (r *run) emit(j *job.Job) error { return r.emitAt(j, 0) }
+
+// emitAt validates and sends one job; a job that fails is a rejected row when it
+// is one line of the file (line > 0), else every row of it is rejected at once.
+func (r *run) emitAt(j *job.Job, line int) error {
+	err := j.Validate(r.o.Rules)
+	var body []byte
+	if err == nil {
+		body, err = j.Encode()
+	}
+	if err == nil && r.o.Campaign.MaxBytes > 0 && len(body) > r.o.Campaign.MaxBytes {
+		err = fmt.Errorf("the job is %d bytes, over the %d a job may have (the server's max_payload less %d for headers)",
+			len(body), r.o.Campaign.MaxBytes, HeaderRoom)
+	}
+	if err != nil && line > 0 {
+		return r.reject(line, err.Error())
+	}
+	if err != nil {
 		// Every row of the job shares the failure: report the job once.
 		r.s.Rejected += j.TargetCount()
 		if r.rejects != nil {
@@ -85,11 +103,7 @@ func (r *run) emit(j *job.Job) error {
 	r.s.Jobs++
 	r.s.Targets += j.TargetCount()
 	if r.o.Sink != nil {
-		body, err := j.Encode()
-		if err != nil {
-			return err
-		}
-		if err := r.o.Sink.Publish(r.ctx, j.JobID, body); err != nil {
+		if err := r.o.Sink.Publish(r.ctx, j.JobID, j.TargetCount(), body); err != nil {
 			return err
 		}
 	}
@@ -168,7 +182,11 @@ func LoadCSV(ctx context.Context, in io.Reader, o Options) (Summary, error) {
 			}
 			continue
 		}
-		if err := g.Add(row); err != nil {
+		if err := g.Add(row); errors.As(err, &re) {
+			if err := r.reject(re.Line, re.Reason); err != nil {
+				return r.finish(err)
+			}
+		} else if err != nil {
 			return r.finish(err)
 		}
 	}
@@ -176,7 +194,9 @@ func LoadCSV(ctx context.Context, in io.Reader, o Options) (Summary, error) {
 }
 
 // LoadJSONL loads JSON Lines of whole jobs; a job without jobId gets
-// <campaign>.line<N>, so a rerun enqueues nothing new.
+// <campaign>.line<N>.<hash of the line> (see contentID), so a rerun enqueues
+// nothing new and another file's line N is another job. A job over MaxBytes is a
+// rejected line.
 func LoadJSONL(ctx context.Context, in io.Reader, o Options) (Summary, error) {
 	r := newRun(ctx, o)
 	sc := bufio.NewScanner(in)
@@ -193,9 +213,10 @@ func LoadJSONL(ctx context.Context, in io.Reader, o Options) (Summary, error) {
 		j, err := job.Decode(text)
 		if err == nil {
 			if j.JobID == "" {
-				j.JobID = o.Campaign.ID + ".line" + strconv.Itoa(line)
+				h := sha256.New()
+				h.Write(text)
+				j.JobID = contentID(o.Campaign.ID, "line", line, h)
 			}
-			err = j.Validate(o.Rules)
 		}
 		if err != nil {
 			if err := r.reject(line, err.Error()); err != nil {
@@ -203,7 +224,7 @@ func LoadJSONL(ctx context.Context, in io.Reader, o Options) (Summary, error) {
 			}
 			continue
 		}
-		if err := r.emit(j); err != nil {
+		if err := r.emitAt(j, line); err != nil {
 			return r.finish(err)
 		}
 	}

@@ -18,7 +18,7 @@ func base() *job.Job {
 // collect is a Sink that keeps the jobs.
 type collect struct{ jobs []*job.Job }
 
-func (c *collect) Publish(_ context.Context, _ string, body []byte) error {
+func (c *collect) Publish(_ context.Context, _ string, _ int, body []byte) error {
 	j, err := job.Decode(body)
 	if err != nil {
 		return err
@@ -78,7 +78,7 @@ func TestWindowFlushesTheOldestGroupEarly(t *testing.T) {
 		t.Fatalf("jobs %v %v", sink.jobs[0].JobID, sink.jobs[3].JobID)
 	}
 	// A job is named by the line of its first row: u1 is on line 2, u4 on line 5.
-	if !strings.HasSuffix(sink.jobs[0].JobID, ".2") || !strings.HasSuffix(sink.jobs[3].JobID, ".5") {
+	if !strings.HasPrefix(sink.jobs[0].JobID, "spring.t2.") || !strings.HasPrefix(sink.jobs[3].JobID, "spring.t5.") {
 		t.Fatalf("jobs must be named by their first row's line: %s %s", sink.jobs[0].JobID, sink.jobs[3].JobID)
 	}
 }
@@ -101,7 +101,7 @@ func TestIDsAreDeterministic(t *testing.T) {
 	if DeriveMsgKey("spring", "u1") == DeriveMsgKey("summer", "u1") || DeriveMsgKey("spring", "u1") == DeriveMsgKey("spring", "u2") {
 		t.Fatal("derived msgKeys must differ by campaign and target")
 	}
-	if JobID("c", groupKey([]string{"a,b"}), 1) == JobID("c", groupKey([]string{"a", "b"}), 1) {
+	if groupKey([]string{"a,b"}) == groupKey([]string{"a", "b"}) {
 		t.Fatal(`("a,b") and ("a","b") must not share a group`)
 	}
 }
@@ -168,7 +168,7 @@ func TestJSONLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Jobs != 3 || sum.Rejected != 1 || sink.jobs[0].JobID != "camp.line1" || sink.jobs[2].JobID != "own-id" {
+	if sum.Jobs != 3 || sum.Rejected != 1 || !strings.HasPrefix(sink.jobs[0].JobID, "camp.line1.") || sink.jobs[2].JobID != "own-id" {
 		t.Fatalf("summary %+v jobs %v", sum, sink.jobs)
 	}
 	if m := sink.jobs[1].TargetMsgs; len(m) != 1 || m[0].TemplateKeyValue.String() != `{"name":"张三"}` {
@@ -221,8 +221,12 @@ func TestMultipleKeepsFileOrderAndEachRowsValues(t *testing.T) {
 		if j.TemplateKeyValue != nil || len(j.TargetMsgkey) != 0 || j.API() != job.APIMultiple {
 			t.Fatalf("job %s is not a targetMsgs job: %+v", j.JobID, j)
 		}
+		dot := strings.LastIndex(j.JobID, ".") // then 12 hex digits of the job's content
+		if len(j.JobID)-dot != 13 || !job.ValidJobID(j.JobID) {
+			t.Fatalf("job id %q", j.JobID)
+		}
 		for _, m := range j.TargetMsgs {
-			got = append(got, j.JobID+":"+m.Target+"="+m.TemplateKeyValue.String())
+			got = append(got, j.JobID[:dot]+":"+m.Target+"="+m.TemplateKeyValue.String())
 		}
 	}
 	want := []string{
@@ -261,6 +265,73 @@ func TestRepeatedTargetNamesItsFirstLine(t *testing.T) {
 			if !strings.Contains(rejects.String(), want) {
 				t.Fatalf("%s: rejects lack %s:\n%s", api, want, rejects.String())
 			}
+		}
+	}
+}
+
+// sizes is a Sink that keeps each job's id and body size.
+type sizes struct {
+	ids   []string
+	bytes []int
+}
+
+func (s *sizes) Publish(_ context.Context, id string, _ int, body []byte) error {
+	s.ids, s.bytes = append(s.ids, id), append(s.bytes, len(body))
+	return nil
+}
+
+// Jobs are cut by bytes as well as rows, for both kinds, and a row that no job
+// can carry is rejected with its line.
+func TestJobsAreCutByBytes(t *testing.T) {
+	const limit = 64 << 10
+	var b strings.Builder
+	b.WriteString("target,name\n")
+	for i := range 500 {
+		// Wide values for PushMultiple; long targets with escapes and 中文 for PushTemplate.
+		fmt.Fprintf(&b, "\"user\"\"%d-%s\",%s\n", i, strings.Repeat("中\t", 40), strings.Repeat("v", 1200))
+	}
+	fmt.Fprintf(&b, "huge,%s\n", strings.Repeat("v", limit)) // line 502
+	for _, api := range []string{job.APIMultiple, job.APITemplate} {
+		sink := &sizes{}
+		var rejects bytes.Buffer
+		sum, err := LoadCSV(context.Background(), strings.NewReader(b.String()), Options{
+			Campaign: Campaign{ID: "wide", Base: base(), API: api, GroupSize: 1000, Window: 1000, MaxBytes: limit},
+			Sink:     sink, Rejects: &rejects})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum.Targets != 500 || sum.Rejected != 1 || !strings.Contains(rejects.String(), "502,\"the row makes a job of") {
+			t.Fatalf("%s: summary %+v\n%s", api, sum, rejects.String())
+		}
+		fullest := 0
+		for i, n := range sink.bytes {
+			if n > limit {
+				t.Fatalf("%s: job %s is %d bytes, over %d", api, sink.ids[i], n, limit)
+			}
+			fullest = max(fullest, n)
+		}
+		if len(sink.bytes) < 2 || fullest < limit*9/10 {
+			t.Fatalf("%s: %d jobs, the fullest %d bytes: jobs must be cut near the limit", api, len(sink.bytes), fullest)
+		}
+	}
+}
+
+// Two files of one campaign make different ids where their rows stand on the same
+// lines; the same file makes the same ids.
+func TestIDsTellFilesApart(t *testing.T) {
+	ids := func(csv, api string) []string {
+		sink := &sizes{}
+		if _, err := LoadCSV(context.Background(), strings.NewReader(csv), Options{
+			Campaign: Campaign{ID: "c", Base: base(), API: api, GroupSize: 2, Window: 10}, Sink: sink}); err != nil {
+			t.Fatal(err)
+		}
+		return sink.ids
+	}
+	part1, part2 := "target,name\nu1,a\nu2,a\n", "target,name\nu3,a\nu4,a\n"
+	for _, api := range []string{job.APIMultiple, job.APITemplate} {
+		a, b, again := ids(part1, api), ids(part2, api), ids(part1, api)
+		if len(a) != 1 || a[0] == b[0] || a[0] != again[0] || !job.ValidJobID(a[0]) {
+			t.Fatalf("%s: part1 %v, part2 %v, part1 again %v", api, a, b, again)
 		}
 	}
 }

@@ -26,21 +26,31 @@ type Publisher struct {
 	budget  chan struct{} // one token per KiB in flight
 	acks    chan pending
 	done    chan struct{}
+	failed  chan struct{} // closed with err set: Publish takes no more jobs
 	err     error
 	errOnce sync.Once
 
-	Stored     atomic.Int64 // jobs newly stored
-	Duplicates atomic.Int64 // jobs the stream already had (a rerun)
-	Retries    atomic.Int64 // publishes sent again (full stream, timeouts)
-	FullWaits  atomic.Int64 // of those, because the job queue was full
+	// Only what the stream acknowledged is counted: a job published but not
+	// acknowledged (the load stopped first) is not.
+	Stored           atomic.Int64 // jobs newly stored
+	StoredTargets    atomic.Int64 // their targets
+	Duplicates       atomic.Int64 // jobs the stream already had (a rerun)
+	DuplicateTargets atomic.Int64 // their targets
+	Retries          atomic.Int64 // publishes sent again (full stream, timeouts)
+	FullWaits        atomic.Int64 // of those, because the job queue was full
+
+	// OnAck, when set before the first Publish, is called with the id of each job
+	// the stream acknowledged (stored or duplicate), from one goroutine.
+	OnAck func(id string)
 
 	retry retry.Policy // the wait before a refused or timed-out publish goes again
 }
 
 type pending struct {
-	msg  *nats.Msg
-	fut  jetstream.PubAckFuture
-	cost int
+	msg     *nats.Msg
+	fut     jetstream.PubAckFuture
+	cost    int
+	targets int
 }
 
 // DefaultMaxBytes bounds the jobs in flight, and with it the loader's memory.
@@ -53,13 +63,14 @@ func NewPublisher(ctx context.Context, js jetstream.JetStream, subject string, m
 		maxBytes = DefaultMaxBytes
 	}
 	p := &Publisher{js: js, subject: subject, budget: make(chan struct{}, maxBytes>>10),
-		acks: make(chan pending, 1<<16), done: make(chan struct{}), retry: retry.Load}
+		acks: make(chan pending, 1<<16), done: make(chan struct{}), failed: make(chan struct{}), retry: retry.Load}
 	go p.collect(ctx)
 	return p
 }
 
-// Publish sends one job; it blocks while too many bytes wait for acks.
-func (p *Publisher) Publish(ctx context.Context, id string, body []byte) error {
+// Publish sends one job of targets targets; it blocks while too many bytes wait
+// for acks.
+func (p *Publisher) Publish(ctx context.Context, id string, targets int, body []byte) error {
 	cost := max(1, len(body)>>10)
 	cost = min(cost, cap(p.budget))
 	for range cost {
@@ -67,7 +78,7 @@ func (p *Publisher) Publish(ctx context.Context, id string, body []byte) error {
 		case p.budget <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-p.done:
+		case <-p.failed:
 			return p.err
 		}
 	}
@@ -78,11 +89,11 @@ func (p *Publisher) Publish(ctx context.Context, id string, body []byte) error {
 		return err
 	}
 	select {
-	case p.acks <- pending{m, fut, cost}:
+	case p.acks <- pending{m, fut, cost, targets}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-p.done:
+	case <-p.failed:
 		return p.err
 	}
 }
@@ -107,10 +118,9 @@ func (p *Publisher) send(ctx context.Context, m *nats.Msg) (jetstream.PubAckFutu
 func (p *Publisher) collect(ctx context.Context) {
 	defer close(p.done)
 	for pe := range p.acks {
-		if err := p.await(ctx, pe); err != nil {
+		if err := p.await(ctx, &pe); err != nil {
 			p.fail(err)
-			for range p.acks { // drain so that Close returns
-			}
+			p.settle(&pe)
 			return
 		}
 		for range pe.cost {
@@ -119,15 +129,60 @@ func (p *Publisher) collect(ctx context.Context) {
 	}
 }
 
-func (p *Publisher) await(ctx context.Context, pe pending) error {
+// SettleWait is how long a failed or canceled load waits for the acks of the
+// jobs it had already sent, to count those the stream stored.
+const SettleWait = 2 * time.Second
+
+// settle counts, without sending anything again, the jobs from first on that the
+// stream acknowledges within SettleWait, until Close.
+func (p *Publisher) settle(first *pending) {
+	deadline := time.NewTimer(SettleWait)
+	defer deadline.Stop()
+	late := false
+	count := func(pe *pending) {
+		var ack *jetstream.PubAck
+		if late {
+			select {
+			case ack = <-pe.fut.Ok():
+			default:
+			}
+		} else {
+			select {
+			case ack = <-pe.fut.Ok():
+			case <-pe.fut.Err():
+			case <-deadline.C:
+				late = true
+			}
+		}
+		if ack != nil {
+			p.count(ack, pe)
+		}
+	}
+	count(first)
+	for pe := range p.acks {
+		count(&pe)
+	}
+}
+
+func (p *Publisher) count(ack *jetstream.PubAck, pe *pending) {
+	targets := pe.targets
+	if p.OnAck != nil {
+		p.OnAck(pe.msg.Header.Get(jetstream.MsgIDHeader))
+	}
+	if ack.Duplicate {
+		p.Duplicates.Add(1)
+		p.DuplicateTargets.Add(int64(targets))
+	} else {
+		p.Stored.Add(1)
+		p.StoredTargets.Add(int64(targets))
+	}
+}
+
+func (p *Publisher) await(ctx context.Context, pe *pending) error {
 	for attempt := 1; ; attempt++ {
 		select {
 		case ack := <-pe.fut.Ok():
-			if ack.Duplicate {
-				p.Duplicates.Add(1)
-			} else {
-				p.Stored.Add(1)
-			}
+			p.count(ack, pe)
 			return nil
 		case err := <-pe.fut.Err():
 			if !retryable(err) {
@@ -170,7 +225,12 @@ func isFull(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStoreFailed
 }
 
-func (p *Publisher) fail(err error) { p.errOnce.Do(func() { p.err = err }) }
+func (p *Publisher) fail(err error) {
+	p.errOnce.Do(func() {
+		p.err = err
+		close(p.failed)
+	})
+}
 
 // Close waits until every job is stored (or refused for good).
 func (p *Publisher) Close() error {
