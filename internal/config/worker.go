@@ -126,7 +126,8 @@ func (w *Worker) Settings() Table {
 	b.Int(&w.RateBurst, "PUSH_RATE_BURST", "rate-burst", 0, 0, "calls that may go at once above the rate; 0: rate/40+1, at least 2")
 
 	b = settings.NewBinder("Jobs", &t)
-	b.Int(&w.MaxTargets, "PUSH_MAX_TARGETS", "max-targets", job.DefaultMaxTargets, 1, "targets per job")
+	b.Int(&w.MaxTargets, "PUSH_MAX_TARGETS", "max-targets", job.DefaultMaxTargets, 1, "targets per job; at most "+strconv.Itoa(job.MaxTargetsFor(job.DefaultMaxPayload))+
+		" with NATS's default max_payload of 1MiB, more with a bigger one (the worker refuses a value whose results could outgrow the server's max_payload)")
 	b.Int(&w.MaxScheduledChunks, "PUSH_MAX_SCHEDULED_CHUNKS", "max-scheduled-chunks", job.DefaultMaxScheduledChunks, 1, "calls (10 targets each) per scheduled job; mPaaS keeps 100 pending scheduled tasks")
 	b.Func("PUSH_TIMEZONE", "timezone", DefaultTimezone, "zone of 'today' for recurring pushes: UTC+8, or an IANA name such as Asia/Shanghai",
 		func(v string) (err error) { w.Zone, err = zone(v); return err })

@@ -123,6 +123,12 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	} else {
 		s.desc["nats"] = connect.RedactURLs(s.nc.ConnectedUrl())
 	}
+	// The biggest result must fit the server's max_payload, or a job could
+	// stay in the stream for want of room for its result.
+	if most := job.MaxTargetsFor(int(s.nc.MaxPayload())); cfg.MaxTargets > most {
+		return s, fmt.Errorf("PUSH_MAX_TARGETS=%d is over %d, the most targets per job whose result fits the NATS server's max_payload of %d bytes: "+
+			"lower PUSH_MAX_TARGETS, or raise the server's max_payload", cfg.MaxTargets, most, s.nc.MaxPayload())
+	}
 	store, limiter, err := s.stores(ctx, o)
 	if err != nil {
 		return s, err
