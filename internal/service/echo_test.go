@@ -3,39 +3,30 @@ package service_test
 import (
 	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
 )
 
-// lines collects a worker's log output.
-type lines struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lines) Sync() error { return nil }
-
-func (l *lines) longest() (n int, line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, s := range strings.Split(l.b.String(), "\n") {
-		if len(s) > n {
-			n, line = len(s), s
+// longest is the longest line the observed entries make as JSON log lines.
+func longest(t *testing.T, logs *observer.ObservedLogs) (n int, line string) {
+	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+	for _, e := range logs.All() {
+		b, err := enc.EncodeEntry(e.Entry, e.Context)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if b.Len() > n {
+			n, line = b.Len(), b.String()
+		}
+		b.Free()
 	}
 	return n, line
 }
@@ -46,10 +37,8 @@ func (l *lines) longest() (n int, line string) {
 func TestHugeFieldNamesAreEchoedClipped(t *testing.T) {
 	t.Parallel()
 	h := harness.New(t, harness.Setup{})
-	out := &lines{}
-	h.StartWorker(func(w *harness.WorkerSetup) {
-		w.Options.Logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), out, zap.DebugLevel))
-	})
+	core, logs := observer.New(zap.DebugLevel)
+	h.StartWorker(func(w *harness.WorkerSetup) { w.Options.Logger = zap.New(core) })
 	names := map[string]string{
 		"ascii-900k": strings.Repeat("x", 900<<10),
 		"nel-614k":   strings.Repeat("\u0085", 614*1024/2),
@@ -74,7 +63,7 @@ func TestHugeFieldNamesAreEchoedClipped(t *testing.T) {
 			t.Fatalf("dead letter of %q: %d bytes, headers %d bytes of error", id, len(dl.Data()), len(hd.Get(wire.HeaderError)))
 		}
 	}
-	if n, line := out.longest(); n >= 2048 || n == 0 {
+	if n, line := longest(t, logs); n >= 2048 || n == 0 {
 		t.Fatalf("longest log line is %d bytes: %.300s", n, line)
 	}
 }
