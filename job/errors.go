@@ -45,6 +45,27 @@ func fieldText(f string) string {
 	return f
 }
 
+// MaxEchoLine is how many bytes of producer input any one echo of it carries
+// (an error, a dead letter's header, a log field): room for a quoted MaxEcho
+// bytes, each escaped to at most 6 bytes, and the clipping note.
+const MaxEchoLine = 6*MaxEcho + 32
+
+// Clip is s when it has at most MaxEchoLine bytes, else its first whole runes
+// and its length: every place that echoes text from the message (or built
+// from it) passes it through here, so that no result, dead letter or log line
+// grows with the input.
+func Clip(s string) string {
+	if len(s) <= MaxEchoLine {
+		return s
+	}
+	note := "… (" + strconv.Itoa(len(s)) + " bytes)"
+	cut := MaxEchoLine - len(note)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + note
+}
+
 // quote is %q of at most MaxEcho bytes of s (whole runes), with its length in
 // bytes when it was clipped: a value of the message as an error quotes it.
 func quote(s string) string {

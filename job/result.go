@@ -45,6 +45,12 @@ type Result struct {
 	StartedAt   Time          `json:"startedAt"`
 	FinishedAt  Time          `json:"finishedAt"`
 	TraceID     string        `json:"traceId,omitempty"` // the W3C trace the job came with (or began), when it had one
+	// Truncated: the whole result was over the server's maximum message size,
+	// so it was stored without its chunks and skipped targets (empty here);
+	// ResultBytes is the whole result's size. Counts, status, error and
+	// times are whole.
+	Truncated   bool `json:"truncated,omitempty"`
+	ResultBytes int  `json:"resultBytes,omitempty"`
 
 	strategyType int64 // the job's, stamped on each chunk by AddChunk
 }
@@ -125,6 +131,17 @@ func (r *Result) Finish(at time.Time) *Result {
 // Encode is the result's JSON message body, without HTML escaping.
 func (r *Result) Encode() ([]byte, error) { return encode(r) }
 
+// Truncate is the result without its chunks and skipped targets, for a result
+// of size bytes too big to store: the same counts, status and times, and the
+// fields echoed from the job clipped (Clip).
+func (r *Result) Truncate(size int) *Result {
+	t := *r
+	t.Chunks, t.Skipped = []ChunkResult{}, Targets{}
+	t.Truncated, t.ResultBytes = true, size
+	t.Error, t.AppID, t.WorkspaceID, t.TaskName, t.Campaign = Clip(r.Error), Clip(r.AppID), Clip(r.WorkspaceID), Clip(r.TaskName), Clip(r.Campaign)
+	return &t
+}
+
 // StatusOf is the status rule of docs/jobs.md for a job that was not rejected.
 func StatusOf(sent, duplicates, failed int) Status {
 	switch {
@@ -141,7 +158,7 @@ func StatusOf(sent, duplicates, failed int) Status {
 // counts as failed, and Error names the field and the rule. j may be nil when the
 // message could not be read at all.
 func Rejected(jobID string, j *Job, err error, deliveries int, at time.Time) *Result {
-	r := &Result{JobID: jobID, Status: StatusRejected, Error: err.Error(), Deliveries: deliveries, StartedAt: Time{at}}
+	r := &Result{JobID: jobID, Status: StatusRejected, Error: Clip(err.Error()), Deliveries: deliveries, StartedAt: Time{at}}
 	if j != nil {
 		r.AppID, r.WorkspaceID, r.TaskName = j.AppID, j.WorkspaceID, j.TaskName
 		r.Targets = j.TargetCount()

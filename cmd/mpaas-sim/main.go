@@ -19,12 +19,6 @@ import (
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 )
 
-// Used when MPAAS_AK_ENV and MPAAS_SK_ENV are unset: the emulator's own key, no secret.
-const (
-	defaultKeyID     = "sim-access-key"
-	defaultKeySecret = "sim-access-secret"
-)
-
 func main() { cli.Main("mpaas-sim", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -65,7 +59,7 @@ Flags:
 		return errors.New("set both MPAAS_AK_ENV and MPAAS_SK_ENV, or neither")
 	}
 	if keyID == "" {
-		keyID, secret = defaultKeyID, defaultKeySecret
+		keyID, secret = mpaassim.OwnKeyID, mpaassim.OwnKeySecret // used when MPAAS_AK_ENV and MPAAS_SK_ENV are unset
 	}
 	cfg.Keys = map[string]string{keyID: secret}
 	if *templates != "" {

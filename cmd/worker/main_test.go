@@ -155,10 +155,12 @@ func TestMisconfigurationsAreClearErrors(t *testing.T) {
 		env  map[string]string
 		says []string
 	}{
-		{"NATS without Redis", with(map[string]string{"NATS_URL": ns.ClientURL()}, keys), []string{"NATS_URL is set but REDIS_URL is not"}},
+		{"NATS without Redis", with(map[string]string{"NATS_URL": ns.ClientURL()}, keys), []string{"but REDIS_URL is not"}},
 		{"no credentials outside dev mode", with(map[string]string{"NATS_URL": ns.ClientURL(), "REDIS_URL": "redis://" + testenv.RedisAddr()}),
-			[]string{"MPAAS_AK_ENV and MPAAS_SK_ENV are required"}},
+			[]string{"but MPAAS_AK_ENV and MPAAS_SK_ENV are not"}},
 		{"half the credentials", with(map[string]string{"MPAAS_AK_ENV": "ak"}), []string{"MPAAS_SK_ENV"}},
+		{"credentials alone", with(nil, keys), []string{"MPAAS_AK_ENV and MPAAS_SK_ENV are set but NATS_URL and REDIS_URL are not"}},
+		{"Redis alone", with(map[string]string{"REDIS_URL": "redis://" + testenv.RedisAddr()}), []string{"REDIS_URL is set but NATS_URL, MPAAS_AK_ENV and MPAAS_SK_ENV are not"}},
 		{"NATS unreachable", with(map[string]string{"NATS_URL": "nats://" + closed, "REDIS_URL": "redis://" + testenv.RedisAddr()}, keys),
 			[]string{"cannot connect to NATS", "check NATS_URL"}},
 		{"Redis unreachable", with(map[string]string{"NATS_URL": ns.ClientURL(), "REDIS_URL": "redis://:hunter2@" + closed}, keys),
@@ -167,7 +169,8 @@ func TestMisconfigurationsAreClearErrors(t *testing.T) {
 		{"rate not a number", with(map[string]string{"PUSH_RATE_LIMIT": "fast"}), []string{"PUSH_RATE_LIMIT"}},
 		{"bad zone", with(map[string]string{"PUSH_TIMEZONE": "Mars/Olympus"}), []string{"PUSH_TIMEZONE"}},
 		{"bad log level", with(map[string]string{"PUSH_LOG_LEVEL": "loud"}), []string{"PUSH_LOG_LEVEL"}},
-		{"bad endpoint", with(map[string]string{"MPAAS_ENDPOINT": "ftp://x"}, keys), []string{"MPAAS_ENDPOINT"}},
+		{"bad endpoint", with(map[string]string{"NATS_URL": ns.ClientURL(), "REDIS_URL": "redis://" + testenv.RedisAddr(), "MPAAS_ENDPOINT": "ftp://x"}, keys), []string{"MPAAS_ENDPOINT"}},
+		{"bad endpoint in dev mode", with(map[string]string{"MPAAS_ENDPOINT": "ftp://x"}), []string{"MPAAS_ENDPOINT"}},
 		{"cert without key", with(map[string]string{"NATS_URL": ns.ClientURL(), "REDIS_URL": "redis://" + testenv.RedisAddr(), "NATS_CERT": "c.pem"}, keys),
 			[]string{"NATS_CERT and NATS_KEY"}},
 	}

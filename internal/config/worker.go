@@ -96,7 +96,8 @@ type Worker struct {
 	DevNATSPort   int           // default DefaultDevNATSPort
 }
 
-// Dev reports dev mode: no NATS_URL.
+// Dev reports dev mode: no NATS_URL (check makes that none of NATS_URL,
+// REDIS_URL, MPAAS_AK_ENV and MPAAS_SK_ENV).
 func (w *Worker) Dev() bool { return w.NATS.URL == "" }
 
 // Settings is the worker's table, bound to w. Parse through it.
@@ -125,7 +126,8 @@ func (w *Worker) Settings() Table {
 	b.Int(&w.RateBurst, "PUSH_RATE_BURST", "rate-burst", 0, 0, "calls that may go at once above the rate; 0: rate/40+1, at least 2")
 
 	b = settings.NewBinder("Jobs", &t)
-	b.Int(&w.MaxTargets, "PUSH_MAX_TARGETS", "max-targets", job.DefaultMaxTargets, 1, "targets per job")
+	b.Int(&w.MaxTargets, "PUSH_MAX_TARGETS", "max-targets", job.DefaultMaxTargets, 1, "targets per job; at most "+strconv.Itoa(job.MaxTargetsFor(job.DefaultMaxPayload))+
+		" with NATS's default max_payload of 1MiB, more with a bigger one (the worker refuses a value whose results could outgrow the server's max_payload)")
 	b.Int(&w.MaxScheduledChunks, "PUSH_MAX_SCHEDULED_CHUNKS", "max-scheduled-chunks", job.DefaultMaxScheduledChunks, 1, "calls (10 targets each) per scheduled job; mPaaS keeps 100 pending scheduled tasks")
 	b.Func("PUSH_TIMEZONE", "timezone", DefaultTimezone, "zone of 'today' for recurring pushes: UTC+8, or an IANA name such as Asia/Shanghai",
 		func(v string) (err error) { w.Zone, err = zone(v); return err })
@@ -180,22 +182,58 @@ func ParseWorker(args []string, getenv func(string) string, usage string, out io
 }
 
 func (w *Worker) check() error {
-	if !w.Dev() && w.Redis.URL == "" {
-		return fmt.Errorf("NATS_URL is set but REDIS_URL is not: workers share dedupe and the rate limit through Redis; " +
-			"set REDIS_URL, or unset NATS_URL for dev mode")
+	if err := w.checkMode(); err != nil {
+		return err
 	}
-	if (w.AccessKeyID == "") != (w.AccessSecret == "") {
-		return fmt.Errorf("set both MPAAS_AK_ENV and MPAAS_SK_ENV (or MPAAS_SK_ENV_FILE), or neither in dev mode")
-	}
-	if w.AccessKeyID == "" && !w.Dev() {
-		return fmt.Errorf("MPAAS_AK_ENV and MPAAS_SK_ENV are required outside dev mode (NATS_URL is set)")
-	}
-	if w.AccessKeyID != "" { // dev mode without credentials sends to the emulator, whatever the endpoint
-		if _, err := push.ParseEndpoint(w.MPaaSEndpoint); err != nil {
-			return err
-		}
+	// In dev mode too: MPAAS_ENDPOINT may point a dev worker at the developer's own emulator.
+	if _, err := push.ParseEndpoint(w.MPaaSEndpoint); err != nil {
+		return err
 	}
 	return nil
+}
+
+// checkMode allows two setups only: dev mode (none of the four settings
+// below) and production (all four). Half a production setup would push for
+// real without the shared dedupe and rate limit, or to the emulator
+// unnoticed, so any other mix is an error naming what is set and what is missing.
+func (w *Worker) checkMode() error {
+	vars := []struct {
+		name string
+		set  bool
+	}{{"NATS_URL", w.NATS.URL != ""}, {"REDIS_URL", w.Redis.URL != ""}, {"MPAAS_AK_ENV", w.AccessKeyID != ""}, {"MPAAS_SK_ENV", w.AccessSecret != ""}}
+	var set, unset []string
+	for _, v := range vars {
+		if v.set {
+			set = append(set, v.name)
+		} else {
+			unset = append(unset, v.name)
+		}
+	}
+	if len(set) == 0 || len(unset) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s but %s not: set %s for production, or unset %s for dev mode",
+		are(set, "set"), are(unset, ""), map[bool]string{true: "it", false: "them"}[len(unset) == 1], and(set))
+}
+
+// are is "A is set", "A and B are set" (what empty: "A is", "A and B are").
+func are(names []string, what string) string {
+	s := and(names) + " are"
+	if len(names) == 1 {
+		s = names[0] + " is"
+	}
+	if what != "" {
+		s += " " + what
+	}
+	return s
+}
+
+// and joins names as "A", "A and B", "A, B and C".
+func and(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // zone reads "UTC+8"-style offsets or IANA names.

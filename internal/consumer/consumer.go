@@ -334,7 +334,7 @@ func (q *Consumer) deliver(ctx context.Context, lane string, msg jetstream.Msg) 
 func (q *Consumer) finish(ctx context.Context, lane string, msg jetstream.Msg, out Outcome) {
 	if dl := out.DeadLetter; dl != nil {
 		if err := q.publishDeadLetter(ctx, msg.Subject(), dl, msg); err != nil {
-			q.log.Error("dead letter not stored", zap.String("job", dl.JobID), zap.Error(err))
+			q.log.Error("dead letter not stored", zap.String("job", job.Clip(dl.JobID)), zap.Error(err))
 		} else {
 			q.obs.DeadLetter(lane, dl.Reason)
 		}
@@ -343,7 +343,7 @@ func (q *Consumer) finish(ctx context.Context, lane string, msg jetstream.Msg, o
 	if action == Park {
 		action = Ack
 		if err := q.publishParked(ctx, msg, out); err != nil {
-			q.log.Warn("job not parked: handed back", zap.String("job", out.JobID), zap.Error(err))
+			q.log.Warn("job not parked: handed back", zap.String("job", job.Clip(out.JobID)), zap.Error(err))
 			action = Release
 		} else {
 			q.obs.Parked(lane)
@@ -367,16 +367,40 @@ func (q *Consumer) finish(ctx context.Context, lane string, msg jetstream.Msg, o
 			q.cfg.OnResult(msg.Subject(), out.Result)
 		}
 		if err != nil {
-			q.log.Warn("result not published", zap.String("job", out.Result.JobID), zap.String("subject", out.ResultSubject), zap.Error(err))
+			q.log.Warn("result not published", zap.String("job", job.Clip(out.Result.JobID)), zap.String("subject", job.Clip(out.ResultSubject)), zap.Error(err))
 			q.obs.ResultFailed()
 			if action == Ack {
 				action = Release // never ack a job whose result is not stored
+			}
+			if action == Release && q.last(msg) {
+				// No delivery comes after this one: a work-queue stream would keep
+				// the job for ever. It leaves with a dead letter instead.
+				action = q.deadLetterWhole(ctx, lane, msg, out.Result.JobID, fmt.Errorf("its result was not stored: %w", err))
 			}
 		} else {
 			q.obs.Job(lane, string(out.Result.Status))
 		}
 	}
 	q.settle(ctx, msg, action, out.Delay)
+}
+
+// last reports the job's last allowed delivery.
+func (q *Consumer) last(msg jetstream.Msg) bool {
+	meta, err := msg.Metadata()
+	return err == nil && int(meta.NumDelivered) >= q.cfg.Limits.MaxDeliver
+}
+
+// deadLetterWhole stores the job as received as a dead letter (ReasonStopped)
+// and answers Term, or Release when even that is not stored.
+func (q *Consumer) deadLetterWhole(ctx context.Context, lane string, msg jetstream.Msg, jobID string, cause error) Action {
+	dl := &DeadLetter{JobID: jobID, Body: msg.Data(), Reason: ReasonStopped, Error: cause.Error()}
+	if err := q.publishDeadLetter(ctx, msg.Subject(), dl, msg); err != nil {
+		q.log.Error("job kept in the stream: neither its result nor its dead letter was stored", zap.String("job", job.Clip(jobID)), zap.Error(err))
+		return Release
+	}
+	q.obs.DeadLetter(lane, dl.Reason)
+	q.log.Warn("job dead-lettered on its last delivery: its result was not stored", zap.String("job", job.Clip(jobID)), zap.Error(cause))
+	return Term
 }
 
 // settle carries out the action. Its errors are not the job's: the message then
@@ -398,7 +422,7 @@ func (q *Consumer) settle(ctx context.Context, msg jetstream.Msg, a Action, dela
 	}
 	if err != nil {
 		q.obs.AckFailed(a.String())
-		q.log.Debug("acknowledgement not taken", zap.Stringer("action", a), zap.String("subject", msg.Subject()), zap.Error(err))
+		q.log.Debug("acknowledgement not taken", zap.Stringer("action", a), zap.String("subject", job.Clip(msg.Subject())), zap.Error(err))
 	}
 }
 
@@ -422,7 +446,7 @@ func (q *Consumer) heartbeat(msg jetstream.Msg) (stop func()) {
 		}
 		if err := msg.InProgress(); err != nil {
 			q.obs.AckFailed("in_progress")
-			q.log.Debug("InProgress not taken", zap.String("subject", msg.Subject()), zap.Error(err))
+			q.log.Debug("InProgress not taken", zap.String("subject", job.Clip(msg.Subject())), zap.Error(err))
 		}
 		t.Reset(every)
 	})

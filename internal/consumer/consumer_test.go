@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -27,7 +28,13 @@ type bed struct {
 
 func newBed(t *testing.T, h consumer.Handler, maxDeliver int) *bed {
 	t.Helper()
-	ns := testenv.NATS(t)
+	return newBedWith(t, &server.Options{}, h, maxDeliver)
+}
+
+// newBedWith is a bed on a server started from opts (a small MaxPayload, say).
+func newBedWith(t *testing.T, opts *server.Options, h consumer.Handler, maxDeliver int) *bed {
+	t.Helper()
+	ns := testenv.NATSWith(t, opts)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

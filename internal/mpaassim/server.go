@@ -28,6 +28,13 @@ const (
 	recentCalls            = 1000
 )
 
+// The emulator's own AccessKey: cmd/mpaas-sim accepts it when it is given no
+// key, and a dev-mode worker signs with it (no real account has it).
+const (
+	OwnKeyID     = "sim-access-key"
+	OwnKeySecret = "sim-access-secret"
+)
+
 // Config of a Server.
 type Config struct {
 	Keys              map[string]string // AccessKey id → secret

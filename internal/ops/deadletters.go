@@ -35,6 +35,9 @@ type DeadLetter struct {
 	Replayable    bool   `json:"replayable"`
 	NotReplayable string `json:"notReplayable,omitempty"`
 	Body          []byte `json:"-"` // the job as received, or with only its failed targets: template values, never shown as is
+	// BodyBytes is set when the letter was too big to store whole: Body is a
+	// prefix of a body this long (never replayed).
+	BodyBytes int `json:"bodyBytes,omitempty"`
 }
 
 // Filter chooses dead letters. Campaign, Reason and ErrorContains (a
@@ -70,6 +73,9 @@ type Page struct {
 var (
 	// ErrRejected: a rejected job's letter is not replayed: it would be rejected again.
 	ErrRejected = errors.New("the job was rejected: fix it and publish it again")
+	// ErrTruncated: the letter keeps only a prefix of its job (it was too big
+	// to store whole): there is no job to replay.
+	ErrTruncated = errors.New("the letter keeps only a prefix of its job")
 	// ErrNoFilter: a purge must name a campaign, a reason or an error.
 	ErrNoFilter = errors.New("no filter: name a campaign, a reason or an error")
 )
@@ -239,6 +245,9 @@ func cmpErr(first, err error) error {
 func (o *Ops) view(w wire.DeadLetter) DeadLetter {
 	d := DeadLetter{Seq: w.Seq, JobID: w.JobID, Reason: w.Reason, Error: w.Error, Subject: w.Subject,
 		Campaign: o.topo.Campaign(w.Subject), Deliveries: int(w.Deliveries), Body: w.Body}
+	if w.Truncated() {
+		d.BodyBytes = w.BodyBytes
+	}
 	if !w.At.IsZero() {
 		d.At = w.At.UTC().Format(time.RFC3339)
 	}
@@ -292,7 +301,9 @@ func (s *states) state(name string) string {
 func (s *states) refusal(d *DeadLetter, force bool) error {
 	switch {
 	case d.Reason == wire.ReasonRejected:
-		return fmt.Errorf("%w (%s)", ErrRejected, clip(d.Error))
+		return fmt.Errorf("%w (%s)", ErrRejected, job.Clip(d.Error))
+	case d.BodyBytes > 0:
+		return fmt.Errorf("%w (%d of %d bytes)", ErrTruncated, len(d.Body), d.BodyBytes)
 	case force:
 		return nil
 	case strings.Contains(d.Error, canceledError):
@@ -309,14 +320,6 @@ func (o *Ops) judge(d *DeadLetter, s *states) {
 	if err != nil {
 		d.NotReplayable = err.Error()
 	}
-}
-
-// clip is at most 200 bytes of s: errors quote little of their input.
-func clip(s string) string {
-	if len(s) <= 200 {
-		return s
-	}
-	return s[:200] + "…"
 }
 
 // DeadLetter is the dead letter at seq.
@@ -401,7 +404,7 @@ func (o *Ops) ReplayDeadLetters(ctx context.Context, sel Select, force bool) ([]
 			return out, err
 		}
 		if found == 0 {
-			out = append(out, Replayed{Letter: DeadLetter{JobID: id}, Err: fmt.Errorf("no dead letter of job %q: %w", clip(id), ErrNotFound)})
+			out = append(out, Replayed{Letter: DeadLetter{JobID: id}, Err: fmt.Errorf("no dead letter of job %q: %w", job.Clip(id), ErrNotFound)})
 		}
 	}
 	if sel.All {

@@ -146,9 +146,9 @@ func unreachable(out push.Outcome) bool {
 
 func chunkResult(t job.Targets, out push.Outcome, attempts int, status string) job.ChunkResult {
 	r := job.ChunkResult{TargetMsgkey: t, Status: status, Attempts: attempts, RequestID: out.RequestID,
-		ResultCode: out.ResultCode, ResultMessage: out.ResultMessage, PushSuccess: out.PushSuccess, Data: out.Data}
+		ResultCode: out.ResultCode, ResultMessage: job.Clip(out.ResultMessage), PushSuccess: out.PushSuccess, Data: out.Data}
 	if status == job.ChunkFailed && out.Err != nil {
-		r.Error = out.Err.Error()
+		r.Error = job.Clip(out.Err.Error()) // mPaaS's answers may quote the job's parameters
 	}
 	return r
 }

@@ -214,7 +214,7 @@ func (p *Pipeline) Handle(ctx context.Context, d consumer.Delivery) consumer.Out
 			attribute.Int("pushworker.targets", j.TargetCount()), attribute.String("pushworker.action", j.API()))
 	}
 	log := p.log.With(zap.String("job", j.JobID), zap.String("lane", d.Lane), zap.Int("delivery", d.Number))
-	log.Debug("job received", zap.String("subject", d.Subject), zap.Int("targets", j.TargetCount()), zap.String("api", j.API()))
+	log.Debug("job received", zap.String("subject", job.Clip(d.Subject)), zap.Int("targets", j.TargetCount()), zap.String("api", j.API()))
 	run := p.process(ctx, j, d, log)
 	subject := p.cfg.Rules.Topology.ResultSubject(j.ReplyTo, j.JobID)
 	switch {

@@ -15,12 +15,6 @@ import (
 	"github.com/mpaas-push/pushworker/topology"
 )
 
-// Dev mode's emulator account: it exists only inside this process.
-const (
-	devKeyID     = "dev-access-key"
-	devKeySecret = "dev-access-secret"
-)
-
 type devNATS struct {
 	url, dir string
 	stop     func()
@@ -52,7 +46,7 @@ func startEmulator() (*emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: mpaassim.New(mpaassim.Config{Keys: map[string]string{devKeyID: devKeySecret}, AcceptAnyTemplate: true}),
+	srv := &http.Server{Handler: mpaassim.New(mpaassim.Config{Keys: map[string]string{mpaassim.OwnKeyID: mpaassim.OwnKeySecret}, AcceptAnyTemplate: true}),
 		ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	return &emulator{url: "http://" + l.Addr().String(), stop: func() { _ = srv.Close() }}, nil

@@ -32,6 +32,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/metrics"
+	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
@@ -121,6 +122,12 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 		}
 	} else {
 		s.desc["nats"] = connect.RedactURLs(s.nc.ConnectedUrl())
+	}
+	// The biggest result must fit the server's max_payload, or a job could
+	// stay in the stream for want of room for its result.
+	if most := job.MaxTargetsFor(int(s.nc.MaxPayload())); cfg.MaxTargets > most {
+		return s, fmt.Errorf("PUSH_MAX_TARGETS=%d is over %d, the most targets per job whose result fits the NATS server's max_payload of %d bytes: "+
+			"lower PUSH_MAX_TARGETS, or raise the server's max_payload", cfg.MaxTargets, most, s.nc.MaxPayload())
 	}
 	store, limiter, err := s.stores(ctx, o)
 	if err != nil {
@@ -277,13 +284,21 @@ func (s *Service) pusher(o Options) (pipeline.Pusher, error) {
 	c := s.cfg
 	pc := push.Config{Endpoint: c.MPaaSEndpoint, Region: c.MPaaSRegion, AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessSecret,
 		Timeout: c.MPaaSTimeout, MaxConns: c.MaxInFlight * 2}
-	if c.AccessKeyID == "" {
+	switch {
+	case c.AccessKeyID != "":
+	case c.MPaaSEndpoint != "" && c.MPaaSEndpoint != push.DefaultEndpoint:
+		// Dev mode pointed at the developer's own emulator: signed with the
+		// emulator's own key, which a real mPaaS refuses.
+		pc.AccessKeyID, pc.AccessKeySecret = mpaassim.OwnKeyID, mpaassim.OwnKeySecret
+		s.log.Info("dev mode: pushes go to MPAAS_ENDPOINT signed with the emulator's own key (MPAAS_AK_ENV is unset); a real mPaaS refuses it",
+			zap.String("endpoint", c.MPaaSEndpoint), zap.String("key", mpaassim.OwnKeyID))
+	default:
 		em, err := startEmulator()
 		if err != nil {
 			return nil, fmt.Errorf("dev mode: starting the mPaaS emulator: %w", err)
 		}
 		s.closers = append(s.closers, em.stop)
-		pc.Endpoint, pc.AccessKeyID, pc.AccessKeySecret = em.url, devKeyID, devKeySecret
+		pc.Endpoint, pc.AccessKeyID, pc.AccessKeySecret = em.url, mpaassim.OwnKeyID, mpaassim.OwnKeySecret
 		s.log.Info("dev mode: pushes go to the built-in mPaaS emulator, which accepts any template (MPAAS_AK_ENV is unset)",
 			zap.String("endpoint", em.url), zap.String("stats", em.url+"/sim/stats"))
 	}
