@@ -239,8 +239,10 @@ func TestCampaignPaced(t *testing.T) {
 	span := a[len(a)-1].at.Sub(a[0].at).Seconds()
 	mean := float64(total-a[len(a)-1].n) / span
 	t.Logf("%d calls, %d targets over %.1f s: busiest one-second window %d targets, mean %.1f targets/s", len(a), total, span, busiest, mean)
-	if total != 6000 || busiest > 550 || mean < 475 {
-		t.Fatalf("pace 500: busiest window %d (at most 550), mean %.1f (at least 475), %d targets", busiest, mean, total)
+	// Measured on a loaded 2-core machine: busiest 500–525 (a call carries a
+	// twentieth of a second's targets), mean 476–496.
+	if total != 6000 || busiest > 550 || mean < 450 {
+		t.Fatalf("pace 500: busiest window %d (at most 550), mean %.1f (at least 450), %d targets", busiest, mean, total)
 	}
 }
 
