@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -236,10 +237,14 @@ func (s *scene) natsBin() string {
 // forming and the workers' own creations, and every worker comes up (none
 // exits), then they run a campaign together.
 func TestWorkersStartTogetherOnAFreshCluster(t *testing.T) {
-	for round := 1; round <= 2; round++ {
+	rounds := 2
+	if n, err := strconv.Atoi(os.Getenv("CHAOS_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	for round := 1; round <= rounds; round++ {
 		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) {
 			s := newBareScene(t, "", mpaassim.Faults{Latency: 20 * time.Millisecond})
-			s.natsCluster()
+			servers := s.natsCluster()
 			start := time.Now()
 			var wg sync.WaitGroup
 			errs := make([]error, 3)
@@ -260,6 +265,11 @@ func TestWorkersStartTogetherOnAFreshCluster(t *testing.T) {
 			jobs := s.publish(45, 100)
 			if o := s.settle(jobs, 2*time.Minute); o.twice > 0 || o.failed > 0 {
 				t.Errorf("after starting together: %+v", o)
+			}
+			for i, p := range servers {
+				if p.Exited() {
+					t.Errorf("nats-server %d exited (crashed?) while the workers started:\n%s", i, p.Log())
+				}
 			}
 			if os.Getenv("CHAOS_TRACE") != "" || t.Failed() {
 				s.procsMu.Lock()
