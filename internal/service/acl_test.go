@@ -16,28 +16,41 @@ import (
 	"github.com/mpaas-push/pushworker/job"
 )
 
+// aclPrefix is the README's key prefix, which its least-privilege user may use.
+const aclPrefix = "pushworker:"
+
+// aclWorker is a worker on a Redis of the test's own, logged in as a user whose
+// ACL allows the keys keyPattern only; admin is the server's default user.
+func aclWorker(t *testing.T, keyPattern string, mutate func(*harness.WorkerSetup)) (*harness.Stack, *harness.Worker, *redis.Client) {
+	t.Helper()
+	srv := testenv.StartRedis(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { admin.Close() })
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "pusher", "on", ">acl-pass-7d2", keyPattern, "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	h := harness.New(t, harness.Setup{RedisAddr: srv.Addr()})
+	w := h.StartWorker(func(w *harness.WorkerSetup) {
+		w.Config.RedisPrefix = aclPrefix
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "pusher", Password: "acl-pass-7d2"})
+		t.Cleanup(func() { rdb.Close() })
+		w.Options.Redis = rdb
+		if mutate != nil {
+			mutate(w)
+		}
+	})
+	return h, w, admin
+}
+
 // The whole worker (dedupe, the shared limit with its events share and
 // adaptive rate, a campaign's pace, its totals) runs as the README's
 // least-privilege Redis user, whose keys are the worker's prefix only: every
 // key it writes is under the prefix.
 func TestTheWholeWorkerRunsAsTheACLUser(t *testing.T) {
 	t.Parallel()
-	srv := testenv.StartRedis(t)
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer admin.Close()
+	const prefix = aclPrefix
+	h, _, admin := aclWorker(t, "~"+prefix+"*", func(w *harness.WorkerSetup) { w.Config.RateAdaptive = true })
 	ctx := context.Background()
-	const prefix = "pushworker:"
-	if err := admin.Do(ctx, "ACL", "SETUSER", "pusher", "on", ">acl-pass-7d2", "~"+prefix+"*", "+@all").Err(); err != nil {
-		t.Fatal(err)
-	}
-	h := harness.New(t, harness.Setup{RedisAddr: srv.Addr()})
-	h.StartWorker(func(w *harness.WorkerSetup) {
-		w.Config.RedisPrefix = prefix
-		w.Config.RateAdaptive = true
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "pusher", Password: "acl-pass-7d2"})
-		t.Cleanup(func() { rdb.Close() })
-		w.Options.Redis = rdb
-	})
 	kv, err := h.JS.KeyValue(ctx, h.Topo.CampaignsBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -92,21 +105,9 @@ func TestTheWholeWorkerRunsAsTheACLUser(t *testing.T) {
 // it ready), sends nothing, and goes on once the ACL is fixed.
 func TestAPermissionErrorKeepsTheWorkerUnready(t *testing.T) {
 	t.Parallel()
-	srv := testenv.StartRedis(t)
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer admin.Close()
+	const prefix = aclPrefix
+	h, w, admin := aclWorker(t, "~elsewhere:*", nil)
 	ctx := context.Background()
-	const prefix = "pushworker:"
-	if err := admin.Do(ctx, "ACL", "SETUSER", "pusher", "on", ">acl-pass-7d2", "~elsewhere:*", "+@all").Err(); err != nil {
-		t.Fatal(err)
-	}
-	h := harness.New(t, harness.Setup{RedisAddr: srv.Addr()})
-	w := h.StartWorker(func(w *harness.WorkerSetup) {
-		w.Config.RedisPrefix = prefix
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "pusher", Password: "acl-pass-7d2"})
-		t.Cleanup(func() { rdb.Close() })
-		w.Options.Redis = rdb
-	})
 	j := harness.NewJob("noperm", "noperm", 3)
 	h.PublishJob(h.Topo.EventsSubject("orders"), j)
 	readyz := func() (int, string) {
