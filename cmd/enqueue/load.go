@@ -173,12 +173,22 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 	ctx, span := otel.Tracer(tracing.Scope).Start(e.ctx, "load campaign "+lf.campaign, trace.WithSpanKind(trace.SpanKindProducer))
 	defer span.End()
 	e.ctx = ctx
+	format := lf.format
+	if format == "" {
+		format = "csv"
+		if strings.HasSuffix(file, ".jsonl") || strings.HasSuffix(file, ".ndjson") {
+			format = "jsonl"
+		}
+	}
 	api, why, err := lf.chooseAPI(base)
 	if err != nil {
 		return err
 	}
-	if err := checkBase(base, api, lf.maxTargets); err != nil {
-		return err
+	// Whole jobs (JSON Lines) carry their own settings: the campaign's are for CSV rows.
+	if format == "csv" {
+		if err := checkBase(base, api, lf.maxTargets); err != nil {
+			return err
+		}
 	}
 	if lf.memLimitMiB > 0 {
 		// The loader's live memory is the window and the jobs awaiting acks; a soft
@@ -204,13 +214,6 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 		return err
 	}
 	defer in.Close()
-	format := lf.format
-	if format == "" {
-		format = "csv"
-		if strings.HasSuffix(file, ".jsonl") || strings.HasSuffix(file, ".ndjson") {
-			format = "jsonl"
-		}
-	}
 	o := loader.Options{
 		Campaign: loader.Campaign{ID: lf.campaign, Base: base, API: api, GroupSize: lf.groupSize, Window: lf.window},
 		Rules:    job.Rules{MaxTargets: lf.maxTargets},
@@ -298,7 +301,13 @@ func (e *env) load(lf *loadFlags, file string, wait bool, timeout time.Duration)
 		return err
 	}
 	if wait && !lf.dryRun {
-		if err := e.followCampaign(lf.campaign, ours, timeout); err != nil {
+		// Jobs of a CSV file reply under the campaign's results; whole jobs from a
+		// .jsonl file may carry ids and replyTo of their own.
+		filter := e.topo.CampaignResults(lf.campaign)
+		if format == "jsonl" {
+			filter = e.topo.ResultSubjects()
+		}
+		if err := e.followCampaign(lf.campaign, filter, ours, timeout); err != nil {
 			return err
 		}
 	}
@@ -324,15 +333,15 @@ func (s *jobSet) has(id string) bool {
 	return ok
 }
 
-// followCampaign reads the campaign's results (from the start: a rerun counts the
-// first run's results) as a stream until every job of this load has one, and
+// followCampaign reads the results under filter (from the start: a rerun counts
+// the first run's results) as a stream until every job of this load has one, and
 // prints their totals. Results of the campaign's other files are not counted.
-func (e *env) followCampaign(campaignName string, ours *jobSet, timeout time.Duration) error {
+func (e *env) followCampaign(campaignName, filter string, ours *jobSet, timeout time.Duration) error {
 	t := campaign.Totals{FailedBy: map[string]int{}}
 	seen := map[string]bool{}
 	jobs := len(ours.ids)
 	last := time.Now()
-	err := e.ops.Follow(e.ctx, e.topo.CampaignResults(campaignName), timeout, func(r *job.Result) bool {
+	err := e.ops.Follow(e.ctx, filter, timeout, func(r *job.Result) bool {
 		if !seen[r.JobID] && ours.has(r.JobID) {
 			seen[r.JobID] = true
 			t.Add(r)

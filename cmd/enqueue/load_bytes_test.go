@@ -187,3 +187,16 @@ func TestLoadInterruptedThenRerun(t *testing.T) {
 		t.Fatalf("emulator: %+v", st)
 	}
 }
+
+// Whole jobs of a .jsonl file carry their own settings and ids: the load needs
+// no campaign settings, and --wait finds their results wherever their ids put
+// them.
+func TestLoadJSONLinesOfWholeJobsWaits(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	path := writeFile(t, "jobs.jsonl", jobLine("own-1", "j1")+"\n"+jobLine("own-2", "j2")+"\n")
+	out, stderr, err := s.enqueue(t, "", "load", "--campaign", "whole", "--wait", "--timeout", "30s", path)
+	if err != nil || !strings.Contains(out, "campaign results: 2 jobs") || !strings.Contains(out, "0 failed") {
+		t.Fatalf("load of whole jobs with --wait: %v\n%s\n%s", err, out, stderr)
+	}
+}

@@ -50,17 +50,20 @@ const usage = `Usage:
       error, reported once as FILE:LINE:COLUMN.
       Jobs are validated first; a job without jobId gets one. Nats-Msg-Id = jobId.
       --wait prints each job's result and exits 1 unless every job succeeded.
-  enqueue load --campaign ID [--settings campaign.json] [--app-id …] [--workspace-id …]
-               [--template …] [--delivery-type N] [--expired-seconds N] [--task-name …]
-               [--group-size 1000] [--window 20000] [--rejects FILE] [--strict] [--dry-run]
-               [--wait] [--timeout 2m] FILE
+  enqueue load --campaign ID [--api auto|multiple|template] [--settings campaign.json]
+               [--app-id …] [--workspace-id …] [--template …] [--delivery-type N]
+               [--expired-seconds N] [--task-name …] [--group-size 1000] [--window 20000]
+               [--rejects FILE] [--strict] [--dry-run] [--wait] [--timeout 2m] FILE
       Load a campaign onto the bulk lane (push.jobs.bulk.ID). A CSV file has a header row:
       "target", optionally "msgKey" (derived from the campaign and the target when absent),
-      and one column per template variable; rows with the same template values become jobs
-      of up to --group-size targets and the server's max_payload. A .jsonl file holds whole
+      and one column per template variable. --api multiple makes targetMsgs jobs (PushMultiple,
+      100 targets a call, each row its own values); template groups rows with the same values
+      into targetMsgkey jobs (PushTemplate, 10 a call); auto (the default) takes multiple unless
+      the settings need PushTemplate (SMS fallback, deliveryType 5 or 6) and says why. A job holds
+      up to --group-size targets and fits the server's max_payload. A .jsonl file holds whole
       jobs. Job ids derive from the campaign, the line and the job's content, so a rerun
-      enqueues nothing new and another file of the campaign loads its own jobs. Bad rows go to --rejects with their line.
-      --wait follows the campaign's results and prints the totals.
+      enqueues nothing new and another file of the campaign loads its own jobs. Bad rows go to
+      --rejects with their line. --wait follows the campaign's results and prints the totals.
   enqueue status [--json]
       Jobs waiting and in flight per lane, redeliveries, dead letters, results, and orphans:
       messages a lane's consumer has acknowledged that the job stream still holds.

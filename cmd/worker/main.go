@@ -17,10 +17,12 @@ import (
 
 var usage = `Usage: worker [flags]
 
-Pulls push jobs from NATS JetStream (push.jobs.* and push.jobs.bulk.>), sends each
-through mPaaS PushTemplate in calls of at most 10 targets, never pushing the same
-(appId, workspaceId, target, msgKey) twice, under one rate limit shared by every
-worker on the same Redis, and publishes one result per job on push.results.>.
+Pulls push jobs from NATS JetStream (push.jobs.* and push.jobs.bulk.>) and sends each
+through mPaaS with the action the job asks for: PushTemplate in calls of at most 10
+targets (targetMsgkey), PushMultiple in calls of at most 100 (targetMsgs), and the
+recall actions of admin jobs. It never pushes the same (appId, workspaceId, target,
+msgKey) twice, holds one rate limit shared by every worker on the same Redis, and
+publishes one result per job on push.results.> (or the job's replyTo).
 
 With nothing set it runs in dev mode: an embedded JetStream server on
 127.0.0.1:` + devPort + `, in-memory dedupe and rate limit, and the built-in mPaaS
