@@ -2,6 +2,7 @@ package config
 
 import (
 	"io"
+	"os"
 	"strings"
 	"testing"
 )
@@ -72,5 +73,19 @@ func TestEndpointAloneIsDevMode(t *testing.T) {
 	env["MPAAS_ENDPOINT"] = "ftp://x"
 	if _, err := ParseWorker(nil, func(k string) string { return env[k] }, "", io.Discard); err == nil || !strings.Contains(err.Error(), "MPAAS_ENDPOINT") {
 		t.Fatalf("want an error naming MPAAS_ENDPOINT, got %v", err)
+	}
+}
+
+// docs/redis.md describes every key of the layout, under the prefix it writes P.
+func TestRedisKeysAreTheDocumentedOnes(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/redis.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := (&Worker{RedisPrefix: "P"}).RedisKeys()
+	for _, key := range []string{k.Dedupe, k.OldDedupe, k.Limit, k.Pace + "<campaign>", k.Totals + "<campaign>", k.Totals + "*index"} {
+		if !strings.Contains(string(doc), "`"+key) {
+			t.Errorf("docs/redis.md does not describe %s", key)
+		}
 	}
 }

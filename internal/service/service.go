@@ -186,8 +186,8 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	var totals campaignTotals = campaign.NewMemoryTotals()
 	parts.Pipeline.Pace = campaign.NewMemoryPace()
 	if s.rdb != nil {
-		parts.Pipeline.Pace = campaign.NewPace(s.rdb, cfg.RedisPrefix+"pace:")
-		totals = campaign.NewRedisTotals(s.batch, cfg.RedisPrefix+"campaign:")
+		parts.Pipeline.Pace = campaign.NewPace(s.rdb, cfg.RedisKeys().Pace)
+		totals = campaign.NewRedisTotals(s.batch, cfg.RedisKeys().Totals)
 	}
 	topo := parts.Consumer.Topology.OrDefault()
 	parts.Consumer.OnResult = func(subject string, r *job.Result) {
@@ -365,15 +365,16 @@ func (s *Service) stores(ctx context.Context, o Options) (dedupe.Store, pipeline
 		s.desc["redis"] = "(given)"
 	}
 	s.batch = rbatch.New(s.rdb) // dedupe and campaign totals share round trips
-	dcfg := dedupe.RedisConfig{Prefix: c.RedisPrefix + "d:", SentTTL: c.SentTTL, LeaseTTL: c.LeaseTTL, Batch: s.batch}
+	keys := c.RedisKeys()
+	dcfg := dedupe.RedisConfig{Prefix: keys.Dedupe, SentTTL: c.SentTTL, LeaseTTL: c.LeaseTTL, Batch: s.batch}
 	if c.ReadOldDedupe {
-		dcfg.OldPrefix = c.RedisPrefix + "dedupe:"
+		dcfg.OldPrefix = keys.OldDedupe
 	}
 	store := dedupe.NewRedis(s.rdb, dcfg)
 	if err := store.Load(ctx); err != nil {
 		return nil, nil, fmt.Errorf("redis: %w", err)
 	}
-	s.limiter = ratelimit.NewRedis(s.rdb, c.RedisPrefix+"rate:mpaas", c.RateLimit, c.RateBurst)
+	s.limiter = ratelimit.NewRedis(s.rdb, keys.Limit, c.RateLimit, c.RateBurst)
 	s.limiter.ReserveForEvents(c.EventsShare)
 	if c.RateAdaptive {
 		s.limiter.Adapt(c.RateFloor, func(rate float64) {

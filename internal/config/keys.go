@@ -1,0 +1,18 @@
+package config
+
+// RedisKeys is the worker's Redis key layout, every key under PUSH_REDIS_PREFIX
+// (docs/redis.md describes each; a test holds the two equal). The parts take
+// their prefixes from here, so that an ACL on the prefix covers every key.
+type RedisKeys struct {
+	Dedupe    string // claims and sent marks: <prefix>d:<12 bytes>, call records <prefix>d:r:<hour>:<shard>
+	OldDedupe string // an earlier version's pairs, read with PUSH_DEDUPE_READ_OLD: <prefix>dedupe:<hex>
+	Limit     string // the shared GCRA limit, and <Limit>:bulk, :events, :adaptive
+	Pace      string // a paced campaign's GCRA: <prefix>pace:<campaign>
+	Totals    string // a campaign's totals: <prefix>campaign:<campaign>, and the index <prefix>campaign:*index
+}
+
+// RedisKeys is the key layout under w's prefix.
+func (w *Worker) RedisKeys() RedisKeys {
+	p := w.RedisPrefix
+	return RedisKeys{Dedupe: p + "d:", OldDedupe: p + "dedupe:", Limit: p + "rate:mpaas", Pace: p + "pace:", Totals: p + "campaign:"}
+}
