@@ -15,7 +15,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mpaas-push/pushworker/internal/consumer"
+	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/service"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -39,6 +42,19 @@ func writeFile(t *testing.T, name, body string) string {
 	return path
 }
 
+// bigJobs gives the worker the production's fetch wait and deliveries: a job of
+// 1 MiB takes long to arrive under the race detector, and a fetch that ends
+// first loses that delivery until its AckWait (the test stacks' 500 ms fetch and
+// 2 deliveries could then strand it).
+func bigJobs(w *harness.WorkerSetup) {
+	tune := w.Options.Tune
+	w.Options.Tune = func(p *service.Parts) {
+		tune(p)
+		p.Consumer.FetchWait = consumer.DefaultFetchWait
+	}
+	w.Config.MaxDeliver = consumer.DefaultMaxDeliver
+}
+
 var storedRE = regexp.MustCompile(`stored: (\d+) new jobs, (\d+) already enqueued`)
 
 func stored(t *testing.T, out string) (fresh, already int) {
@@ -57,7 +73,7 @@ func stored(t *testing.T, out string) (fresh, already int) {
 // A row that no job can carry is a rejected row, not a failed load.
 func TestLoadWideRowsSplitsByBytes(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{})
+	s := newStack(t, mpaassim.Faults{}, bigJobs)
 	body := wideRows(0, 4000, 1200) + "huge," + strings.Repeat("y", 1100<<10) + "\n" // line 4002
 	path := writeFile(t, "wide.csv", body)
 	rejects := filepath.Join(t.TempDir(), "rejects.csv")
