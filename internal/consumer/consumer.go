@@ -419,6 +419,7 @@ func (q *Consumer) settle(ctx context.Context, msg jetstream.Msg, a Action, dela
 		err = msg.NakWithDelay(delay)
 	case Release:
 		err = msg.Nak()
+	case Leave: // a later delivery answers for the message
 	}
 	if err != nil {
 		q.obs.AckFailed(a.String())

@@ -52,10 +52,14 @@ const (
 	// Park: store the message as received on Outcome.ParkSubject (its campaign
 	// is paused), then ack it; when the parked copy cannot be stored, Release.
 	Park
+	// Leave: do nothing with the message. A later delivery of it holds the job
+	// (JetStream redelivered it while this one still ran) and answers for it; an
+	// ack or a nak from this one would cut that delivery short.
+	Leave
 )
 
 func (a Action) String() string {
-	return [...]string{"ack", "term", "retry", "release", "park"}[a]
+	return [...]string{"ack", "term", "retry", "release", "park", "leave"}[a]
 }
 
 // DeadLetter is a job, or the part of it that failed, kept for inspection and replay.

@@ -3,9 +3,12 @@
 // Each pair has one key. A job claims it with a lease that names the job, the
 // message that carried it and this delivery (a token), then turns it into a "sent"
 // mark (job id, mPaaS request id) when mPaaS accepted the push, or releases it when
-// the push failed. A lease held under the same job and message belongs to an
-// earlier delivery that JetStream gave up on, and is taken over; a lease under the
-// same job id from another message (the job published twice) is not.
+// the push failed. A lease held under the same job and message by an earlier
+// delivery (JetStream gave up on it: its AckWait ran out) is taken over; a lease
+// of a later delivery of that message is never taken back: the earlier delivery
+// is superseded and stops (a worker that was frozen or starved past its AckWait
+// finds this out before its next call). A lease under the same job id from
+// another message (the job published twice) is not taken over.
 package dedupe
 
 import (
@@ -43,6 +46,9 @@ const (
 	SentByOther
 	// LeasedByOther: another job is sending it right now: a duplicate.
 	LeasedByOther
+	// Superseded: a later delivery of the same message holds it. This delivery
+	// must not push it, nor anything else of the job: the later one owns the job.
+	Superseded
 )
 
 // Claim is the answer for one pair.
@@ -65,9 +71,12 @@ type Mark struct {
 var ErrUnavailable = health.ErrUnavailable
 
 // Holder is who claims: a job, the message that carried it (its stream sequence)
-// and one delivery of that message. None of them holds a '|'.
+// and one delivery of that message: its number (JetStream's count of
+// deliveries, which only grows) and a token of its own. None of them holds a '|'.
 type Holder struct {
-	JobID, Message, Token string
+	JobID, Message string
+	Delivery       int
+	Token          string
 }
 
 // Store is what the worker needs of a dedupe store.
@@ -106,9 +115,27 @@ func digest(k Key) [sha256.Size]byte {
 	return sha256.Sum256(in)
 }
 
-// The lease under a pair's key while a delivery holds it. Job ids, messages,
-// tokens and request ids hold no '|'.
-func leaseValue(h Holder) string { return "L|" + h.JobID + "|" + h.Message + "|" + h.Token }
+// The lease under a pair's key while a delivery holds it:
+// L|job|message|d<delivery>-<token>. Job ids, messages, tokens and request ids
+// hold no '|'. Leases of the layout before the delivery number
+// (L|job|message|<token>) read as delivery 0.
+func leaseValue(h Holder) string {
+	return "L|" + h.JobID + "|" + h.Message + "|d" + strconv.Itoa(h.Delivery) + "-" + h.Token
+}
+
+// leaseDelivery is the delivery number a lease's value names (0 when it names none).
+func leaseDelivery(v string) int {
+	parts := strings.SplitN(v, "|", 4)
+	if len(parts) < 4 || !strings.HasPrefix(parts[3], "d") {
+		return 0
+	}
+	n, _, ok := strings.Cut(parts[3][1:], "-")
+	d, err := strconv.Atoi(n)
+	if !ok || err != nil {
+		return 0
+	}
+	return d
+}
 
 // A sent pair's key holds only the id of the call that sent it, as a decimal
 // integer (which Redis stores in the key's object itself, with no string of its

@@ -246,16 +246,16 @@ func TestSameJobOtherMessageDoesNotTakeOver(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			k := keys(2, "copy-"+name)
-			first := dedupe.Holder{JobID: "job-a", Message: "seq-1", Token: "t1"}
+			first := dedupe.Holder{JobID: "job-a", Message: "seq-1", Delivery: 1, Token: "t1"}
 			if _, err := s.Claim(ctx, first, k); err != nil {
 				t.Fatal(err)
 			}
-			copyOf := dedupe.Holder{JobID: "job-a", Message: "seq-2", Token: "t2"}
+			copyOf := dedupe.Holder{JobID: "job-a", Message: "seq-2", Delivery: 1, Token: "t2"}
 			c, _ := s.Claim(ctx, copyOf, k[:1])
 			if c[0].State != dedupe.LeasedByOther {
 				t.Fatalf("a copy of the job on another message took over the lease: %+v", c[0])
 			}
-			redelivery := dedupe.Holder{JobID: "job-a", Message: "seq-1", Token: "t3"}
+			redelivery := dedupe.Holder{JobID: "job-a", Message: "seq-1", Delivery: 2, Token: "t3"}
 			c, _ = s.Claim(ctx, redelivery, k[:1])
 			if c[0].State != dedupe.Claimed {
 				t.Fatalf("a redelivery of the same message must take over: %+v", c[0])
@@ -267,6 +267,75 @@ func TestSameJobOtherMessageDoesNotTakeOver(t *testing.T) {
 				t.Fatalf("a copy must see its job's sent mark: %+v", c[0])
 			}
 		})
+	}
+}
+
+// A delivery that JetStream gave up on while it still ran (its worker frozen or
+// starved past the AckWait) never takes its pairs back from the later delivery
+// that took them over: it learns that it is superseded, on a new claim and on
+// claiming again what it held. A later delivery still takes over from it.
+func TestEarlierDeliveryIsSuperseded(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			k := keys(3, "superseded-"+name)
+			d1 := dedupe.Holder{JobID: "job-s", Message: "7", Delivery: 1, Token: "a"}
+			d2 := dedupe.Holder{JobID: "job-s", Message: "7", Delivery: 2, Token: "b"}
+			d3 := dedupe.Holder{JobID: "job-s", Message: "7", Delivery: 3, Token: "c"}
+			if c, _ := s.Claim(ctx, d1, k[:2]); c[0].State != dedupe.Claimed || c[1].State != dedupe.Claimed {
+				t.Fatalf("first claim: %+v", c)
+			}
+			if c, _ := s.Claim(ctx, d2, k); c[0].State != dedupe.Claimed || c[2].State != dedupe.Claimed {
+				t.Fatalf("the later delivery takes over: %+v", c)
+			}
+			c, err := s.Claim(ctx, d1, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, cl := range c {
+				if cl.State != dedupe.Superseded {
+					t.Fatalf("pair %d: the earlier delivery must learn it is superseded, got %+v", i, cl)
+				}
+			}
+			// Its release leaves the later delivery's leases alone.
+			if err := s.Release(ctx, d1, k); err != nil {
+				t.Fatal(err)
+			}
+			if c, _ := s.Claim(ctx, dedupe.Holder{JobID: "other", Message: "9", Delivery: 1, Token: "x"}, k[:1]); c[0].State != dedupe.LeasedByOther || c[0].Owner != "job-s" {
+				t.Fatalf("the later delivery's lease must stay: %+v", c[0])
+			}
+			if c, _ := s.Claim(ctx, d3, k); c[1].State != dedupe.Claimed {
+				t.Fatalf("a still later delivery takes over: %+v", c)
+			}
+			_ = s.Release(ctx, d3, k)
+		})
+	}
+}
+
+// A lease written before leases carried their delivery's number reads as
+// delivery 0: any delivery of the same message takes it over, as before.
+func TestLeaseOfTheOldLayoutIsTakenOver(t *testing.T) {
+	rdb := testenv.Redis(t)
+	prefix := testenv.Prefix(t, rdb)
+	s := dedupe.NewRedis(rdb, dedupe.RedisConfig{Prefix: prefix})
+	ctx := context.Background()
+	k := keys(1, "old-lease")
+	d1 := dedupe.Holder{JobID: "job-o", Message: "3", Delivery: 1, Token: "n"}
+	if _, err := s.Claim(ctx, d1, k); err != nil {
+		t.Fatal(err)
+	}
+	names, err := rdb.Keys(ctx, prefix+"*").Result()
+	if err != nil || len(names) != 1 {
+		t.Fatalf("keys: %v %v", names, err)
+	}
+	if err := rdb.Set(ctx, names[0], "L|job-o|3|5f3a9c0d11e2b7aa", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := s.Claim(ctx, d1, k); c[0].State != dedupe.Claimed {
+		t.Fatalf("an old lease of the same message must be taken over: %+v", c[0])
+	}
+	if v := rdb.Get(ctx, names[0]).Val(); v != "L|job-o|3|d1-n" {
+		t.Fatalf("lease value %q", v)
 	}
 }
 

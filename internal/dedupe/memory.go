@@ -51,8 +51,12 @@ func (m *Memory) Claim(_ context.Context, h Holder, keys []Key) ([]Claim, error)
 	sameMessage := "L|" + h.JobID + "|" + h.Message + "|"
 	for i, k := range keys {
 		v, ok := m.get(k)
-		if !ok || strings.HasPrefix(v, sameMessage) { // free, or an earlier delivery of this message
+		if !ok || strings.HasPrefix(v, sameMessage) && leaseDelivery(v) <= h.Delivery { // free, or this or an earlier delivery of this message
 			m.entries[k] = lease
+			continue
+		}
+		if strings.HasPrefix(v, sameMessage) {
+			claims[i] = Claim{State: Superseded, Owner: h.JobID}
 			continue
 		}
 		if rec, sent := strings.CutPrefix(v, "S|"); sent {

@@ -15,19 +15,23 @@ import (
 // Each script touches one key, so a pipeline of them works on Redis Cluster too
 // (a multi-key script would fail there with CROSSSLOT).
 var (
-	// KEYS[1] pair; ARGV job id, message, token, lease ms. Answers C (claimed), T
-	// (taken over from an earlier delivery of the same message) or the value
-	// another holder left: a lease, or the id of the call that sent the pair.
+	// KEYS[1] pair; ARGV job id, message, lease value, lease ms, delivery.
+	// Answers C (claimed), T (taken over from this delivery or an earlier one of
+	// the same message: renewed), S (a later delivery of the same message holds
+	// it: this one is superseded) or the value another holder left: a lease, or
+	// the id of the call that sent the pair. A lease without a delivery number
+	// (the layout before it) reads as delivery 0.
 	claimScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-local lease = 'L|' .. ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3]
 if not v then
-  redis.call('SET', KEYS[1], lease, 'PX', ARGV[4])
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   return 'C'
 end
-local job, msg = string.match(v, '^L|([^|]*)|([^|]*)')
+local job, msg, token = string.match(v, '^L|([^|]*)|([^|]*)|(.*)$')
 if job == ARGV[1] and msg == ARGV[2] then
-  redis.call('SET', KEYS[1], lease, 'PX', ARGV[4])
+  local held = tonumber(string.match(token, '^d(%d+)%-') or '0')
+  if held > tonumber(ARGV[5]) then return 'S' end
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
   return 'T'
 end
 return v`)
@@ -164,7 +168,7 @@ func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error
 		heldNames[n] = names[i]
 	}
 	leaseMS := r.cfg.LeaseTTL.Milliseconds()
-	cmds, err := r.pipeline(ctx, claimScript, heldNames, h.JobID, h.Message, h.Token, leaseMS)
+	cmds, err := r.pipeline(ctx, claimScript, heldNames, h.JobID, h.Message, lease, leaseMS, h.Delivery)
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +182,8 @@ func (r *Redis) Claim(ctx context.Context, h Holder, keys []Key) ([]Claim, error
 		switch {
 		case v == "C" || v == "T":
 			claims[i] = Claim{State: Claimed}
+		case v == "S":
+			claims[i] = Claim{State: Superseded, Owner: h.JobID}
 		case strings.HasPrefix(v, "L|"):
 			claims[i] = parseLease(v)
 		default:

@@ -50,6 +50,20 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			p.handBack(r, c)
 			return
 		}
+		// A delivery that ran long may have lost its claims to a later one.
+		if r.stale(p) {
+			if !p.refresh(ctx, r, c) {
+				p.handBack(r, c)
+				return
+			}
+			if r.superseded.Load() {
+				c.handed = true // the later delivery holds these pairs now
+				return
+			}
+			if len(c.targets) == 0 {
+				return
+			}
+		}
 		p.obs.LimiterWait(r.d.Lane, p.cfg.Clock.Now().Sub(waitStart))
 		// A call on the wire is not canceled by a stop: canceled, mPaaS may still
 		// push it, and its pairs would have to stay claimed unmarked. It finishes
@@ -100,6 +114,10 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			probes++
 			if !p.cfg.Clock.Sleep(ctx, p.cfg.Probe.NextRetry(probes)) || !p.refresh(ctx, r, c) {
 				p.handBack(r, c)
+				return
+			}
+			if r.superseded.Load() {
+				c.handed = true
 				return
 			}
 			if len(c.targets) == 0 {
@@ -207,8 +225,10 @@ func (p *Pipeline) releaseHeld(holder dedupe.Holder, log *zap.Logger, keys []ded
 	}
 }
 
-// refresh claims the chunk's pairs again after a pause, which renews the leases;
-// a pair another job took meanwhile leaves the chunk as a duplicate.
+// refresh claims the chunk's pairs again (after a pause, or a long run), which
+// renews the leases; a pair another job took meanwhile leaves the chunk as a
+// duplicate, and a pair a later delivery of this job took or sent makes the
+// run superseded.
 func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
 	var claims []dedupe.Claim
 	err := p.untilOK(ctx, health.CauseRedis, func() error {
@@ -221,11 +241,21 @@ func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
 	}
 	targets, keys := c.targets[:0:0], c.keys[:0:0]
 	for i, cl := range claims {
-		if cl.State == dedupe.Claimed {
+		switch cl.State {
+		case dedupe.Claimed:
 			targets, keys = append(targets, c.targets[i]), append(keys, c.keys[i])
-		} else {
+		case dedupe.Superseded, dedupe.SentBySelf:
+			// A later delivery of this job holds or sent what this one had
+			// claimed: that delivery answers for the job.
+			r.superseded.Store(true)
+		default:
 			c.skipped = append(c.skipped, c.targets[i])
 		}
+	}
+	if r.superseded.Load() {
+		p.releaseClaims(r, keys) // what this delivery still held goes to the later one
+		c.targets, c.keys = nil, nil
+		return true
 	}
 	c.targets, c.keys = targets, keys
 	return true

@@ -74,6 +74,8 @@ func (c *claimer) claim(ctx context.Context, size int) error {
 			c.readyKeys = append(c.readyKeys, keys[i])
 		case dedupe.SentBySelf:
 			c.addSentBefore(window[i], cl.Mark)
+		case dedupe.Superseded:
+			c.r.superseded.Store(true)
 		default:
 			c.skipped = append(c.skipped, window[i])
 		}

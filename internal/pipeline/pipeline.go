@@ -53,6 +53,7 @@ type Limiter interface {
 const (
 	DefaultMaxInFlight = 32
 	DefaultAttempts    = 4
+	DefaultRecheck     = consumer.DefaultAckWait / 2
 )
 
 // Config of a Pipeline. Every zero field takes its default.
@@ -70,8 +71,13 @@ type Config struct {
 	// unavailable; default retry.StoreProbe, or Probe when that is set.
 	StoreProbe retry.Policy
 	HandBack   retry.Policy // the redelivery delay of a job handed back, by delivery; default retry.HandBack
-	Clock      clock.Clock  // default clock.Real
-	Tracer     trace.Tracer // the spans of claims, limiter waits and calls; default the no-op one
+	// Recheck is how long a delivery runs before it claims each chunk's pairs
+	// again just before the call: past half the consumer's AckWait, JetStream
+	// may have given the job to a later delivery (this worker frozen or starved,
+	// its InProgress lost), which took the claims over. Default DefaultRecheck.
+	Recheck time.Duration
+	Clock   clock.Clock  // default clock.Real
+	Tracer  trace.Tracer // the spans of claims, limiter waits and calls; default the no-op one
 }
 
 func (c Config) withDefaults() Config {
@@ -98,6 +104,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HandBack == nil {
 		c.HandBack = retry.HandBack
+	}
+	if c.Recheck <= 0 {
+		c.Recheck = DefaultRecheck
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -218,6 +227,11 @@ func (p *Pipeline) Handle(ctx context.Context, d consumer.Delivery) consumer.Out
 	run := p.process(ctx, j, d, log)
 	subject := p.cfg.Rules.Topology.ResultSubject(j.ReplyTo, j.JobID)
 	switch {
+	case run.superseded.Load():
+		// JetStream gave the job to a later delivery, which holds its claims now
+		// and answers for it: this one neither publishes nor acknowledges.
+		log.Warn("job superseded: a later delivery of its message took its claims over", zap.Int("sent", run.sent))
+		return consumer.Outcome{Action: consumer.Leave}
 	case run.result != nil:
 		out := consumer.Outcome{Result: run.result, ResultSubject: subject, Action: consumer.Ack}
 		if len(run.failed) > 0 {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -403,5 +404,59 @@ func TestEventsKeepTheirCallSlotsUnderACampaign(t *testing.T) {
 	t.Logf("an event under a saturating campaign took %v (a call takes %v)", took, latency)
 	if took > latency+latency/2 {
 		t.Fatalf("the event waited %v: the campaign took its call slot", took)
+	}
+}
+
+// heldLimiter holds every Wait while held is set, until let is closed.
+type heldLimiter struct {
+	pipeline.Limiter
+	held    atomic.Bool
+	waiting atomic.Int32
+	let     chan struct{}
+}
+
+func (l *heldLimiter) Wait(ctx context.Context, event bool) error {
+	if l.held.Load() {
+		l.waiting.Add(1)
+		select {
+		case <-l.let:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return l.Limiter.Wait(ctx, event)
+}
+
+// A delivery that JetStream gave up on while it still ran (its worker starved
+// or frozen past the AckWait) does not push what the later delivery took over:
+// before its next call it claims its pairs again, learns that it is superseded,
+// and leaves the message to the later delivery, which answers for every target.
+func TestASupersededDeliveryMakesNoCall(t *testing.T) {
+	sim, client := emulator(t, mpaassim.Faults{})
+	fake := clock.NewFake(start)
+	lim := &heldLimiter{Limiter: ratelimit.NewMemory(100000, 0), let: make(chan struct{})}
+	p := pipeline.New(pipeline.Config{Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack, Clock: fake},
+		dedupe.NewMemory(time.Hour, time.Minute), lim, client, health.NewGate(nil, nil), nil, nil)
+	t.Cleanup(p.Close)
+	j := newJob("starved", 25) // three calls
+	lim.held.Store(true)
+	first := make(chan consumer.Outcome, 1)
+	go func() { first <- p.Handle(context.Background(), delivery(t, j, 1, false)) }()
+	for lim.waiting.Load() < 3 { // every chunk of the first delivery has its claims and waits for a slot
+		time.Sleep(5 * time.Millisecond)
+	}
+	lim.held.Store(false)
+	fake.Advance(pipeline.DefaultRecheck) // JetStream's AckWait ran out meanwhile
+	second := p.Handle(context.Background(), delivery(t, j, 2, false))
+	if r := second.Result; second.Action != consumer.Ack || r == nil || r.Sent != 25 || r.Duplicates != 0 {
+		t.Fatalf("the later delivery takes the claims over and sends every target: %+v", second)
+	}
+	close(lim.let)
+	out := <-first
+	if out.Action != consumer.Leave || out.Result != nil || out.DeadLetter != nil {
+		t.Fatalf("the superseded delivery must leave the message alone: %+v", out)
+	}
+	if st := sim.Stats(); st.Pairs != 25 || st.DuplicatePairs != 0 || len(sim.Calls()) != 3 {
+		t.Fatalf("every pair once, in three calls: %d pairs, %d twice, %d calls", st.Pairs, st.DuplicatePairs, len(sim.Calls()))
 	}
 }

@@ -29,6 +29,9 @@ type run struct {
 
 	// Set by any chunk: the campaign was paused (park the job) or canceled.
 	parked, canceled atomic.Bool
+	// Set by a claim: a later delivery of the message holds the job's claims.
+	superseded atomic.Bool
+	received   time.Time
 
 	// The outcome, filled in by process once every chunk has ended.
 	result    *job.Result // nil: hand the job back
@@ -49,8 +52,9 @@ type chunk struct {
 // process runs one delivery of a valid job whose JobID is set.
 func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery, log *zap.Logger) *run {
 	r := &run{j: j, d: d, event: event(d), campaign: p.cfg.Rules.Topology.Campaign(d.Subject), log: log,
-		holder: dedupe.Holder{JobID: j.JobID, Message: strconv.FormatUint(d.Sequence, 10), Token: newToken()}}
+		holder: dedupe.Holder{JobID: j.JobID, Message: strconv.FormatUint(d.Sequence, 10), Delivery: d.Number, Token: newToken()}}
 	started := p.cfg.Clock.Now()
+	r.received = started
 	cl := &claimer{p: p, r: r, pending: j.Pairs()}
 	var (
 		mu     sync.Mutex
@@ -71,11 +75,18 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery,
 			handed = true
 			break
 		}
-		if r.halted(p) {
+		if r.halted(p) || r.superseded.Load() {
 			p.release(r.event)
 			break
 		}
 		c, err := cl.next(ctx)
+		if r.superseded.Load() {
+			if c != nil {
+				p.releaseClaims(r, c.keys)
+			}
+			p.release(r.event)
+			break
+		}
 		if err != nil || c == nil { // c == nil: every target left was a duplicate or sent before
 			p.release(r.event)
 			handed = handed || err != nil
@@ -121,6 +132,9 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery,
 				c.handed, c.result = false, canceled(c.targets, c.result.Attempts)
 			}
 		}
+	case r.superseded.Load():
+		handed = true
+		cl.giveUp() // releases only what this delivery still holds
 	case handed || r.parked.Load():
 		handed = true
 		cl.giveUp()
@@ -190,6 +204,12 @@ func (r *run) finish(p *Pipeline, cl *claimer, chunks []*chunk, handed bool, sta
 			r.result.Status = job.StatusCanceled
 		}
 	}
+}
+
+// stale reports a delivery that has run long enough for JetStream to have
+// given its job to a later delivery: its claims are checked again before a call.
+func (r *run) stale(p *Pipeline) bool {
+	return p.cfg.Clock.Now().Sub(r.received) >= p.cfg.Recheck
 }
 
 func (r *run) expired(p *Pipeline) bool {

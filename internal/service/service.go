@@ -270,7 +270,7 @@ func (s *Service) parts(topo topology.Topology) Parts {
 			Limits: consumer.Limits{JobsMaxBytes: c.JobsMaxBytes, JobsDuplicates: c.DuplicateWindow, ResultsMaxAge: c.ResultsMaxAge,
 				DLQMaxAge: c.DLQMaxAge, Replicas: c.Replicas, AckWait: c.AckWait, MaxDeliver: c.MaxDeliver}},
 		Pipeline: pipeline.Config{MaxInFlight: c.MaxInFlight, Attempts: c.Attempts, HandBack: handBack,
-			Rules: jobRules(c, topo)},
+			Rules: jobRules(c, topo), Recheck: c.AckWait / 2},
 	}
 }
 
