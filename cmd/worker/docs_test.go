@@ -4,8 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/mpaas-push/pushworker/internal/config"
 )
@@ -62,4 +65,81 @@ func TestDocsListEverySetting(t *testing.T) {
 		return
 	}
 	t.Fatal("the settings table of docs/configuration.md is not the code's: run go test ./cmd/worker -run TestDocsListEverySetting -update")
+}
+
+// anchors are the link targets of a markdown file's headings, as GitHub makes
+// them: lower case, spaces to hyphens, other punctuation dropped, a repeated
+// heading numbered.
+func anchors(text string) map[string]bool {
+	out, used := map[string]bool{}, map[string]int{}
+	inCode := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inCode = !inCode
+			continue
+		}
+		if inCode || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(title) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		a := b.String()
+		if n := used[a]; n > 0 {
+			used[a]++
+			a = fmt.Sprintf("%s-%d", a, n)
+		} else {
+			used[a] = 1
+		}
+		out[a] = true
+	}
+	return out
+}
+
+// Every link of the README and docs/ stays in the repository and reaches a file
+// that exists, and a heading of it when it names one.
+func TestDocsLinksResolve(t *testing.T) {
+	files, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append([]string{"../../README.md"}, files...)
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	n := 0
+	for _, path := range files {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(raw), -1) {
+			n++
+			target, anchor, _ := strings.Cut(m[1], "#")
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				t.Errorf("%s links outside the repository: %s", path, m[1])
+				continue
+			}
+			file := path
+			if target != "" {
+				file = filepath.Join(filepath.Dir(path), target)
+			}
+			body, err := os.ReadFile(file)
+			if err != nil {
+				t.Errorf("%s links to %s, which does not exist", path, m[1])
+				continue
+			}
+			if anchor != "" && !anchors(string(body))[anchor] {
+				t.Errorf("%s links to %s, whose heading does not exist", path, m[1])
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("found only %d links: the parser is broken", n)
+	}
 }
