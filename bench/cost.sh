@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The cost of one push, as the README's "Cost per push" table gives it: pushbench
+# The cost of one push, as docs/performance.md's "Cost per push" table gives it: pushbench
 # runs on one machine, each printing its cost figures (CPU per call and per job of
 # the worker, redis-server and nats-server from /proc, the bare SDK client's own
 # CPU per call, Redis commands per call and used_memory per remembered pair).

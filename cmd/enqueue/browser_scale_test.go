@@ -43,7 +43,7 @@ type timing struct {
 // are drawn, the time of the page's own refreshes, the dead-letter page's
 // first 50 and the next 50; then the same pages 390 px wide, with nothing
 // wider than the screen and every button in reach. The figures are logged
-// (the README quotes them); the bounds asserted are sanity bounds for a loaded
+// (docs/console.md quotes them); the bounds asserted are sanity bounds for a loaded
 // 2-core machine, not the targets.
 func TestConsoleAtScale(t *testing.T) {
 	browser := chromium(t)

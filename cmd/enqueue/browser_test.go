@@ -33,7 +33,7 @@ func chromium(t *testing.T) string {
 // The console in headless Chromium against a worker: the page loads, a
 // campaign's bar moves, the pause button stops its calls at the emulator and
 // resume finishes it; a dead letter opens and its replay sends it. Each page
-// is photographed (into CONSOLE_SCREENSHOTS when set, for the README).
+// is photographed (into CONSOLE_SCREENSHOTS when set, for docs/console.md).
 func TestConsoleInTheBrowser(t *testing.T) {
 	t.Parallel()
 	browser := chromium(t)

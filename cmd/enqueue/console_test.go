@@ -384,7 +384,7 @@ func TestConsoleAPIErrorsKeepTheSecurityHeaders(t *testing.T) {
 	}
 }
 
-// Every answer carries the security headers the README promises, errors
+// Every answer carries the security headers docs/console.md promises, errors
 // included: the checks' refusals, the mux's 404 and 405, the file server's 404
 // (which drops a Cache-Control set before it) and the API's JSON errors.
 func TestConsoleSecurityHeadersOnEveryAnswer(t *testing.T) {

@@ -149,7 +149,7 @@ func (r *campaignRun) did(what string) time.Time {
 
 // finish waits for every job's result and checks the run: one result per job,
 // every pair delivered, at most bound pairs pushed twice, no one-second window
-// above 1.1× the rate. It logs the run's row of the README's chaos table.
+// above 1.1× the rate. It logs the run's row of docs/guarantees.md's chaos table.
 func (r *campaignRun) finish(bound int) (twice int) {
 	s, t := r.s, r.s.t
 	t.Helper()

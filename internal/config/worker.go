@@ -1,7 +1,7 @@
 // Package config is the worker's configuration: every setting of cmd/worker,
 // typed, with its default constant (the parts' own defaults are their
 // packages' Default* constants), bound through the settings table so that
-// --help, the README's table and the code cannot disagree.
+// --help, the table of docs/configuration.md and the code cannot disagree.
 package config
 
 import (

@@ -277,7 +277,7 @@ func TestCanceledErrorIsThePipelines(t *testing.T) {
 // BenchmarkDeadLetterFirstPage is the time of the dead-letter page's first
 // read (the newest 50) on a stream of 100,000 small letters, on an embedded
 // server or OPS_BENCH_NATS_URL's (under stream names of its own, deleted at
-// the end). The README quotes it.
+// the end). docs/operations.md quotes it.
 func BenchmarkDeadLetterFirstPage(b *testing.B) {
 	const letters = 100_000
 	w := newWorld(b, os.Getenv("OPS_BENCH_NATS_URL"), 48<<20)

@@ -33,7 +33,7 @@ func TestJitterStaysWithinItsShare(t *testing.T) {
 }
 
 func TestHandBackMatchesTheDocumentedDelays(t *testing.T) {
-	// The README: first redelivery after 5 s, doubling, at most 5 minutes.
+	// docs/configuration.md (PUSH_RETRY_DELAY): first redelivery after 5 s, doubling, at most 5 minutes.
 	for attempt, want := range map[int]time.Duration{1: 5 * time.Second, 2: 10 * time.Second, 6: 160 * time.Second, 7: 5 * time.Minute, 30: 5 * time.Minute} {
 		if got := retry.HandBack.NextRetry(attempt); got != want {
 			t.Errorf("delivery %d: %s, want %s", attempt, got, want)

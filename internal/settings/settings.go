@@ -1,10 +1,10 @@
 // Package settings is how every command is configured: typed values, each read
 // from an environment variable (and most from a flag too), each with a named
 // default constant. The table of settings is derived from the bindings of those
-// typed fields, so --help, the README's table and the code cannot disagree. It
-// also holds the NATS connection settings every command shares. It imports no
-// part of the worker, so that a command that only talks to NATS (enqueue)
-// links none of it.
+// typed fields, so --help, the table of docs/configuration.md and the code cannot
+// disagree. It also holds the NATS connection settings every command shares. It
+// imports no part of the worker, so that a command that only talks to NATS
+// (enqueue) links none of it.
 package settings
 
 import (
