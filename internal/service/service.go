@@ -133,15 +133,12 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	if s.consumer, err = s.openConsumer(ctx, js, parts.Consumer, s.pipe); err != nil {
 		return s, err
 	}
-	if err = s.answerStatus(topo, s.pipe, st.totals); err != nil {
-		return s, err
-	}
-	lister, _ := pusher.(scheduledLister)
-	if err = s.serveAdmin(topo, lister); err != nil {
+	admin, err := s.openEndpoints(topo, st, pusher)
+	if err != nil {
 		return s, err
 	}
 	s.beside = []part{&monitor{rdb: st.rdb, nc: s.nc, gate: s.gate, metrics: s.metrics, control: s.control}}
-	s.needed = append(st.parts, s.control, unparker, &laneWatch{consumer: s.consumer, metrics: s.metrics, log: s.log})
+	s.needed = append(st.parts, s.control, unparker, &laneWatch{consumer: s.consumer, metrics: s.metrics, log: s.log}, admin)
 	return s, nil
 }
 
