@@ -39,11 +39,13 @@ type endpointsHandlers struct {
 }
 
 // openEndpoints adds the worker's NATS service; Close stops it.
-func (s *Service) openEndpoints(topo topology.Topology, st stores, pusher pipeline.Pusher) (*endpoints, error) {
+// Its mPaaS calls go through pusher, with the limiter of st and the retry
+// policy of the pipeline's pc.
+func (s *Service) openEndpoints(topo topology.Topology, st stores, pusher pipeline.Pusher, pc pipeline.Config) (*endpoints, error) {
 	h := endpointsHandlers{stats: s.Stats,
 		status: &campaignStatus{worker: s.worker, pipe: s.pipe, control: s.control, totals: st.totals, log: s.log}}
 	if lister, ok := pusher.(scheduledLister); ok {
-		h.scheduled = &scheduledList{lister: lister}
+		h.scheduled = newScheduledList(lister, st.limiter, pc, s.metrics, s.log)
 	}
 	e, err := newEndpoints(s.nc, topo, h)
 	if err != nil {

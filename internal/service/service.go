@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	if s.consumer, err = s.openConsumer(ctx, js, parts.Consumer, s.pipe); err != nil {
 		return s, err
 	}
-	admin, err := s.openEndpoints(topo, st, pusher)
+	admin, err := s.openEndpoints(topo, st, pusher, parts.Pipeline)
 	if err != nil {
 		return s, err
 	}
