@@ -62,6 +62,10 @@ type Faults struct {
 	TimeoutHold      time.Duration `json:"timeoutHold"`      // 0: DefaultTimeoutHold
 	QuotaPerSecond   int           `json:"quotaPerSecond"`   // calls per wall-clock second past which 400 Throttling.User; 0: none
 	RefuseSignatures bool          `json:"refuseSignatures"` // every call fails with SignatureDoesNotMatch, as with a rotated key
+	// FailNext is how many of the next signed calls answer 503
+	// ServiceUnavailable, one fewer with each: a transient failure a test can
+	// count on, where the rates above are drawn by chance.
+	FailNext int `json:"failNext"`
 }
 
 // Server is the emulator. Its zero value is not usable: call New.
@@ -189,6 +193,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	faults := s.faults
 	if aerr == nil {
 		aerr = s.quotaLocked(now, faults)
+	}
+	if aerr == nil && s.faults.FailNext > 0 {
+		s.faults.FailNext--
+		aerr = &apiError{503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."}
 	}
 	s.mu.Unlock()
 

@@ -282,6 +282,12 @@ func TestFaultsAndAdminEndpoints(t *testing.T) {
 	if _, body := newRequest(now, "f3").signed("sk").send(t, srv); body["ResultCode"] != "8011" {
 		t.Fatalf("rate8011 1: %v", body)
 	}
+	put(`{"failNext":2}`)
+	for i, want := range []int{503, 503, 200} {
+		if status, body := newRequest(now, "fn"+strconv.Itoa(i)).signed("sk").send(t, srv); status != want {
+			t.Fatalf("failNext 2, call %d: %d %v, want %d", i+1, status, body, want)
+		}
+	}
 	put(`{"quotaPerSecond":2}`)
 	codes := []string{}
 	for i := range 3 {

@@ -156,6 +156,7 @@ type faultsWire struct {
 	TimeoutHold      string  `json:"timeoutHold"`
 	QuotaPerSecond   int     `json:"quotaPerSecond"`
 	RefuseSignatures bool    `json:"refuseSignatures"`
+	FailNext         int     `json:"failNext"`
 }
 
 func (s *Server) serveGetFaults(w http.ResponseWriter, _ *http.Request) {
@@ -165,7 +166,7 @@ func (s *Server) serveGetFaults(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, faultsWire{
 		Latency: f.Latency.String(), Jitter: f.Jitter.String(), Rate5xx: f.Rate5xx, RateThrottle: f.RateThrottle,
 		Rate8011: f.Rate8011, RateTimeout: f.RateTimeout, TimeoutHold: f.TimeoutHold.String(),
-		QuotaPerSecond: f.QuotaPerSecond, RefuseSignatures: f.RefuseSignatures,
+		QuotaPerSecond: f.QuotaPerSecond, RefuseSignatures: f.RefuseSignatures, FailNext: f.FailNext,
 	})
 }
 
@@ -178,7 +179,7 @@ func (s *Server) servePutFaults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := Faults{Rate5xx: in.Rate5xx, RateThrottle: in.RateThrottle, Rate8011: in.Rate8011, RateTimeout: in.RateTimeout,
-		QuotaPerSecond: in.QuotaPerSecond, RefuseSignatures: in.RefuseSignatures}
+		QuotaPerSecond: in.QuotaPerSecond, RefuseSignatures: in.RefuseSignatures, FailNext: in.FailNext}
 	for _, d := range []struct {
 		name, text string
 		dst        *time.Duration

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 )
 
 // ask sends one request to subject, which every worker answers, and hands each
 // answer to f. It returns when as many workers answered as the last time (the
-// fleet did not shrink), or after AskWait, whichever comes first.
+// fleet did not shrink), or after AskWait, whichever comes first. A service
+// error (a worker that could not answer, or refused the request) counts as a
+// worker that answered, and is not handed to f.
 func (o *Ops) ask(ctx context.Context, subject string, req []byte, f func([]byte)) (answers int, err error) {
 	inbox := nats.NewInbox()
 	sub, err := o.nc.SubscribeSync(inbox)
@@ -33,6 +36,9 @@ func (o *Ops) ask(ctx context.Context, subject string, req []byte, f func([]byte
 			break // the time is up
 		}
 		answers++
+		if m.Header.Get(micro.ErrorCodeHeader) != "" {
+			continue
+		}
 		f(m.Data)
 	}
 	if err := ctx.Err(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
+	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 	"github.com/mpaas-push/pushworker/job"
@@ -68,36 +69,56 @@ func TestTheWholeWorkerRunsAsTheACLUser(t *testing.T) {
 			t.Fatalf("%s as the ACL user: %+v", j.JobID, r)
 		}
 	}
-	// The totals are counted once the result is stored: wait for them.
-	var keys []string
+	// The totals are counted once the result is stored: wait for them. The
+	// limit's and the pace's keys expire a second after their last call, the
+	// adaptive rate's comes within a second: every key seen is kept.
+	layout := (&config.Worker{RedisPrefix: prefix}).RedisKeys()
+	seen := map[string]bool{}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var err error
-		if keys, err = admin.Keys(ctx, "*").Result(); err != nil {
+		keys, err := admin.Keys(ctx, "*").Result()
+		if err != nil {
 			t.Fatal(err)
 		}
-		var pace, limit, totals bool
 		for _, k := range keys {
-			switch k {
-			case prefix + "pace:acl":
-				pace = true
-			case prefix + "rate:mpaas":
-				limit = true
-			case prefix + "campaign:acl":
-				totals = true
-			}
+			seen[k] = true
 		}
-		if pace && limit && totals {
+		pairs := false
+		for k := range seen {
+			pairs = pairs || inLayout(layout, k) == "dedupe"
+		}
+		if seen[layout.Pace+"acl"] && seen[layout.Limit] && seen[layout.Limit+":adaptive"] && seen[layout.Totals+"acl"] && pairs {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the pace, the shared limit and the totals must be written: %q", keys)
+			t.Fatalf("the pace, the shared limit and its adaptive rate, the totals and the pairs must be written: %q", keys)
 		}
 	}
-	for _, k := range keys {
+	for k := range seen {
 		if !strings.HasPrefix(k, prefix) {
 			t.Errorf("key %q outside the prefix %s", k, prefix)
 		}
+		if inLayout(layout, k) == "" {
+			t.Errorf("key %q is none of the layout's (config.RedisKeys, docs/redis.md)", k)
+		}
 	}
+}
+
+// inLayout names the part of the layout k belongs to, or "". The layout's
+// owner is config.RedisKeys; the scripts (the GCRA limit and pace, the adaptive
+// rate, the dedupe claims and releases) touch only the keys Go hands them, so
+// every key written, by Go or by Lua, must be one of these.
+func inLayout(l config.RedisKeys, k string) string {
+	switch {
+	case k == l.Limit || k == l.Limit+":bulk" || k == l.Limit+":events" || k == l.Limit+":adaptive":
+		return "limit"
+	case strings.HasPrefix(k, l.Pace) && campaign.ValidName(k[len(l.Pace):]) == nil:
+		return "pace"
+	case strings.HasPrefix(k, l.Totals) && (k[len(l.Totals):] == "*index" || campaign.ValidName(k[len(l.Totals):]) == nil):
+		return "totals"
+	case strings.HasPrefix(k, l.Dedupe+"r:") || strings.HasPrefix(k, l.Dedupe) && len(k) == len(l.Dedupe)+12:
+		return "dedupe"
+	}
+	return ""
 }
 
 // A Redis user whose ACL leaves out the worker's keys: the worker says it is a

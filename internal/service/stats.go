@@ -30,7 +30,8 @@ type Pause struct {
 
 // Stats is the worker's state now.
 func (s *Service) Stats() WorkerStats {
-	st := WorkerStats{Worker: s.worker, ID: s.serviceID, Version: s.version,
+	id, _ := s.serviceID.Load().(string)
+	st := WorkerStats{Worker: s.worker, ID: id, Version: s.version,
 		Started: s.started.UTC(), Live: s.metrics.Live(), Paused: []Pause{}}
 	for cause, err := range s.gate.Reasons() {
 		st.Paused = append(st.Paused, Pause{Cause: string(cause), Error: err})
