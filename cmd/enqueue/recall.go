@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -155,7 +156,10 @@ func (e *env) scheduledList(app, ws string, asJSON bool) error {
 	var lists []scheduledList
 	for _, a := range apps {
 		req, _ := json.Marshal(map[string]string{"appId": a[0], "workspaceId": a[1]})
-		m, err := e.nc.RequestWithContext(e.ctx, e.topo.ScheduledListSubject(), req)
+		// A worker bounds the list at 30 s; one that died meanwhile never answers.
+		ctx, cancel := context.WithTimeout(e.ctx, scheduledListWait)
+		m, err := e.nc.RequestWithContext(ctx, e.topo.ScheduledListSubject(), req)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("asking a worker (%s): %w", e.topo.ScheduledListSubject(), err)
 		}
@@ -186,3 +190,7 @@ func (e *env) scheduledList(app, ws string, asJSON bool) error {
 	fmt.Fprintf(e.stdout, "%d pending scheduled tasks\n", n)
 	return nil
 }
+
+// scheduledListWait is how long enqueue waits for a worker's scheduled list:
+// the worker's own bound (30 s for every page, retry and slot) and a margin.
+const scheduledListWait = 35 * time.Second

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -59,7 +60,18 @@ func TestTheWholeWorkerRunsAsTheACLUser(t *testing.T) {
 	if _, err := kv.Put(ctx, "acl", campaign.State{State: campaign.Running, TargetsPerSecond: 500, UpdatedAt: time.Now()}.Encode()); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the worker applies the pace
+	// The worker has applied the pace once its status report shows it.
+	req, _ := json.Marshal(campaign.StatusRequest{Campaign: "acl"})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var rep campaign.Report
+		if m, err := h.NC.Request(h.Topo.CampaignStatusSubject(), req, time.Second); err == nil &&
+			json.Unmarshal(m.Data, &rep) == nil && rep.State.TargetsPerSecond == 500 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never applied the campaign's pace")
+		}
+	}
 	event, bulk := harness.NewJob("acl-event", "acl-e", 3), harness.NewJob("acl-bulk", "acl-b", 30)
 	h.PublishJob(h.Topo.EventsSubject("orders"), event)
 	h.PublishJob(h.Topo.BulkSubject("acl"), bulk)
