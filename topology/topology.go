@@ -20,7 +20,7 @@ type Topology struct {
 	ParkedStream    string // jobs of paused campaigns: <root>.parked.<campaign>.<jobId>
 }
 
-// The public names (the README's "Subjects and streams").
+// The public names (docs/jobs.md, "Subjects and streams").
 const (
 	DefaultRoot          = "push"
 	DefaultJobsStream    = "PUSH_JOBS"

@@ -36,7 +36,7 @@ var devPort = strconv.Itoa(config.DefaultDevNATSPort)
 // short-lived (requests to mPaaS, their answers, Redis commands) and its live
 // heap small, so the collector at Go's default of 100 ran often for little: at
 // 400 it costs about a fifth of the CPU per call less for some MB more of
-// peak memory (measured with pushbench; the README has the figures).
+// peak memory (measured with pushbench; docs/performance.md has the figures).
 const DefaultGOGC = 400
 
 func main() {

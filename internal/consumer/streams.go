@@ -28,7 +28,7 @@ type Limits struct {
 	MaxAckPending    int
 }
 
-// Defaults of Limits (the README's settings table shows the same values: the
+// Defaults of Limits (docs/configuration.md's settings table shows the same values: the
 // configuration takes them from here).
 const (
 	DefaultJobsMaxBytes     = 1 << 30

@@ -18,7 +18,7 @@ import (
 	"github.com/mpaas-push/pushworker/job"
 )
 
-// aclPrefix is the README's key prefix, which its least-privilege user may use.
+// aclPrefix is the key prefix of docs/security.md, which its least-privilege user may use.
 const aclPrefix = "pushworker:"
 
 // aclWorker is a worker on a Redis of the test's own, logged in as a user whose
@@ -45,7 +45,7 @@ func aclWorker(t *testing.T, keyPattern string, mutate func(*harness.WorkerSetup
 }
 
 // The whole worker (dedupe, the shared limit with its events share and
-// adaptive rate, a campaign's pace, its totals) runs as the README's
+// adaptive rate, a campaign's pace, its totals) runs as docs/security.md's
 // least-privilege Redis user, whose keys are the worker's prefix only: every
 // key it writes is under the prefix.
 func TestTheWholeWorkerRunsAsTheACLUser(t *testing.T) {
