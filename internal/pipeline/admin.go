@@ -17,9 +17,9 @@ import (
 
 // Recaller makes the recall calls of admin jobs; the mPaaS client is one.
 type Recaller interface {
-	RevokeMessage(ctx context.Context, app, workspace, target, msgKey string) push.Outcome
-	RevokeTask(ctx context.Context, app, workspace, taskID string) push.Outcome
-	CancelScheduled(ctx context.Context, app, workspace string, uniqueIDs []string) push.Outcome
+	RevokeMessage(ctx context.Context, app, workspace, target, msgKey string) push.CallResult
+	RevokeTask(ctx context.Context, app, workspace, taskID string) push.CallResult
+	CancelScheduled(ctx context.Context, app, workspace string, uniqueIDs []string) push.CallResult
 }
 
 // unit is one call of an admin job: a pair to revoke, a push task to revoke or
@@ -95,7 +95,7 @@ func (p *Pipeline) handleAdmin(ctx context.Context, d consumer.Delivery) consume
 	for i, u := range us {
 		switch claims[i].State {
 		case dedupe.SentBySelf: // an earlier delivery made this call
-			u.result = chunkOf(u, push.Outcome{RequestID: claims[i].Mark.RequestID, ResultCode: "OK", PushSuccess: true}, claims[i].Mark.Attempts, job.ChunkSent)
+			u.result = chunkOf(u, push.CallResult{RequestID: claims[i].Mark.RequestID, ResultCode: "OK", PushSuccess: true}, claims[i].Mark.Attempts, job.ChunkSent)
 			continue
 		case dedupe.Claimed:
 		default: // another job made or is making this very call: it reports it
@@ -155,7 +155,7 @@ func (p *Pipeline) recall(ctx context.Context, rc Recaller, a *job.Admin, u *uni
 			p.giveBack(holder, u)
 			return
 		}
-		var out push.Outcome
+		var out push.CallResult
 		switch {
 		case a.Action == job.ActionCancelScheduled:
 			out = rc.CancelScheduled(ctx, a.AppID, a.WorkspaceID, []string{u.task})
@@ -230,7 +230,7 @@ func (p *Pipeline) giveBack(holder dedupe.Holder, u *unit) {
 	p.releaseHeld(holder, p.log, []dedupe.Key{u.key})
 }
 
-func chunkOf(u *unit, out push.Outcome, attempts int, status string) job.ChunkResult {
+func chunkOf(u *unit, out push.CallResult, attempts int, status string) job.ChunkResult {
 	var t job.Targets
 	data := u.task // the task id the call concerned
 	if u.task == "" {

@@ -158,11 +158,11 @@ func (p *Pipeline) pace(ctx context.Context, r *run, n int) error {
 }
 
 // unreachable is a call that got no answer and did not go out: mPaaS cannot be reached.
-func unreachable(out push.Outcome) bool {
+func unreachable(out push.CallResult) bool {
 	return out.Class == push.Transient && out.HTTPStatus == 0 && !out.MaybeSent
 }
 
-func chunkResult(t job.Targets, out push.Outcome, attempts int, status string) job.ChunkResult {
+func chunkResult(t job.Targets, out push.CallResult, attempts int, status string) job.ChunkResult {
 	r := job.ChunkResult{TargetMsgkey: t, Status: status, Attempts: attempts, RequestID: out.RequestID,
 		ResultCode: out.ResultCode, ResultMessage: job.Clip(out.ResultMessage), PushSuccess: out.PushSuccess, Data: out.Data}
 	if status == job.ChunkFailed && out.Err != nil {
@@ -180,7 +180,7 @@ func (p *Pipeline) handBack(r *run, c *chunk) {
 // answer. A call that may have pushed (no answer after the request went out)
 // keeps its claims, as after a crash: a stop never releases a claim whose push
 // may have gone out, so no other job pushes those pairs while the lease holds.
-func (p *Pipeline) stopped(r *run, c *chunk, out push.Outcome) {
+func (p *Pipeline) stopped(r *run, c *chunk, out push.CallResult) {
 	if out.MaybeSent {
 		r.log.Warn("stopping after a call with no answer: its pairs stay claimed as maybe sent", zap.Int("targets", len(c.targets)))
 		c.handed = true

@@ -35,7 +35,7 @@ import (
 // Pusher makes one mPaaS call for some of a job's targets (at most its CallSize),
 // with the action the job's kind calls for.
 type Pusher interface {
-	Push(ctx context.Context, j *job.Job, targets job.Targets) push.Outcome
+	Push(ctx context.Context, j *job.Job, targets job.Targets) push.CallResult
 }
 
 // Pacer holds a paced campaign's targets per second over every worker.
@@ -123,7 +123,7 @@ func (c Config) withDefaults() Config {
 
 // Observer is told what happens, for metrics. Every method must be cheap.
 type Observer interface {
-	Call(lane string, out push.Outcome)
+	Call(lane string, out push.CallResult)
 	Chunk(lane, status string)
 	Duplicates(lane string, n int)
 	LimiterWait(lane string, d time.Duration)
@@ -141,7 +141,7 @@ func (noPace) Wait(context.Context, string, float64, int) error { return nil }
 
 type noObserver struct{}
 
-func (noObserver) Call(string, push.Outcome)         {}
+func (noObserver) Call(string, push.CallResult)      {}
 func (noObserver) JobInHand(string, int)             {}
 func (noObserver) Chunk(string, string)              {}
 func (noObserver) Duplicates(string, int)            {}

@@ -561,7 +561,7 @@ func (s *Service) allReports(ctx context.Context, pipe *pipeline.Pipeline, total
 
 // scheduledLister lists an app's pending scheduled tasks (the mPaaS client).
 type scheduledLister interface {
-	QueryScheduled(ctx context.Context, app, workspace string, from, to time.Time, page, size int) ([]push.ScheduledTask, int, push.Outcome)
+	QueryScheduled(ctx context.Context, app, workspace string, from, to time.Time, page, size int) ([]push.ScheduledTask, int, push.CallResult)
 }
 
 // ScheduledWindow is how far ahead `enqueue scheduled list` looks: a recurring
