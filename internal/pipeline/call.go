@@ -10,9 +10,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -212,16 +214,14 @@ func (p *Pipeline) markSent(ctx context.Context, r *run, c *chunk, m dedupe.Mark
 
 // releaseClaims gives up this delivery's leases. It is best effort: a lease that
 // stays expires on its own.
-func (p *Pipeline) releaseClaims(r *run, keys []dedupe.Key) { p.releaseHeld(r.holder, r.log, keys) }
-
-func (p *Pipeline) releaseHeld(holder dedupe.Holder, log *zap.Logger, keys []dedupe.Key) {
+func (p *Pipeline) releaseClaims(r *run, keys []dedupe.Key) {
 	if len(keys) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := p.store.Release(ctx, holder, keys); err != nil {
-		log.Warn("releasing claims", zap.Int("targets", len(keys)), zap.Error(err))
+	if err := p.store.Release(ctx, r.holder, keys); err != nil {
+		r.log.Warn("releasing claims", zap.Int("targets", len(keys)), zap.Error(err))
 	}
 }
 
@@ -261,18 +261,25 @@ func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
 	return true
 }
 
-// untilOK runs f until it succeeds. While a store the worker needs is
-// unavailable, that is the worker's problem: the gate stays shut and f is probed
-// with a growing delay. Any other error, or ctx ending, is returned.
+// untilOK runs f until it succeeds, probing a store that is down (UntilOK)
+// after the pipeline's StoreProbe delays.
 func (p *Pipeline) untilOK(ctx context.Context, cause health.Cause, f func() error) error {
+	return UntilOK(ctx, p.gate, p.cfg.Clock, p.cfg.StoreProbe, cause, f)
+}
+
+// UntilOK runs f until it succeeds. While a store the worker needs is
+// unavailable (f's error wraps health.ErrUnavailable), that is the worker's
+// problem: the gate stays shut and f is probed after every's delays. Any other
+// error, or ctx ending, is returned.
+func UntilOK(ctx context.Context, gate *health.Gate, clk clock.Clock, every retry.Policy, cause health.Cause, f func() error) error {
 	set := cause
 	for probes := 1; ; probes++ {
 		err := f()
 		if err == nil {
 			if probes > 1 {
-				p.gate.Clear(cause)
+				gate.Clear(cause)
 				if cause == health.CauseRedis {
-					p.gate.Clear(health.CauseRedisPermission)
+					gate.Clear(health.CauseRedisPermission)
 				}
 			}
 			return nil
@@ -283,8 +290,8 @@ func (p *Pipeline) untilOK(ctx context.Context, cause health.Cause, f func() err
 		if cause == health.CauseRedis {
 			set = health.StoreCause(err)
 		}
-		p.gate.Set(set, err)
-		if !p.cfg.Clock.Sleep(ctx, p.cfg.StoreProbe.NextRetry(probes)) {
+		gate.Set(set, err)
+		if !clk.Sleep(ctx, every.NextRetry(probes)) {
 			return ctx.Err()
 		}
 	}

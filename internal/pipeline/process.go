@@ -71,12 +71,12 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery,
 		}
 		// Hold a call slot before taking a chunk, so that claims wait for calls
 		// only as long as the claims made ahead of them.
-		if err := p.acquire(ctx, r.event); err != nil {
+		if err := p.slots.Acquire(ctx, r.event); err != nil {
 			handed = true
 			break
 		}
 		if r.halted(p) || r.superseded.Load() {
-			p.release(r.event)
+			p.slots.Release(r.event)
 			break
 		}
 		c, err := cl.next(ctx)
@@ -84,11 +84,11 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery,
 			if c != nil {
 				p.releaseClaims(r, c.keys)
 			}
-			p.release(r.event)
+			p.slots.Release(r.event)
 			break
 		}
 		if err != nil || c == nil { // c == nil: every target left was a duplicate or sent before
-			p.release(r.event)
+			p.slots.Release(r.event)
 			handed = handed || err != nil
 			if err != nil {
 				break
@@ -99,7 +99,7 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery,
 		wg.Add(1)
 		p.senders.Go(func() {
 			defer wg.Done()
-			defer p.release(r.event)
+			defer p.slots.Release(r.event)
 			p.send(ctx, r, c)
 			if c.handed {
 				mu.Lock()
@@ -227,34 +227,48 @@ func canceled(t job.Targets, attempts int) job.ChunkResult {
 	return job.ChunkResult{TargetMsgkey: t, Status: job.ChunkFailed, Attempts: attempts, Error: ErrCampaignCanceled}
 }
 
-// acquire takes a call slot. Bulk calls take one of the bulk slots first, a
-// quarter fewer than all, so that event calls never wait behind bulk ones.
-func (p *Pipeline) acquire(ctx context.Context, event bool) error {
+// Slots is the cap on mPaaS calls in flight over every job of a worker, pushes
+// and recalls alike: a call holds one from before its targets are claimed until
+// it ends. Bulk calls also hold one of the bulk slots, a quarter fewer than all,
+// so that event calls never wait behind bulk ones.
+type Slots struct {
+	all  chan struct{} // every call in flight
+	bulk chan struct{} // bulk calls in flight: fewer, so that events always find a slot
+	obs  Observer
+}
+
+func newSlots(n int, obs Observer) *Slots {
+	return &Slots{all: make(chan struct{}, n), bulk: make(chan struct{}, max(1, n-max(1, n/4))), obs: obs}
+}
+
+// Acquire takes a call slot, or returns ctx's error.
+func (s *Slots) Acquire(ctx context.Context, event bool) error {
 	if !event {
 		select {
-		case p.bulk <- struct{}{}:
+		case s.bulk <- struct{}{}:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 	select {
-	case p.slots <- struct{}{}:
-		p.obs.InFlight(1)
+	case s.all <- struct{}{}:
+		s.obs.InFlight(1)
 		return nil
 	case <-ctx.Done():
 		if !event {
-			<-p.bulk
+			<-s.bulk
 		}
 		return ctx.Err()
 	}
 }
 
-func (p *Pipeline) release(event bool) {
-	<-p.slots
+// Release gives back a slot Acquire took.
+func (s *Slots) Release(event bool) {
+	<-s.all
 	if !event {
-		<-p.bulk
+		<-s.bulk
 	}
-	p.obs.InFlight(-1)
+	s.obs.InFlight(-1)
 }
 
 func newToken() string {

@@ -37,6 +37,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/rbatch"
+	"github.com/mpaas-push/pushworker/internal/recall"
 	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
@@ -206,8 +207,10 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	pipe := pipeline.New(parts.Pipeline, store, limiter, pusher, s.gate, s.log, s.metrics)
 	s.pipe = pipe
 	s.closers = append(s.closers, pipe.Close)
+	rc, _ := pusher.(recall.Recaller) // nil: a given client that cannot recall, whose recall jobs are rejected
+	jobs := consumer.Mux{Topology: topo, Push: pipe, Recall: recall.New(parts.Pipeline, store, limiter, rc, pipe.Slots(), s.gate, s.log, s.metrics)}
 	err = s.untilTopology(ctx, "streams and consumers", func(ctx context.Context) (err error) {
-		s.consumer, err = consumer.New(ctx, parts.Consumer, js, pipe, s.gate, s.log, s.metrics)
+		s.consumer, err = consumer.New(ctx, parts.Consumer, js, jobs, s.gate, s.log, s.metrics)
 		return err
 	})
 	if err != nil {
