@@ -2,21 +2,62 @@ package pipeline
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/push"
-	"github.com/mpaas-push/pushworker/internal/retry"
 	"github.com/mpaas-push/pushworker/job"
 )
+
+// Slots is the cap on mPaaS calls in flight over every job of a worker, pushes
+// and recalls alike: a call holds one from before its targets are claimed until
+// it ends. Bulk calls also hold one of the bulk slots, a quarter fewer than all,
+// so that event calls never wait behind bulk ones.
+type Slots struct {
+	all  chan struct{} // every call in flight
+	bulk chan struct{} // bulk calls in flight: fewer, so that events always find a slot
+	obs  Observer
+}
+
+func newSlots(n int, obs Observer) *Slots {
+	return &Slots{all: make(chan struct{}, n), bulk: make(chan struct{}, max(1, n-max(1, n/4))), obs: obs}
+}
+
+// Acquire takes a call slot, or returns ctx's error.
+func (s *Slots) Acquire(ctx context.Context, event bool) error {
+	if !event {
+		select {
+		case s.bulk <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case s.all <- struct{}{}:
+		s.obs.InFlight(1)
+		return nil
+	case <-ctx.Done():
+		if !event {
+			<-s.bulk
+		}
+		return ctx.Err()
+	}
+}
+
+// Release gives back a slot Acquire took.
+func (s *Slots) Release(event bool) {
+	<-s.all
+	if !event {
+		<-s.bulk
+	}
+	s.obs.InFlight(-1)
+}
 
 // callSpan names a call's span by its action, without a string built per call.
 var callSpan = map[string]string{job.APITemplate: "mpaas " + job.APITemplate, job.APIMultiple: "mpaas " + job.APIMultiple}
@@ -151,6 +192,33 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 	}
 }
 
+func (r *run) expired(p *Pipeline) bool {
+	return r.j.NotAfter != nil && !p.cfg.Clock.Now().Before(*r.j.NotAfter)
+}
+
+// halted reports, and records, that the job's campaign was paused or canceled:
+// no new call starts for it.
+func (r *run) halted(p *Pipeline) bool {
+	if r.campaign == "" {
+		return false
+	}
+	switch p.cfg.Campaigns.Get(r.campaign).State {
+	case campaign.Paused:
+		r.parked.Store(true)
+		return true
+	case campaign.Canceled:
+		r.canceled.Store(true)
+		return true
+	}
+	return false
+}
+
+// stale reports a delivery that has run long enough for JetStream to have
+// given its job to a later delivery: its claims are checked again before a call.
+func (r *run) stale(p *Pipeline) bool {
+	return p.cfg.Clock.Now().Sub(r.received) >= p.cfg.Recheck
+}
+
 // pace waits for n targets of the job's campaign's pace, if it has one.
 func (p *Pipeline) pace(ctx context.Context, r *run, n int) error {
 	if r.campaign == "" {
@@ -173,11 +241,6 @@ func chunkResult(t job.Targets, out push.CallResult, attempts int, status string
 	return r
 }
 
-func (p *Pipeline) handBack(r *run, c *chunk) {
-	p.releaseClaims(r, c.keys)
-	c.handed = true
-}
-
 // stopped hands the chunk back because the worker stops after a transient
 // answer. A call that may have pushed (no answer after the request went out)
 // keeps its claims, as after a crash: a stop never releases a claim whose push
@@ -189,110 +252,4 @@ func (p *Pipeline) stopped(r *run, c *chunk, out push.CallResult) {
 		return
 	}
 	p.handBack(r, c)
-}
-
-// StopMarkWait bounds how long a stopping worker keeps trying to mark a push
-// that went out as sent (while Redis answers, a mark takes a round trip).
-const StopMarkWait = 10 * time.Second
-
-// markSent records the push. A push that went out is never released: when Redis
-// is down the mark waits for it, holding the job.
-func (p *Pipeline) markSent(ctx context.Context, r *run, c *chunk, m dedupe.Mark) {
-	err := p.untilOK(ctx, health.CauseRedis, func() error { return p.store.MarkSent(ctx, r.holder, c.keys, m) })
-	if err != nil && ctx.Err() != nil {
-		// The worker is stopping: the push went out, so the mark still lands, within a bound.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopMarkWait)
-		err = p.untilOK(sctx, health.CauseRedis, func() error { return p.store.MarkSent(sctx, r.holder, c.keys, m) })
-		cancel()
-	}
-	if err != nil {
-		// Only when the worker is stopped for good: the lease stays until it
-		// expires, and a redelivery of this job may push these targets again.
-		r.log.Error("sent mark not stored", zap.Int("targets", len(c.keys)), zap.String("request_id", m.RequestID), zap.Error(err))
-	}
-}
-
-// releaseClaims gives up this delivery's leases. It is best effort: a lease that
-// stays expires on its own.
-func (p *Pipeline) releaseClaims(r *run, keys []dedupe.Key) {
-	if len(keys) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.store.Release(ctx, r.holder, keys); err != nil {
-		r.log.Warn("releasing claims", zap.Int("targets", len(keys)), zap.Error(err))
-	}
-}
-
-// refresh claims the chunk's pairs again (after a pause, or a long run), which
-// renews the leases; a pair another job took meanwhile leaves the chunk as a
-// duplicate, and a pair a later delivery of this job took or sent makes the
-// run superseded.
-func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
-	var claims []dedupe.Claim
-	err := p.untilOK(ctx, health.CauseRedis, func() error {
-		var err error
-		claims, err = p.store.Claim(ctx, r.holder, c.keys)
-		return err
-	})
-	if err != nil {
-		return false
-	}
-	targets, keys := c.targets[:0:0], c.keys[:0:0]
-	for i, cl := range claims {
-		switch cl.State {
-		case dedupe.Claimed:
-			targets, keys = append(targets, c.targets[i]), append(keys, c.keys[i])
-		case dedupe.Superseded, dedupe.SentBySelf:
-			// A later delivery of this job holds or sent what this one had
-			// claimed: that delivery answers for the job.
-			r.superseded.Store(true)
-		default:
-			c.skipped = append(c.skipped, c.targets[i])
-		}
-	}
-	if r.superseded.Load() {
-		p.releaseClaims(r, keys) // what this delivery still held goes to the later one
-		c.targets, c.keys = nil, nil
-		return true
-	}
-	c.targets, c.keys = targets, keys
-	return true
-}
-
-// untilOK runs f until it succeeds, probing a store that is down (UntilOK)
-// after the pipeline's StoreProbe delays.
-func (p *Pipeline) untilOK(ctx context.Context, cause health.Cause, f func() error) error {
-	return UntilOK(ctx, p.gate, p.cfg.Clock, p.cfg.StoreProbe, cause, f)
-}
-
-// UntilOK runs f until it succeeds. While a store the worker needs is
-// unavailable (f's error wraps health.ErrUnavailable), that is the worker's
-// problem: the gate stays shut and f is probed after every's delays. Any other
-// error, or ctx ending, is returned.
-func UntilOK(ctx context.Context, gate *health.Gate, clk clock.Clock, every retry.Policy, cause health.Cause, f func() error) error {
-	set := cause
-	for probes := 1; ; probes++ {
-		err := f()
-		if err == nil {
-			if probes > 1 {
-				gate.Clear(cause)
-				if cause == health.CauseRedis {
-					gate.Clear(health.CauseRedisPermission)
-				}
-			}
-			return nil
-		}
-		if ctx.Err() != nil || !errors.Is(err, health.ErrUnavailable) {
-			return err
-		}
-		if cause == health.CauseRedis {
-			set = health.StoreCause(err)
-		}
-		gate.Set(set, err)
-		if !clk.Sleep(ctx, every.NextRetry(probes)) {
-			return ctx.Err()
-		}
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/job"
@@ -34,7 +35,7 @@ func (c *claimer) more() bool { return len(c.ready) > 0 || len(c.pending) > 0 }
 
 // next is the next call's chunk, or nil when every target left was skipped.
 func (c *claimer) next(ctx context.Context) (*chunk, error) {
-	size := c.r.callSize(c.p)
+	size := c.callSize()
 	for len(c.ready) < size && len(c.pending) > 0 {
 		if err := c.claim(ctx, size); err != nil {
 			return nil, err
@@ -47,6 +48,15 @@ func (c *claimer) next(ctx context.Context) (*chunk, error) {
 	ch := &chunk{targets: c.ready[:n:n], keys: c.readyKeys[:n:n]}
 	c.ready, c.readyKeys = c.ready[n:], c.readyKeys[n:]
 	return ch, nil
+}
+
+// callSize is how many targets the next call takes: the job's size, or less
+// while its campaign is paced.
+func (c *claimer) callSize() int {
+	if c.r.campaign == "" {
+		return c.r.j.CallSize()
+	}
+	return campaign.CallSize(c.p.cfg.Campaigns.Get(c.r.campaign).TargetsPerSecond, c.r.j.CallSize())
 }
 
 // claim claims the next window of pending targets, at least one call's, in one round trip.

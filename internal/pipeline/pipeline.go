@@ -333,6 +333,3 @@ func FallbackID(d consumer.Delivery) string {
 	}
 	return "seq-" + strconv.FormatUint(d.Sequence, 10)
 }
-
-// event reports a delivery of the default (events) lane: its calls go before bulk calls.
-func event(d consumer.Delivery) bool { return d.Lane == topology.LaneDefault }

@@ -11,10 +11,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/job"
+	"github.com/mpaas-push/pushworker/topology"
 )
 
 // run is one delivery of one valid job: who holds its claims, and what became
@@ -143,32 +143,6 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery,
 	return r
 }
 
-// halted reports, and records, that the job's campaign was paused or canceled:
-// no new call starts for it.
-func (r *run) halted(p *Pipeline) bool {
-	if r.campaign == "" {
-		return false
-	}
-	switch p.cfg.Campaigns.Get(r.campaign).State {
-	case campaign.Paused:
-		r.parked.Store(true)
-		return true
-	case campaign.Canceled:
-		r.canceled.Store(true)
-		return true
-	}
-	return false
-}
-
-// callSize is how many targets the next call takes: the job's size, or less
-// while its campaign is paced.
-func (r *run) callSize(p *Pipeline) int {
-	if r.campaign == "" {
-		return r.j.CallSize()
-	}
-	return campaign.CallSize(p.cfg.Campaigns.Get(r.campaign).TargetsPerSecond, r.j.CallSize())
-}
-
 // finish builds the result, in one place, from what the claims found and what
 // each chunk became.
 func (r *run) finish(p *Pipeline, cl *claimer, chunks []*chunk, handed bool, started time.Time) {
@@ -206,16 +180,6 @@ func (r *run) finish(p *Pipeline, cl *claimer, chunks []*chunk, handed bool, sta
 	}
 }
 
-// stale reports a delivery that has run long enough for JetStream to have
-// given its job to a later delivery: its claims are checked again before a call.
-func (r *run) stale(p *Pipeline) bool {
-	return p.cfg.Clock.Now().Sub(r.received) >= p.cfg.Recheck
-}
-
-func (r *run) expired(p *Pipeline) bool {
-	return r.j.NotAfter != nil && !p.cfg.Clock.Now().Before(*r.j.NotAfter)
-}
-
 func deadline(t job.Targets, attempts int) job.ChunkResult {
 	return job.ChunkResult{TargetMsgkey: t, Status: job.ChunkFailed, Attempts: attempts, Error: "deadline passed"}
 }
@@ -227,52 +191,11 @@ func canceled(t job.Targets, attempts int) job.ChunkResult {
 	return job.ChunkResult{TargetMsgkey: t, Status: job.ChunkFailed, Attempts: attempts, Error: ErrCampaignCanceled}
 }
 
-// Slots is the cap on mPaaS calls in flight over every job of a worker, pushes
-// and recalls alike: a call holds one from before its targets are claimed until
-// it ends. Bulk calls also hold one of the bulk slots, a quarter fewer than all,
-// so that event calls never wait behind bulk ones.
-type Slots struct {
-	all  chan struct{} // every call in flight
-	bulk chan struct{} // bulk calls in flight: fewer, so that events always find a slot
-	obs  Observer
-}
-
-func newSlots(n int, obs Observer) *Slots {
-	return &Slots{all: make(chan struct{}, n), bulk: make(chan struct{}, max(1, n-max(1, n/4))), obs: obs}
-}
-
-// Acquire takes a call slot, or returns ctx's error.
-func (s *Slots) Acquire(ctx context.Context, event bool) error {
-	if !event {
-		select {
-		case s.bulk <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	select {
-	case s.all <- struct{}{}:
-		s.obs.InFlight(1)
-		return nil
-	case <-ctx.Done():
-		if !event {
-			<-s.bulk
-		}
-		return ctx.Err()
-	}
-}
-
-// Release gives back a slot Acquire took.
-func (s *Slots) Release(event bool) {
-	<-s.all
-	if !event {
-		<-s.bulk
-	}
-	s.obs.InFlight(-1)
-}
-
 func newToken() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// event reports a delivery of the default (events) lane: its calls go before bulk calls.
+func event(d consumer.Delivery) bool { return d.Lane == topology.LaneDefault }
