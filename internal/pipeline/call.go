@@ -65,131 +65,126 @@ var callSpan = map[string]string{job.APITemplate: "mpaas " + job.APITemplate, jo
 // send makes the chunk's call until it ends: sent, failed for good, or handed
 // back to a later delivery. It runs in its own goroutine and holds one call slot.
 // On the last delivery a chunk that still fails is failed, not handed back.
+// Each attempt waits for its turn (waitTurn), passes the fence, calls and
+// decides on the answer.
 func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
-	attempts, transient, probes := 0, 0, 0
+	var t tries
 	for {
 		if r.expired(p) {
 			p.releaseClaims(r, c.keys)
-			c.result = deadline(c.targets, attempts)
+			c.result = deadline(c.targets, t.attempts)
 			return
 		}
 		waitStart := p.cfg.Clock.Now()
-		if err := p.untilOK(ctx, health.CauseRedis, func() error { return p.pace(ctx, r, len(c.targets)) }); err != nil {
+		if err := p.waitTurn(ctx, r, len(c.targets)); err != nil {
 			p.handBack(r, c)
 			return
 		}
-		wctx, wait := p.cfg.Tracer.Start(ctx, "limiter wait")
-		if wait.IsRecording() { // attributes cost allocations: none when tracing is off
-			wait.SetAttributes(attribute.String("pushworker.lane", r.d.Lane))
-		}
-		err := p.untilOK(wctx, health.CauseRedis, func() error { return p.limiter.Wait(wctx, r.event) })
-		wait.End()
-		if err != nil {
-			p.handBack(r, c)
+		if !p.fence(ctx, r, c) {
 			return
-		}
-		// The campaign may have been paused or canceled while this call waited.
-		if r.halted(p) {
-			p.handBack(r, c)
-			return
-		}
-		// A delivery that ran long may have lost its claims to a later one.
-		if r.stale(p) {
-			if !p.refresh(ctx, r, c) {
-				p.handBack(r, c)
-				return
-			}
-			if r.superseded.Load() {
-				c.handed = true // the later delivery holds these pairs now
-				return
-			}
-			if len(c.targets) == 0 {
-				return
-			}
 		}
 		p.obs.LimiterWait(r.d.Lane, p.cfg.Clock.Now().Sub(waitStart))
-		// A call on the wire is not canceled by a stop: canceled, mPaaS may still
-		// push it, and its pairs would have to stay claimed unmarked. It finishes
-		// within the client's own timeout, and a push that went out is marked.
-		cctx, call := p.cfg.Tracer.Start(context.WithoutCancel(ctx), callSpan[r.j.API()], trace.WithSpanKind(trace.SpanKindClient))
-		out := p.pusher.Push(cctx, r.j, c.targets)
-		if call.IsRecording() {
-			call.SetAttributes(attribute.String("pushworker.action", r.j.API()), attribute.Int("pushworker.targets", len(c.targets)),
-				attribute.Int("pushworker.attempt", attempts+1), attribute.String("pushworker.result_code", out.ResultCode),
-				attribute.String("pushworker.request_id", out.RequestID), attribute.String("pushworker.class", out.Class.String()))
-		}
-		if out.Class != push.Success && call.IsRecording() {
-			msg := out.Class.String()
-			if out.Err != nil {
-				msg = out.Err.Error()
-			}
-			call.SetStatus(codes.Error, msg)
-		}
-		call.End()
-		attempts++
-		p.obs.Call(r.d.Lane, out)
-		if out.Throttled {
-			p.limiter.Throttled()
-		}
-		r.log.Debug("mPaaS call", zap.Int("targets", len(c.targets)), zap.Int("attempt", attempts), zap.Stringer("class", out.Class),
-			zap.String("code", out.ResultCode), zap.String("request_id", out.RequestID), zap.Duration("latency", out.Latency), zap.Error(out.Err))
-
-		switch {
-		case out.Class == push.Success:
-			p.gate.Clear(health.CauseCredentials)
-			p.gate.Clear(health.CauseMPaaS)
-			p.markSent(ctx, r, c, dedupe.Mark{RequestID: out.RequestID, Attempts: attempts, Data: out.Data})
-			c.result = chunkResult(c.targets, out, attempts, job.ChunkSent)
+		t.attempts++
+		out := p.call(ctx, r, c, t.attempts)
+		if p.decide(ctx, r, c, out, &t) {
 			return
-
-		case out.Class == push.JobFault:
-			p.releaseClaims(r, c.keys)
-			c.result = chunkResult(c.targets, out, attempts, job.ChunkFailed)
-			return
-
-		case out.Class == push.ConfigFault, unreachable(out) && transient+1 >= p.cfg.Attempts:
-			// The worker's problem, not the job's: hold the chunk, stop fetching, probe.
-			cause := health.CauseCredentials
-			if out.Class != push.ConfigFault {
-				cause = health.CauseMPaaS
-			}
-			p.gate.Set(cause, out.Err)
-			probes++
-			if !p.cfg.Clock.Sleep(ctx, p.cfg.Probe.NextRetry(probes)) || !p.refresh(ctx, r, c) {
-				p.handBack(r, c)
-				return
-			}
-			if r.superseded.Load() {
-				c.handed = true
-				return
-			}
-			if len(c.targets) == 0 {
-				return
-			}
-
-		default: // transient
-			transient++
-			if ctx.Err() != nil { // stopping: no retry on this delivery
-				p.stopped(r, c, out)
-				return
-			}
-			if transient >= p.cfg.Attempts {
-				p.releaseClaims(r, c.keys)
-				if r.d.Last {
-					c.result = chunkResult(c.targets, out, attempts, job.ChunkFailed)
-				} else {
-					c.handed = true
-				}
-				r.log.Info("chunk still failing after retries", zap.Int("targets", len(c.targets)),
-					zap.Int("attempts", attempts), zap.String("code", out.ResultCode), zap.Bool("last_delivery", r.d.Last))
-				return
-			}
-			if !p.cfg.Clock.Sleep(ctx, p.cfg.Call.NextRetry(transient)) {
-				p.stopped(r, c, out)
-				return
-			}
 		}
 	}
+}
+
+// tries is what a chunk's calls met on this delivery: the calls made, the
+// transient answers, and the probes of a problem of the worker's own.
+type tries struct{ attempts, transient, probes int }
+
+// fence lets a call that waited go out only while it still may: its campaign
+// may have been paused or canceled meanwhile, and a delivery that ran long may
+// have lost its claims to a later one (refresh finds out). It reports whether
+// the call goes out; when not, the chunk has ended.
+func (p *Pipeline) fence(ctx context.Context, r *run, c *chunk) bool {
+	if r.halted(p) {
+		p.handBack(r, c)
+		return false
+	}
+	return !r.stale(p) || p.refresh(ctx, r, c)
+}
+
+// call makes attempt's call and reports it. A call on the wire is not canceled
+// by a stop: canceled, mPaaS may still push it, and its pairs would have to stay
+// claimed unmarked. It finishes within the client's own timeout, and a push that
+// went out is marked.
+func (p *Pipeline) call(ctx context.Context, r *run, c *chunk, attempt int) push.CallResult {
+	cctx, call := p.cfg.Tracer.Start(context.WithoutCancel(ctx), callSpan[r.j.API()], trace.WithSpanKind(trace.SpanKindClient))
+	out := p.pusher.Push(cctx, r.j, c.targets)
+	if call.IsRecording() {
+		call.SetAttributes(attribute.String("pushworker.action", r.j.API()), attribute.Int("pushworker.targets", len(c.targets)),
+			attribute.Int("pushworker.attempt", attempt), attribute.String("pushworker.result_code", out.ResultCode),
+			attribute.String("pushworker.request_id", out.RequestID), attribute.String("pushworker.class", out.Class.String()))
+	}
+	if out.Class != push.Success && call.IsRecording() {
+		msg := out.Class.String()
+		if out.Err != nil {
+			msg = out.Err.Error()
+		}
+		call.SetStatus(codes.Error, msg)
+	}
+	call.End()
+	p.obs.Call(r.d.Lane, out)
+	if out.Throttled {
+		p.limiter.Throttled()
+	}
+	r.log.Debug("mPaaS call", zap.Int("targets", len(c.targets)), zap.Int("attempt", attempt), zap.Stringer("class", out.Class),
+		zap.String("code", out.ResultCode), zap.String("request_id", out.RequestID), zap.Duration("latency", out.Latency), zap.Error(out.Err))
+	return out
+}
+
+// decide ends the chunk on the call's answer, or readies the next attempt. It
+// reports whether the chunk has ended.
+func (p *Pipeline) decide(ctx context.Context, r *run, c *chunk, out push.CallResult, t *tries) (done bool) {
+	switch {
+	case out.Class == push.Success:
+		p.gate.Clear(health.CauseCredentials)
+		p.gate.Clear(health.CauseMPaaS)
+		p.markSent(ctx, r, c, dedupe.Mark{RequestID: out.RequestID, Attempts: t.attempts, Data: out.Data})
+		c.result = chunkResult(c.targets, out, t.attempts, job.ChunkSent)
+		return true
+	case out.Class == push.JobFault:
+		p.releaseClaims(r, c.keys)
+		c.result = chunkResult(c.targets, out, t.attempts, job.ChunkFailed)
+		return true
+	case out.Class == push.ConfigFault, unreachable(out) && t.transient+1 >= p.cfg.Attempts:
+		// The worker's problem, not the job's: hold the chunk, stop fetching, probe.
+		t.probes++
+		return !p.probe(ctx, r, c, out, t.probes)
+	default:
+		return p.retry(ctx, r, c, out, t)
+	}
+}
+
+// retry takes a transient answer: the next attempt after the call policy's
+// delay or, once Attempts of them came, the chunk handed back (failed on the
+// last delivery). It reports whether the chunk has ended.
+func (p *Pipeline) retry(ctx context.Context, r *run, c *chunk, out push.CallResult, t *tries) (done bool) {
+	t.transient++
+	if ctx.Err() != nil { // stopping: no retry on this delivery
+		p.stopped(r, c, out)
+		return true
+	}
+	if t.transient >= p.cfg.Attempts {
+		p.releaseClaims(r, c.keys)
+		if r.d.Last {
+			c.result = chunkResult(c.targets, out, t.attempts, job.ChunkFailed)
+		} else {
+			c.handed = true
+		}
+		r.log.Info("chunk still failing after retries", zap.Int("targets", len(c.targets)),
+			zap.Int("attempts", t.attempts), zap.String("code", out.ResultCode), zap.Bool("last_delivery", r.d.Last))
+		return true
+	}
+	if !p.cfg.Clock.Sleep(ctx, p.cfg.Call.NextRetry(t.transient)) {
+		p.stopped(r, c, out)
+		return true
+	}
+	return false
 }
 
 func (r *run) expired(p *Pipeline) bool {
@@ -217,14 +212,6 @@ func (r *run) halted(p *Pipeline) bool {
 // given its job to a later delivery: its claims are checked again before a call.
 func (r *run) stale(p *Pipeline) bool {
 	return p.cfg.Clock.Now().Sub(r.received) >= p.cfg.Recheck
-}
-
-// pace waits for n targets of the job's campaign's pace, if it has one.
-func (p *Pipeline) pace(ctx context.Context, r *run, n int) error {
-	if r.campaign == "" {
-		return nil
-	}
-	return p.cfg.Pace.Wait(ctx, r.campaign, p.cfg.Campaigns.Get(r.campaign).TargetsPerSecond, n)
 }
 
 // unreachable is a call that got no answer and did not go out: mPaaS cannot be reached.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
-	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -66,12 +65,7 @@ func (c *claimer) claim(ctx context.Context, size int) error {
 	keys := keysOf(c.r.j, window)
 	ctx, span := c.p.cfg.Tracer.Start(ctx, "claims")
 	defer span.End()
-	var claims []dedupe.Claim
-	err := c.p.untilOK(ctx, health.CauseRedis, func() error {
-		var err error
-		claims, err = c.p.store.Claim(ctx, c.r.holder, keys)
-		return err
-	})
+	claims, err := c.p.claimPairs(ctx, c.r.holder, keys)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return err

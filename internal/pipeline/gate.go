@@ -5,11 +5,13 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/retry"
 )
 
@@ -49,6 +51,41 @@ func UntilOK(ctx context.Context, gate *health.Gate, clk clock.Clock, every retr
 	}
 }
 
+// claimPairs claims keys for holder in one round trip, probing Redis while it
+// is down. The claimer's claims ahead and refresh's claims again go through it.
+func (p *Pipeline) claimPairs(ctx context.Context, holder dedupe.Holder, keys []dedupe.Key) ([]dedupe.Claim, error) {
+	var claims []dedupe.Claim
+	err := p.untilOK(ctx, health.CauseRedis, func() error {
+		var err error
+		claims, err = p.store.Claim(ctx, holder, keys)
+		return err
+	})
+	return claims, err
+}
+
+// waitTurn waits for a call's turn: n targets of its campaign's pace, if it
+// has one, then a slot of the shared rate, probing Redis while it is down.
+func (p *Pipeline) waitTurn(ctx context.Context, r *run, n int) error {
+	if err := p.untilOK(ctx, health.CauseRedis, func() error { return p.pace(ctx, r, n) }); err != nil {
+		return err
+	}
+	wctx, wait := p.cfg.Tracer.Start(ctx, "limiter wait")
+	if wait.IsRecording() { // attributes cost allocations: none when tracing is off
+		wait.SetAttributes(attribute.String("pushworker.lane", r.d.Lane))
+	}
+	err := p.untilOK(wctx, health.CauseRedis, func() error { return p.limiter.Wait(wctx, r.event) })
+	wait.End()
+	return err
+}
+
+// pace waits for n targets of the job's campaign's pace, if it has one.
+func (p *Pipeline) pace(ctx context.Context, r *run, n int) error {
+	if r.campaign == "" {
+		return nil
+	}
+	return p.cfg.Pace.Wait(ctx, r.campaign, p.cfg.Campaigns.Get(r.campaign).TargetsPerSecond, n)
+}
+
 // StopMarkWait bounds how long a stopping worker keeps trying to mark a push
 // that went out as sent (while Redis answers, a mark takes a round trip).
 const StopMarkWait = 10 * time.Second
@@ -70,18 +107,17 @@ func (p *Pipeline) markSent(ctx context.Context, r *run, c *chunk, m dedupe.Mark
 	}
 }
 
-// refresh claims the chunk's pairs again (after a pause, or a long run), which
-// renews the leases; a pair another job took meanwhile leaves the chunk as a
-// duplicate, and a pair a later delivery of this job took or sent makes the
-// run superseded.
+// refresh claims the chunk's pairs again (after a problem of the worker's, or a
+// long run), which renews the leases; a pair another job took meanwhile leaves
+// the chunk as a duplicate, and a pair a later delivery of this job took or sent
+// makes the run superseded: that delivery answers for the job, and gets what
+// this one still held. It reports whether the chunk still has a call to make;
+// when not, the chunk has ended: handed back (no claim before ctx ended), left
+// to the later delivery, or left with nothing to send.
 func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
-	var claims []dedupe.Claim
-	err := p.untilOK(ctx, health.CauseRedis, func() error {
-		var err error
-		claims, err = p.store.Claim(ctx, r.holder, c.keys)
-		return err
-	})
+	claims, err := p.claimPairs(ctx, r.holder, c.keys)
 	if err != nil {
+		p.handBack(r, c)
 		return false
 	}
 	targets, keys := c.targets[:0:0], c.keys[:0:0]
@@ -99,11 +135,31 @@ func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
 	}
 	if r.superseded.Load() {
 		p.releaseClaims(r, keys) // what this delivery still held goes to the later one
-		c.targets, c.keys = nil, nil
-		return true
+		targets, keys = nil, nil
 	}
 	c.targets, c.keys = targets, keys
-	return true
+	if r.superseded.Load() { // found here, or by another chunk meanwhile
+		c.handed = true // the later delivery holds these pairs now
+		return false
+	}
+	return len(c.targets) > 0
+}
+
+// probe holds a chunk through a problem of the worker's own (mPaaS refuses the
+// credentials, or cannot be reached): the gate shuts with its cause, which stops
+// fetching, and after the probe delay the chunk's pairs are claimed again for
+// the next attempt. It reports whether the chunk goes on.
+func (p *Pipeline) probe(ctx context.Context, r *run, c *chunk, out push.CallResult, probes int) bool {
+	cause := health.CauseCredentials
+	if out.Class != push.ConfigFault {
+		cause = health.CauseMPaaS
+	}
+	p.gate.Set(cause, out.Err)
+	if !p.cfg.Clock.Sleep(ctx, p.cfg.Probe.NextRetry(probes)) {
+		p.handBack(r, c)
+		return false
+	}
+	return p.refresh(ctx, r, c)
 }
 
 // releaseClaims gives up this delivery's leases. It is best effort: a lease that
