@@ -59,6 +59,56 @@ func (s *Slots) Release(event bool) {
 	s.obs.InFlight(-1)
 }
 
+// startNext starts the job's next call: it holds a call slot, takes the next
+// chunk from the claimer and hands it to a sender. The slot comes before the
+// chunk, so that claims wait for calls only as long as the claims made ahead of
+// them. It reports whether targets are left to claim and the run goes on: its
+// deadline, a stop, its campaign halted, a later delivery or a store that did
+// not answer end the loop.
+func (p *Pipeline) startNext(ctx context.Context, r *run, cl *claimer) (more bool) {
+	if r.expired(p) {
+		for _, t := range job.Chunk(cl.giveUp(), r.j.CallSize()) {
+			r.chunks = append(r.chunks, &chunk{targets: t, result: deadline(t, 0)})
+		}
+		return false
+	}
+	if err := p.slots.Acquire(ctx, r.event); err != nil {
+		r.handed.Store(true)
+		return false
+	}
+	if r.halted(p) || r.superseded.Load() {
+		p.slots.Release(r.event)
+		return false
+	}
+	c, more, err := cl.next(ctx)
+	if r.superseded.Load() {
+		if c != nil {
+			p.releaseClaims(r, c.keys)
+		}
+		p.slots.Release(r.event)
+		return false
+	}
+	if err != nil || c == nil { // c == nil: every target left was a duplicate or sent before
+		p.slots.Release(r.event)
+		if err != nil {
+			r.handed.Store(true)
+			return false
+		}
+		return more
+	}
+	r.chunks = append(r.chunks, c)
+	r.calls.Add(1)
+	p.senders.Go(func() {
+		defer r.calls.Done()
+		defer p.slots.Release(r.event)
+		p.send(ctx, r, c)
+		if c.handed {
+			r.handed.Store(true)
+		}
+	})
+	return more
+}
+
 // callSpan names a call's span by its action, without a string built per call.
 var callSpan = map[string]string{job.APITemplate: "mpaas " + job.APITemplate, job.APIMultiple: "mpaas " + job.APIMultiple}
 
@@ -187,6 +237,10 @@ func (p *Pipeline) retry(ctx context.Context, r *run, c *chunk, out push.CallRes
 	return false
 }
 
+// expired, halted and stale are what a call asks before it starts and again
+// before it goes out.
+
+// expired reports that the job's notAfter has passed: no call starts for it.
 func (r *run) expired(p *Pipeline) bool {
 	return r.j.NotAfter != nil && !p.cfg.Clock.Now().Before(*r.j.NotAfter)
 }
@@ -211,7 +265,7 @@ func (r *run) halted(p *Pipeline) bool {
 // stale reports a delivery that has run long enough for JetStream to have
 // given its job to a later delivery: its claims are checked again before a call.
 func (r *run) stale(p *Pipeline) bool {
-	return p.cfg.Clock.Now().Sub(r.received) >= p.cfg.Recheck
+	return p.cfg.Clock.Now().Sub(r.started) >= p.cfg.Recheck
 }
 
 // unreachable is a call that got no answer and did not go out: mPaaS cannot be reached.

@@ -32,21 +32,22 @@ type claimer struct {
 
 func (c *claimer) more() bool { return len(c.ready) > 0 || len(c.pending) > 0 }
 
-// next is the next call's chunk, or nil when every target left was skipped.
-func (c *claimer) next(ctx context.Context) (*chunk, error) {
+// next is the next call's chunk, or nil when every target left was skipped,
+// and whether targets are left after it.
+func (c *claimer) next(ctx context.Context) (ch *chunk, more bool, err error) {
 	size := c.callSize()
 	for len(c.ready) < size && len(c.pending) > 0 {
 		if err := c.claim(ctx, size); err != nil {
-			return nil, err
+			return nil, c.more(), err
 		}
 	}
 	if len(c.ready) == 0 {
-		return nil, nil
+		return nil, c.more(), nil
 	}
 	n := min(size, len(c.ready))
-	ch := &chunk{targets: c.ready[:n:n], keys: c.readyKeys[:n:n]}
+	ch = &chunk{targets: c.ready[:n:n], keys: c.readyKeys[:n:n]}
 	c.ready, c.readyKeys = c.ready[n:], c.readyKeys[n:]
-	return ch, nil
+	return ch, c.more(), nil
 }
 
 // callSize is how many targets the next call takes: the job's size, or less

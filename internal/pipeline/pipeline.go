@@ -6,6 +6,13 @@
 // mark what was sent and release what was not. It knows nothing of JetStream: it
 // implements consumer.Handler, and the queue carries out what it decides.
 //
+// One job's walk goes down its files and back up once: pipeline.go takes the
+// delivery in and answers it (Handle); run.go is the run and its state (process,
+// wrapUp, finish); call.go is one call (its slot and chunk, then per attempt:
+// wait for its turn, the fence, the call, the decision); claim.go claims the
+// pairs ahead of the calls; gate.go is the probe and every wait on Redis under
+// it (claims, pace and limiter, sent marks, claims again), and the gate.
+//
 // It holds push work only: recall (admin) jobs are internal/recall's, which
 // consumer.Mux hands their deliveries to, and which shares this package's call
 // machinery (Config, Slots, UntilOK, Reject). It may not import internal/recall,

@@ -17,21 +17,27 @@ import (
 	"github.com/mpaas-push/pushworker/topology"
 )
 
-// run is one delivery of one valid job: who holds its claims, and what became
-// of it. Its goroutines (one per chunk in flight) write only their own chunk.
+// run is one delivery of one valid job: who holds its claims, the calls it
+// started, and what became of it. Its senders (one goroutine per chunk in
+// flight) write only their own chunk and the run's atomic flags.
 type run struct {
 	j        *job.Job
 	d        consumer.Delivery
 	holder   dedupe.Holder
 	event    bool
-	campaign string // "" for an event job
+	campaign string    // "" for an event job
+	started  time.Time // the result's start, and the clock of Config.Recheck
 	log      *zap.Logger
 
 	// Set by any chunk: the campaign was paused (park the job) or canceled.
 	parked, canceled atomic.Bool
 	// Set by a claim: a later delivery of the message holds the job's claims.
 	superseded atomic.Bool
-	received   time.Time
+	// Set by the calls: targets are handed back to a later delivery.
+	handed atomic.Bool
+
+	chunks []*chunk       // every chunk taken, in order (process's goroutine only)
+	calls  sync.WaitGroup // the senders in flight
 
 	// The outcome, filled in by process once every chunk has ended.
 	result    *job.Result // nil: hand the job back
@@ -49,104 +55,64 @@ type chunk struct {
 	skipped job.Targets // lost to another job while this chunk waited out a worker problem
 }
 
-// process runs one delivery of a valid job whose JobID is set.
+// process runs one delivery of a valid job whose JobID is set: it starts the
+// job's calls one after the other until no target is left to claim or the run
+// stopped, waits for them, winds the run up and builds its result.
 func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery, log *zap.Logger) *run {
 	r := &run{j: j, d: d, event: event(d), campaign: p.cfg.Rules.Topology.Campaign(d.Subject), log: log,
 		holder: dedupe.Holder{JobID: j.JobID, Message: strconv.FormatUint(d.Sequence, 10), Delivery: d.Number, Token: newToken()}}
-	started := p.cfg.Clock.Now()
-	r.received = started
+	r.started = p.cfg.Clock.Now()
 	cl := &claimer{p: p, r: r, pending: j.Pairs()}
-	var (
-		mu     sync.Mutex
-		wg     sync.WaitGroup
-		chunks []*chunk
-		handed bool
-	)
-	for cl.more() {
-		if r.expired(p) {
-			for _, t := range job.Chunk(cl.giveUp(), j.CallSize()) {
-				chunks = append(chunks, &chunk{targets: t, result: deadline(t, 0)})
-			}
-			break
-		}
-		// Hold a call slot before taking a chunk, so that claims wait for calls
-		// only as long as the claims made ahead of them.
-		if err := p.slots.Acquire(ctx, r.event); err != nil {
-			handed = true
-			break
-		}
-		if r.halted(p) || r.superseded.Load() {
-			p.slots.Release(r.event)
-			break
-		}
-		c, err := cl.next(ctx)
-		if r.superseded.Load() {
-			if c != nil {
-				p.releaseClaims(r, c.keys)
-			}
-			p.slots.Release(r.event)
-			break
-		}
-		if err != nil || c == nil { // c == nil: every target left was a duplicate or sent before
-			p.slots.Release(r.event)
-			handed = handed || err != nil
-			if err != nil {
-				break
-			}
-			continue
-		}
-		chunks = append(chunks, c)
-		wg.Add(1)
-		p.senders.Go(func() {
-			defer wg.Done()
-			defer p.slots.Release(r.event)
-			p.send(ctx, r, c)
-			if c.handed {
-				mu.Lock()
-				handed = true
-				mu.Unlock()
-			}
-		})
+	for more := len(cl.pending) > 0; more; {
+		more = p.startNext(ctx, r, cl)
 	}
-	wg.Wait()
+	r.calls.Wait()
+	r.finish(p, cl, p.wrapUp(ctx, r, cl))
+	return r
+}
+
+// wrapUp does what the run's end calls for once its calls are done, and
+// reports whether the job is handed back. A canceled campaign's job sends
+// nothing more: the targets left are still claimed, without a call, so that
+// those an earlier delivery sent count as sent, and the rest fail as canceled.
+// A superseded run, a parked one and one that hands targets back release the
+// claims they made ahead.
+func (p *Pipeline) wrapUp(ctx context.Context, r *run, cl *claimer) (handed bool) {
 	switch {
 	case r.canceled.Load():
-		// Nothing more is sent. The targets left are still claimed, without a call,
-		// so that those an earlier delivery sent count as sent; the rest fail as canceled.
 		for cl.more() {
-			c, err := cl.next(ctx)
+			c, _, err := cl.next(ctx)
 			if err != nil {
 				break
 			}
 			if c != nil {
 				p.releaseClaims(r, c.keys)
-				chunks = append(chunks, &chunk{targets: c.targets, result: canceled(c.targets, 0)})
+				r.chunks = append(r.chunks, &chunk{targets: c.targets, result: canceled(c.targets, 0)})
 			}
 		}
-		for _, t := range job.Chunk(cl.giveUp(), j.CallSize()) {
-			chunks = append(chunks, &chunk{targets: t, result: canceled(t, 0)})
+		for _, t := range job.Chunk(cl.giveUp(), r.j.CallSize()) {
+			r.chunks = append(r.chunks, &chunk{targets: t, result: canceled(t, 0)})
 		}
-		handed = false
-		for _, c := range chunks {
+		for _, c := range r.chunks {
 			if c.handed {
 				c.handed, c.result = false, canceled(c.targets, c.result.Attempts)
 			}
 		}
+		return false
 	case r.superseded.Load():
-		handed = true
 		cl.giveUp() // releases only what this delivery still holds
-	case handed || r.parked.Load():
-		handed = true
+		return true
+	case r.handed.Load() || r.parked.Load():
 		cl.giveUp()
+		return true
 	}
-	r.finish(p, cl, chunks, handed, started)
-	return r
+	return false
 }
 
 // finish builds the result, in one place, from what the claims found and what
 // each chunk became.
-func (r *run) finish(p *Pipeline, cl *claimer, chunks []*chunk, handed bool, started time.Time) {
-	res := job.NewResult(r.j, r.d.Number, started)
+func (r *run) finish(p *Pipeline, cl *claimer, handed bool) {
+	res := job.NewResult(r.j, r.d.Number, r.started)
 	res.Campaign = p.cfg.Rules.Topology.Campaign(r.d.Subject)
 	for _, c := range cl.sentBefore {
 		res.AddChunk(*c)
@@ -154,7 +120,7 @@ func (r *run) finish(p *Pipeline, cl *claimer, chunks []*chunk, handed bool, sta
 	for _, t := range cl.skipped {
 		res.AddSkipped(t)
 	}
-	for _, c := range chunks {
+	for _, c := range r.chunks {
 		for _, t := range c.skipped {
 			res.AddSkipped(t)
 		}
