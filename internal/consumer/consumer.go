@@ -1,7 +1,8 @@
 // Package queue is the worker's JetStream side: the streams and durable
 // consumers, the fetch loops of both lanes, heartbeats while a job runs, and the
 // dead letter, result and acknowledgement that end every delivery. What a job
-// means is the Handler's business; the queue only carries it.
+// means is the Handler's business; the queue only carries it, and Mux routes it
+// by its subject alone, push jobs to one handler and recall jobs to another.
 package consumer
 
 import (

@@ -224,3 +224,33 @@ func TestADeletedResultStreamIsRecreated(t *testing.T) {
 	}
 	b.jobsLeft(0)
 }
+
+// The mux hands the deliveries of admin subjects to the recall handler and
+// every other one to the push handler, as the queue delivers them.
+func TestMuxRoutesAdminSubjectsToRecall(t *testing.T) {
+	t.Parallel()
+	pushes, recalls := &recorder{}, &recorder{}
+	handler := func(rec *recorder) consumer.Handler {
+		return consumer.HandlerFunc(func(_ context.Context, d consumer.Delivery) consumer.Outcome {
+			rec.add(d)
+			return consumer.Outcome{Action: consumer.Term}
+		})
+	}
+	b := newBed(t, consumer.Mux{Push: handler(pushes), Recall: handler(recalls)}, 3)
+	for _, s := range []string{"push.jobs.orders", "push.jobs.bulk.c", "push.jobs.bulk.c.admin", "push.jobs.bulk.admin"} {
+		b.publish(s, "{}", "")
+	}
+	b.jobsLeft(0)
+	subjects := func(rec *recorder) map[string]bool {
+		got, _ := rec.deliveries()
+		m := map[string]bool{}
+		for _, d := range got {
+			m[d.Subject] = true
+		}
+		return m
+	}
+	if p, r := subjects(pushes), subjects(recalls); len(p) != 2 || !p["push.jobs.orders"] || !p["push.jobs.bulk.c"] ||
+		len(r) != 2 || !r["push.jobs.bulk.c.admin"] || !r["push.jobs.bulk.admin"] {
+		t.Fatalf("pushes %v, recalls %v", p, r)
+	}
+}

@@ -141,7 +141,7 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // Call counts a PushTemplate call.
-func (m *Metrics) Call(lane string, out push.Outcome) {
+func (m *Metrics) Call(lane string, out push.CallResult) {
 	code := out.ResultCode
 	if code == "" {
 		code = "none"

@@ -2,19 +2,112 @@ package pipeline
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/job"
 )
+
+// Slots is the cap on mPaaS calls in flight over every job of a worker, pushes
+// and recalls alike: a call holds one from before its targets are claimed until
+// it ends. Bulk calls also hold one of the bulk slots, a quarter fewer than all,
+// so that event calls never wait behind bulk ones.
+type Slots struct {
+	all  chan struct{} // every call in flight
+	bulk chan struct{} // bulk calls in flight: fewer, so that events always find a slot
+	obs  Observer
+}
+
+func newSlots(n int, obs Observer) *Slots {
+	return &Slots{all: make(chan struct{}, n), bulk: make(chan struct{}, max(1, n-max(1, n/4))), obs: obs}
+}
+
+// Acquire takes a call slot, or returns ctx's error.
+func (s *Slots) Acquire(ctx context.Context, event bool) error {
+	if !event {
+		select {
+		case s.bulk <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case s.all <- struct{}{}:
+		s.obs.InFlight(1)
+		return nil
+	case <-ctx.Done():
+		if !event {
+			<-s.bulk
+		}
+		return ctx.Err()
+	}
+}
+
+// Release gives back a slot Acquire took.
+func (s *Slots) Release(event bool) {
+	<-s.all
+	if !event {
+		<-s.bulk
+	}
+	s.obs.InFlight(-1)
+}
+
+// startNext starts the job's next call: it holds a call slot, takes the next
+// chunk from the claimer and hands it to a sender. The slot comes before the
+// chunk, so that claims wait for calls only as long as the claims made ahead of
+// them. It reports whether targets are left to claim and the run goes on: its
+// deadline, a stop, its campaign halted, a later delivery or a store that did
+// not answer end the loop.
+func (p *Pipeline) startNext(ctx context.Context, r *run, cl *claimer) (more bool) {
+	if r.expired(p) {
+		for _, t := range job.Chunk(cl.giveUp(), r.j.CallSize()) {
+			r.chunks = append(r.chunks, &chunk{targets: t, result: deadline(t, 0)})
+		}
+		return false
+	}
+	if err := p.slots.Acquire(ctx, r.event); err != nil {
+		r.handed.Store(true)
+		return false
+	}
+	if r.halted(p) || r.superseded.Load() {
+		p.slots.Release(r.event)
+		return false
+	}
+	c, more, err := cl.next(ctx)
+	if r.superseded.Load() {
+		if c != nil {
+			p.releaseClaims(r, c.keys)
+		}
+		p.slots.Release(r.event)
+		return false
+	}
+	if err != nil || c == nil { // c == nil: every target left was a duplicate or sent before
+		p.slots.Release(r.event)
+		if err != nil {
+			r.handed.Store(true)
+			return false
+		}
+		return more
+	}
+	r.chunks = append(r.chunks, c)
+	r.calls.Add(1)
+	p.senders.Go(func() {
+		defer r.calls.Done()
+		defer p.slots.Release(r.event)
+		p.send(ctx, r, c)
+		if c.handed {
+			r.handed.Store(true)
+		}
+	})
+	return more
+}
 
 // callSpan names a call's span by its action, without a string built per call.
 var callSpan = map[string]string{job.APITemplate: "mpaas " + job.APITemplate, job.APIMultiple: "mpaas " + job.APIMultiple}
@@ -22,147 +115,165 @@ var callSpan = map[string]string{job.APITemplate: "mpaas " + job.APITemplate, jo
 // send makes the chunk's call until it ends: sent, failed for good, or handed
 // back to a later delivery. It runs in its own goroutine and holds one call slot.
 // On the last delivery a chunk that still fails is failed, not handed back.
+// Each attempt waits for its turn (waitTurn), passes the fence, calls and
+// decides on the answer.
 func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
-	attempts, transient, probes := 0, 0, 0
+	var t tries
 	for {
 		if r.expired(p) {
 			p.releaseClaims(r, c.keys)
-			c.result = deadline(c.targets, attempts)
+			c.result = deadline(c.targets, t.attempts)
 			return
 		}
 		waitStart := p.cfg.Clock.Now()
-		if err := p.untilOK(ctx, health.CauseRedis, func() error { return p.pace(ctx, r, len(c.targets)) }); err != nil {
+		if err := p.waitTurn(ctx, r, len(c.targets)); err != nil {
 			p.handBack(r, c)
 			return
 		}
-		wctx, wait := p.cfg.Tracer.Start(ctx, "limiter wait")
-		if wait.IsRecording() { // attributes cost allocations: none when tracing is off
-			wait.SetAttributes(attribute.String("pushworker.lane", r.d.Lane))
-		}
-		err := p.untilOK(wctx, health.CauseRedis, func() error { return p.limiter.Wait(wctx, r.event) })
-		wait.End()
-		if err != nil {
-			p.handBack(r, c)
+		if !p.fence(ctx, r, c) {
 			return
-		}
-		// The campaign may have been paused or canceled while this call waited.
-		if r.halted(p) {
-			p.handBack(r, c)
-			return
-		}
-		// A delivery that ran long may have lost its claims to a later one.
-		if r.stale(p) {
-			if !p.refresh(ctx, r, c) {
-				p.handBack(r, c)
-				return
-			}
-			if r.superseded.Load() {
-				c.handed = true // the later delivery holds these pairs now
-				return
-			}
-			if len(c.targets) == 0 {
-				return
-			}
 		}
 		p.obs.LimiterWait(r.d.Lane, p.cfg.Clock.Now().Sub(waitStart))
-		// A call on the wire is not canceled by a stop: canceled, mPaaS may still
-		// push it, and its pairs would have to stay claimed unmarked. It finishes
-		// within the client's own timeout, and a push that went out is marked.
-		cctx, call := p.cfg.Tracer.Start(context.WithoutCancel(ctx), callSpan[r.j.API()], trace.WithSpanKind(trace.SpanKindClient))
-		out := p.pusher.Push(cctx, r.j, c.targets)
-		if call.IsRecording() {
-			call.SetAttributes(attribute.String("pushworker.action", r.j.API()), attribute.Int("pushworker.targets", len(c.targets)),
-				attribute.Int("pushworker.attempt", attempts+1), attribute.String("pushworker.result_code", out.ResultCode),
-				attribute.String("pushworker.request_id", out.RequestID), attribute.String("pushworker.class", out.Class.String()))
-		}
-		if out.Class != push.Success && call.IsRecording() {
-			msg := out.Class.String()
-			if out.Err != nil {
-				msg = out.Err.Error()
-			}
-			call.SetStatus(codes.Error, msg)
-		}
-		call.End()
-		attempts++
-		p.obs.Call(r.d.Lane, out)
-		if out.Throttled {
-			p.limiter.Throttled()
-		}
-		r.log.Debug("mPaaS call", zap.Int("targets", len(c.targets)), zap.Int("attempt", attempts), zap.Stringer("class", out.Class),
-			zap.String("code", out.ResultCode), zap.String("request_id", out.RequestID), zap.Duration("latency", out.Latency), zap.Error(out.Err))
-
-		switch {
-		case out.Class == push.Success:
-			p.gate.Clear(health.CauseCredentials)
-			p.gate.Clear(health.CauseMPaaS)
-			p.markSent(ctx, r, c, dedupe.Mark{RequestID: out.RequestID, Attempts: attempts, Data: out.Data})
-			c.result = chunkResult(c.targets, out, attempts, job.ChunkSent)
+		t.attempts++
+		out := p.call(ctx, r, c, t.attempts)
+		if p.decide(ctx, r, c, out, &t) {
 			return
-
-		case out.Class == push.JobFault:
-			p.releaseClaims(r, c.keys)
-			c.result = chunkResult(c.targets, out, attempts, job.ChunkFailed)
-			return
-
-		case out.Class == push.ConfigFault, unreachable(out) && transient+1 >= p.cfg.Attempts:
-			// The worker's problem, not the job's: hold the chunk, stop fetching, probe.
-			cause := health.CauseCredentials
-			if out.Class != push.ConfigFault {
-				cause = health.CauseMPaaS
-			}
-			p.gate.Set(cause, out.Err)
-			probes++
-			if !p.cfg.Clock.Sleep(ctx, p.cfg.Probe.NextRetry(probes)) || !p.refresh(ctx, r, c) {
-				p.handBack(r, c)
-				return
-			}
-			if r.superseded.Load() {
-				c.handed = true
-				return
-			}
-			if len(c.targets) == 0 {
-				return
-			}
-
-		default: // transient
-			transient++
-			if ctx.Err() != nil { // stopping: no retry on this delivery
-				p.stopped(r, c, out)
-				return
-			}
-			if transient >= p.cfg.Attempts {
-				p.releaseClaims(r, c.keys)
-				if r.d.Last {
-					c.result = chunkResult(c.targets, out, attempts, job.ChunkFailed)
-				} else {
-					c.handed = true
-				}
-				r.log.Info("chunk still failing after retries", zap.Int("targets", len(c.targets)),
-					zap.Int("attempts", attempts), zap.String("code", out.ResultCode), zap.Bool("last_delivery", r.d.Last))
-				return
-			}
-			if !p.cfg.Clock.Sleep(ctx, p.cfg.Call.NextRetry(transient)) {
-				p.stopped(r, c, out)
-				return
-			}
 		}
 	}
 }
 
-// pace waits for n targets of the job's campaign's pace, if it has one.
-func (p *Pipeline) pace(ctx context.Context, r *run, n int) error {
-	if r.campaign == "" {
-		return nil
+// tries is what a chunk's calls met on this delivery: the calls made, the
+// transient answers, and the probes of a problem of the worker's own.
+type tries struct{ attempts, transient, probes int }
+
+// fence lets a call that waited go out only while it still may: its campaign
+// may have been paused or canceled meanwhile, and a delivery that ran long may
+// have lost its claims to a later one (refresh finds out). It reports whether
+// the call goes out; when not, the chunk has ended.
+func (p *Pipeline) fence(ctx context.Context, r *run, c *chunk) bool {
+	if r.halted(p) {
+		p.handBack(r, c)
+		return false
 	}
-	return p.cfg.Pace.Wait(ctx, r.campaign, p.cfg.Campaigns.Get(r.campaign).TargetsPerSecond, n)
+	return !r.stale(p) || p.refresh(ctx, r, c)
+}
+
+// call makes attempt's call and reports it. A call on the wire is not canceled
+// by a stop: canceled, mPaaS may still push it, and its pairs would have to stay
+// claimed unmarked. It finishes within the client's own timeout, and a push that
+// went out is marked.
+func (p *Pipeline) call(ctx context.Context, r *run, c *chunk, attempt int) push.CallResult {
+	cctx, call := p.cfg.Tracer.Start(context.WithoutCancel(ctx), callSpan[r.j.API()], trace.WithSpanKind(trace.SpanKindClient))
+	out := p.pusher.Push(cctx, r.j, c.targets)
+	if call.IsRecording() {
+		call.SetAttributes(attribute.String("pushworker.action", r.j.API()), attribute.Int("pushworker.targets", len(c.targets)),
+			attribute.Int("pushworker.attempt", attempt), attribute.String("pushworker.result_code", out.ResultCode),
+			attribute.String("pushworker.request_id", out.RequestID), attribute.String("pushworker.class", out.Class.String()))
+	}
+	if out.Class != push.Success && call.IsRecording() {
+		msg := out.Class.String()
+		if out.Err != nil {
+			msg = out.Err.Error()
+		}
+		call.SetStatus(codes.Error, msg)
+	}
+	call.End()
+	p.obs.Call(r.d.Lane, out)
+	if out.Throttled {
+		p.limiter.Throttled()
+	}
+	r.log.Debug("mPaaS call", zap.Int("targets", len(c.targets)), zap.Int("attempt", attempt), zap.Stringer("class", out.Class),
+		zap.String("code", out.ResultCode), zap.String("request_id", out.RequestID), zap.Duration("latency", out.Latency), zap.Error(out.Err))
+	return out
+}
+
+// decide ends the chunk on the call's answer, or readies the next attempt. It
+// reports whether the chunk has ended.
+func (p *Pipeline) decide(ctx context.Context, r *run, c *chunk, out push.CallResult, t *tries) (done bool) {
+	switch {
+	case out.Class == push.Success:
+		p.gate.Clear(health.CauseCredentials)
+		p.gate.Clear(health.CauseMPaaS)
+		p.markSent(ctx, r, c, dedupe.Mark{RequestID: out.RequestID, Attempts: t.attempts, Data: out.Data})
+		c.result = chunkResult(c.targets, out, t.attempts, job.ChunkSent)
+		return true
+	case out.Class == push.JobFault:
+		p.releaseClaims(r, c.keys)
+		c.result = chunkResult(c.targets, out, t.attempts, job.ChunkFailed)
+		return true
+	case out.Class == push.ConfigFault, unreachable(out) && t.transient+1 >= p.cfg.Attempts:
+		// The worker's problem, not the job's: hold the chunk, stop fetching, probe.
+		t.probes++
+		return !p.probe(ctx, r, c, out, t.probes)
+	default:
+		return p.retry(ctx, r, c, out, t)
+	}
+}
+
+// retry takes a transient answer: the next attempt after the call policy's
+// delay or, once Attempts of them came, the chunk handed back (failed on the
+// last delivery). It reports whether the chunk has ended.
+func (p *Pipeline) retry(ctx context.Context, r *run, c *chunk, out push.CallResult, t *tries) (done bool) {
+	t.transient++
+	if ctx.Err() != nil { // stopping: no retry on this delivery
+		p.stopped(r, c, out)
+		return true
+	}
+	if t.transient >= p.cfg.Attempts {
+		p.releaseClaims(r, c.keys)
+		if r.d.Last {
+			c.result = chunkResult(c.targets, out, t.attempts, job.ChunkFailed)
+		} else {
+			c.handed = true
+		}
+		r.log.Info("chunk still failing after retries", zap.Int("targets", len(c.targets)),
+			zap.Int("attempts", t.attempts), zap.String("code", out.ResultCode), zap.Bool("last_delivery", r.d.Last))
+		return true
+	}
+	if !p.cfg.Clock.Sleep(ctx, p.cfg.Call.NextRetry(t.transient)) {
+		p.stopped(r, c, out)
+		return true
+	}
+	return false
+}
+
+// expired, halted and stale are what a call asks before it starts and again
+// before it goes out.
+
+// expired reports that the job's notAfter has passed: no call starts for it.
+func (r *run) expired(p *Pipeline) bool {
+	return r.j.NotAfter != nil && !p.cfg.Clock.Now().Before(*r.j.NotAfter)
+}
+
+// halted reports, and records, that the job's campaign was paused or canceled:
+// no new call starts for it.
+func (r *run) halted(p *Pipeline) bool {
+	if r.campaign == "" {
+		return false
+	}
+	switch p.cfg.Campaigns.Get(r.campaign).State {
+	case campaign.Paused:
+		r.parked.Store(true)
+		return true
+	case campaign.Canceled:
+		r.canceled.Store(true)
+		return true
+	}
+	return false
+}
+
+// stale reports a delivery that has run long enough for JetStream to have
+// given its job to a later delivery: its claims are checked again before a call.
+func (r *run) stale(p *Pipeline) bool {
+	return p.cfg.Clock.Now().Sub(r.started) >= p.cfg.Recheck
 }
 
 // unreachable is a call that got no answer and did not go out: mPaaS cannot be reached.
-func unreachable(out push.Outcome) bool {
+func unreachable(out push.CallResult) bool {
 	return out.Class == push.Transient && out.HTTPStatus == 0 && !out.MaybeSent
 }
 
-func chunkResult(t job.Targets, out push.Outcome, attempts int, status string) job.ChunkResult {
+func chunkResult(t job.Targets, out push.CallResult, attempts int, status string) job.ChunkResult {
 	r := job.ChunkResult{TargetMsgkey: t, Status: status, Attempts: attempts, RequestID: out.RequestID,
 		ResultCode: out.ResultCode, ResultMessage: job.Clip(out.ResultMessage), PushSuccess: out.PushSuccess, Data: out.Data}
 	if status == job.ChunkFailed && out.Err != nil {
@@ -171,121 +282,15 @@ func chunkResult(t job.Targets, out push.Outcome, attempts int, status string) j
 	return r
 }
 
-func (p *Pipeline) handBack(r *run, c *chunk) {
-	p.releaseClaims(r, c.keys)
-	c.handed = true
-}
-
 // stopped hands the chunk back because the worker stops after a transient
 // answer. A call that may have pushed (no answer after the request went out)
 // keeps its claims, as after a crash: a stop never releases a claim whose push
 // may have gone out, so no other job pushes those pairs while the lease holds.
-func (p *Pipeline) stopped(r *run, c *chunk, out push.Outcome) {
+func (p *Pipeline) stopped(r *run, c *chunk, out push.CallResult) {
 	if out.MaybeSent {
 		r.log.Warn("stopping after a call with no answer: its pairs stay claimed as maybe sent", zap.Int("targets", len(c.targets)))
 		c.handed = true
 		return
 	}
 	p.handBack(r, c)
-}
-
-// StopMarkWait bounds how long a stopping worker keeps trying to mark a push
-// that went out as sent (while Redis answers, a mark takes a round trip).
-const StopMarkWait = 10 * time.Second
-
-// markSent records the push. A push that went out is never released: when Redis
-// is down the mark waits for it, holding the job.
-func (p *Pipeline) markSent(ctx context.Context, r *run, c *chunk, m dedupe.Mark) {
-	err := p.untilOK(ctx, health.CauseRedis, func() error { return p.store.MarkSent(ctx, r.holder, c.keys, m) })
-	if err != nil && ctx.Err() != nil {
-		// The worker is stopping: the push went out, so the mark still lands, within a bound.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopMarkWait)
-		err = p.untilOK(sctx, health.CauseRedis, func() error { return p.store.MarkSent(sctx, r.holder, c.keys, m) })
-		cancel()
-	}
-	if err != nil {
-		// Only when the worker is stopped for good: the lease stays until it
-		// expires, and a redelivery of this job may push these targets again.
-		r.log.Error("sent mark not stored", zap.Int("targets", len(c.keys)), zap.String("request_id", m.RequestID), zap.Error(err))
-	}
-}
-
-// releaseClaims gives up this delivery's leases. It is best effort: a lease that
-// stays expires on its own.
-func (p *Pipeline) releaseClaims(r *run, keys []dedupe.Key) { p.releaseHeld(r.holder, r.log, keys) }
-
-func (p *Pipeline) releaseHeld(holder dedupe.Holder, log *zap.Logger, keys []dedupe.Key) {
-	if len(keys) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := p.store.Release(ctx, holder, keys); err != nil {
-		log.Warn("releasing claims", zap.Int("targets", len(keys)), zap.Error(err))
-	}
-}
-
-// refresh claims the chunk's pairs again (after a pause, or a long run), which
-// renews the leases; a pair another job took meanwhile leaves the chunk as a
-// duplicate, and a pair a later delivery of this job took or sent makes the
-// run superseded.
-func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
-	var claims []dedupe.Claim
-	err := p.untilOK(ctx, health.CauseRedis, func() error {
-		var err error
-		claims, err = p.store.Claim(ctx, r.holder, c.keys)
-		return err
-	})
-	if err != nil {
-		return false
-	}
-	targets, keys := c.targets[:0:0], c.keys[:0:0]
-	for i, cl := range claims {
-		switch cl.State {
-		case dedupe.Claimed:
-			targets, keys = append(targets, c.targets[i]), append(keys, c.keys[i])
-		case dedupe.Superseded, dedupe.SentBySelf:
-			// A later delivery of this job holds or sent what this one had
-			// claimed: that delivery answers for the job.
-			r.superseded.Store(true)
-		default:
-			c.skipped = append(c.skipped, c.targets[i])
-		}
-	}
-	if r.superseded.Load() {
-		p.releaseClaims(r, keys) // what this delivery still held goes to the later one
-		c.targets, c.keys = nil, nil
-		return true
-	}
-	c.targets, c.keys = targets, keys
-	return true
-}
-
-// untilOK runs f until it succeeds. While a store the worker needs is
-// unavailable, that is the worker's problem: the gate stays shut and f is probed
-// with a growing delay. Any other error, or ctx ending, is returned.
-func (p *Pipeline) untilOK(ctx context.Context, cause health.Cause, f func() error) error {
-	set := cause
-	for probes := 1; ; probes++ {
-		err := f()
-		if err == nil {
-			if probes > 1 {
-				p.gate.Clear(cause)
-				if cause == health.CauseRedis {
-					p.gate.Clear(health.CauseRedisPermission)
-				}
-			}
-			return nil
-		}
-		if ctx.Err() != nil || !errors.Is(err, health.ErrUnavailable) {
-			return err
-		}
-		if cause == health.CauseRedis {
-			set = health.StoreCause(err)
-		}
-		p.gate.Set(set, err)
-		if !p.cfg.Clock.Sleep(ctx, p.cfg.StoreProbe.NextRetry(probes)) {
-			return ctx.Err()
-		}
-	}
 }

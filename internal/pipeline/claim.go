@@ -6,8 +6,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 
+	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
-	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -32,21 +32,31 @@ type claimer struct {
 
 func (c *claimer) more() bool { return len(c.ready) > 0 || len(c.pending) > 0 }
 
-// next is the next call's chunk, or nil when every target left was skipped.
-func (c *claimer) next(ctx context.Context) (*chunk, error) {
-	size := c.r.callSize(c.p)
+// next is the next call's chunk, or nil when every target left was skipped,
+// and whether targets are left after it.
+func (c *claimer) next(ctx context.Context) (ch *chunk, more bool, err error) {
+	size := c.callSize()
 	for len(c.ready) < size && len(c.pending) > 0 {
 		if err := c.claim(ctx, size); err != nil {
-			return nil, err
+			return nil, c.more(), err
 		}
 	}
 	if len(c.ready) == 0 {
-		return nil, nil
+		return nil, c.more(), nil
 	}
 	n := min(size, len(c.ready))
-	ch := &chunk{targets: c.ready[:n:n], keys: c.readyKeys[:n:n]}
+	ch = &chunk{targets: c.ready[:n:n], keys: c.readyKeys[:n:n]}
 	c.ready, c.readyKeys = c.ready[n:], c.readyKeys[n:]
-	return ch, nil
+	return ch, c.more(), nil
+}
+
+// callSize is how many targets the next call takes: the job's size, or less
+// while its campaign is paced.
+func (c *claimer) callSize() int {
+	if c.r.campaign == "" {
+		return c.r.j.CallSize()
+	}
+	return campaign.CallSize(c.p.cfg.Campaigns.Get(c.r.campaign).TargetsPerSecond, c.r.j.CallSize())
 }
 
 // claim claims the next window of pending targets, at least one call's, in one round trip.
@@ -56,12 +66,7 @@ func (c *claimer) claim(ctx context.Context, size int) error {
 	keys := keysOf(c.r.j, window)
 	ctx, span := c.p.cfg.Tracer.Start(ctx, "claims")
 	defer span.End()
-	var claims []dedupe.Claim
-	err := c.p.untilOK(ctx, health.CauseRedis, func() error {
-		var err error
-		claims, err = c.p.store.Claim(ctx, c.r.holder, keys)
-		return err
-	})
+	claims, err := c.p.claimPairs(ctx, c.r.holder, keys)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return err

@@ -5,6 +5,18 @@
 // take a slot from the shared rate limit, call mPaaS, retry what is transient,
 // mark what was sent and release what was not. It knows nothing of JetStream: it
 // implements consumer.Handler, and the queue carries out what it decides.
+//
+// One job's walk goes down its files and back up once: pipeline.go takes the
+// delivery in and answers it (Handle); run.go is the run and its state (process,
+// wrapUp, finish); call.go is one call (its slot and chunk, then per attempt:
+// wait for its turn, the fence, the call, the decision); claim.go claims the
+// pairs ahead of the calls; gate.go is the probe and every wait on Redis under
+// it (claims, pace and limiter, sent marks, claims again), and the gate.
+//
+// It holds push work only: recall (admin) jobs are internal/recall's, which
+// consumer.Mux hands their deliveries to, and which shares this package's call
+// machinery (Config, Slots, UntilOK, Reject). It may not import internal/recall,
+// nor NATS or JetStream (internal/consumer's handler types only).
 package pipeline
 
 import (
@@ -35,7 +47,7 @@ import (
 // Pusher makes one mPaaS call for some of a job's targets (at most its CallSize),
 // with the action the job's kind calls for.
 type Pusher interface {
-	Push(ctx context.Context, j *job.Job, targets job.Targets) push.Outcome
+	Push(ctx context.Context, j *job.Job, targets job.Targets) push.CallResult
 }
 
 // Pacer holds a paced campaign's targets per second over every worker.
@@ -80,7 +92,8 @@ type Config struct {
 	Tracer  trace.Tracer // the spans of claims, limiter waits and calls; default the no-op one
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults is c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.Tracer == nil {
 		c.Tracer = noop.NewTracerProvider().Tracer(tracing.Scope)
 	}
@@ -123,7 +136,7 @@ func (c Config) withDefaults() Config {
 
 // Observer is told what happens, for metrics. Every method must be cheap.
 type Observer interface {
-	Call(lane string, out push.Outcome)
+	Call(lane string, out push.CallResult)
 	Chunk(lane, status string)
 	Duplicates(lane string, n int)
 	LimiterWait(lane string, d time.Duration)
@@ -141,7 +154,7 @@ func (noPace) Wait(context.Context, string, float64, int) error { return nil }
 
 type noObserver struct{}
 
-func (noObserver) Call(string, push.Outcome)         {}
+func (noObserver) Call(string, push.CallResult)      {}
 func (noObserver) JobInHand(string, int)             {}
 func (noObserver) Chunk(string, string)              {}
 func (noObserver) Duplicates(string, int)            {}
@@ -158,9 +171,8 @@ type Pipeline struct {
 	gate    *health.Gate
 	log     *zap.Logger
 	obs     Observer
-	slots   chan struct{} // every call in flight
-	bulk    chan struct{} // bulk calls in flight: fewer, so that events always find a slot
-	senders *gopool.Pool  // the goroutines that make the calls
+	slots   *Slots       // every call in flight, shared with the recall handler's
+	senders *gopool.Pool // the goroutines that make the calls
 
 	mu       sync.Mutex
 	inFlight map[string]int // campaign → its jobs in this worker's hands
@@ -168,7 +180,7 @@ type Pipeline struct {
 
 // New makes a Pipeline. log and obs may be nil.
 func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *health.Gate, log *zap.Logger, obs Observer) *Pipeline {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if obs == nil {
 		obs = noObserver{}
 	}
@@ -176,9 +188,12 @@ func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *h
 		log = zap.NewNop()
 	}
 	return &Pipeline{cfg: cfg, store: store, limiter: limiter, pusher: pusher, gate: gate, log: log, obs: obs,
-		senders: gopool.New(), slots: make(chan struct{}, cfg.MaxInFlight), bulk: make(chan struct{}, max(1, cfg.MaxInFlight-max(1, cfg.MaxInFlight/4))),
-		inFlight: map[string]int{}}
+		senders: gopool.New(), slots: newSlots(cfg.MaxInFlight, obs), inFlight: map[string]int{}}
 }
+
+// Slots is the pipeline's cap on calls in flight, which the recall handler's
+// calls share.
+func (p *Pipeline) Slots() *Slots { return p.slots }
 
 var _ consumer.Handler = (*Pipeline)(nil)
 
@@ -193,14 +208,10 @@ func (p *Pipeline) Close() { p.senders.Close() }
 func (p *Pipeline) Handle(ctx context.Context, d consumer.Delivery) consumer.Outcome {
 	p.obs.JobInHand(d.Lane, 1)
 	defer p.obs.JobInHand(d.Lane, -1)
-	if p.cfg.Rules.Topology.IsAdmin(d.Subject) {
-		// Recall runs whatever the campaign's state: it is what a canceled campaign needs.
-		return p.handleAdmin(ctx, d)
-	}
 	name := p.cfg.Rules.Topology.Campaign(d.Subject)
 	p.track(name, 1)
 	defer p.track(name, -1)
-	fallback := fallbackID(d)
+	fallback := FallbackID(d)
 	j, err := job.Decode(d.Data)
 	if err == nil {
 		if j.JobID == "" {
@@ -213,7 +224,7 @@ func (p *Pipeline) Handle(ctx context.Context, d consumer.Delivery) consumer.Out
 		err = j.Validate(rules)
 	}
 	if err != nil {
-		return p.reject(d, j, fallback, err)
+		return Reject(d, j, fallback, err, p.cfg.Rules.Topology, p.cfg.Clock.Now(), p.log)
 	}
 	if name != "" && p.cfg.Campaigns.Get(name).State == campaign.Paused {
 		return p.park(d, j, name) // before any claim: nothing to release
@@ -261,10 +272,11 @@ func (p *Pipeline) Handle(ctx context.Context, d consumer.Delivery) consumer.Out
 	}
 }
 
-// reject answers an invalid job: a rejected result, a dead letter with the bytes
-// as received, and Term, since no retry can fix it.
-func (p *Pipeline) reject(d consumer.Delivery, j *job.Job, fallback string, cause error) consumer.Outcome {
-	topo := p.cfg.Rules.Topology
+// Reject answers a job that cannot run (invalid, or not a job at all: j may be
+// nil): a rejected result on the job's reply subject when it names a valid one,
+// else under topo's results, a dead letter with the bytes as received, and Term,
+// since no retry can fix it. fallback is the job id when j has no valid one.
+func Reject(d consumer.Delivery, j *job.Job, fallback string, cause error, topo topology.Topology, now time.Time, log *zap.Logger) consumer.Outcome {
 	id := fallback
 	if j != nil && job.ValidJobID(j.JobID) {
 		id = j.JobID
@@ -273,9 +285,9 @@ func (p *Pipeline) reject(d consumer.Delivery, j *job.Job, fallback string, caus
 	if j != nil && j.ReplyTo != "" && topo.ValidReplyTo(j.ReplyTo) {
 		subject = j.ReplyTo
 	}
-	res := job.Rejected(id, j, cause, d.Number, p.cfg.Clock.Now())
+	res := job.Rejected(id, j, cause, d.Number, now)
 	res.Campaign = topo.Campaign(d.Subject)
-	p.log.Info("job rejected", zap.String("job", id), zap.String("lane", d.Lane), zap.String("error", res.Error))
+	log.Info("job rejected", zap.String("job", id), zap.String("lane", d.Lane), zap.String("error", res.Error))
 	return consumer.Outcome{Result: res, ResultSubject: subject, Action: consumer.Term,
 		DeadLetter: &consumer.DeadLetter{JobID: id, Body: d.Data, Reason: consumer.ReasonRejected, Error: res.Error}}
 }
@@ -317,9 +329,9 @@ func (p *Pipeline) park(d consumer.Delivery, j *job.Job, name string) consumer.O
 	return consumer.Outcome{Action: consumer.Park, ParkSubject: p.cfg.Rules.Topology.ParkedSubject(name, j.JobID), JobID: j.JobID}
 }
 
-// fallbackID is the job id of a job without one: the id it was parked under, its
+// FallbackID is the job id of a job without one: the id it was parked under, its
 // Nats-Msg-Id when that is a valid job id, else seq-<stream sequence>.
-func fallbackID(d consumer.Delivery) string {
+func FallbackID(d consumer.Delivery) string {
 	if d.ParkedAs != "" && job.ValidJobID(d.ParkedAs) {
 		return d.ParkedAs
 	}
@@ -328,6 +340,3 @@ func fallbackID(d consumer.Delivery) string {
 	}
 	return "seq-" + strconv.FormatUint(d.Sequence, 10)
 }
-
-// event reports a delivery of the default (events) lane: its calls go before bulk calls.
-func event(d consumer.Delivery) bool { return d.Lane == topology.LaneDefault }

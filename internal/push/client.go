@@ -183,8 +183,8 @@ func (c *Client) Endpoint() Endpoint { return c.endpoint }
 // Close drops idle connections.
 func (c *Client) Close() { c.transport.CloseIdleConnections() }
 
-// Outcome is the classified answer to one call.
-type Outcome struct {
+// CallResult is the classified answer to one call.
+type CallResult struct {
 	API        string // the action called: job.APITemplate or job.APIMultiple
 	Class      Class
 	Throttled  bool // 8011 or Throttling*: the limiter should slow down
@@ -204,24 +204,24 @@ type Outcome struct {
 
 // Push makes one call for targets of job j: PushTemplate (at most ten targets)
 // or, for a targetMsgs job, PushMultiple (at most a hundred, each with its values
-// from the job). It never returns an error of its own: every failure is an Outcome
+// from the job). It never returns an error of its own: every failure is a CallResult
 // with a Class.
-func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) (out Outcome) {
+func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) (out CallResult) {
 	defer func() { out.API = j.API() }()
 	if len(targets) == 0 || len(targets) > j.CallSize() {
-		return Outcome{Class: JobFault, Err: fmt.Errorf("a %s call takes 1 to %d targets, not %d", j.API(), j.CallSize(), len(targets))}
+		return CallResult{Class: JobFault, Err: fmt.Errorf("a %s call takes 1 to %d targets, not %d", j.API(), j.CallSize(), len(targets))}
 	}
 	var req requests.AcsRequest
 	if j.Multiple() {
 		msgs, ok := j.Messages(targets)
 		if !ok {
-			return Outcome{Class: JobFault, Err: fmt.Errorf("job %s: a call's target is not among the job's targetMsgs", j.JobID)}
+			return CallResult{Class: JobFault, Err: fmt.Errorf("job %s: a call's target is not among the job's targetMsgs", j.JobID)}
 		}
 		req = newMultipleRequest(j, msgs)
 	} else {
 		r, err := newTemplateRequest(j, targets)
 		if err != nil {
-			return Outcome{Class: JobFault, Err: err}
+			return CallResult{Class: JobFault, Err: err}
 		}
 		req = r
 	}
@@ -242,28 +242,28 @@ type answer struct {
 
 // do makes one call of action api with a fresh request on a pooled SDK client
 // and classifies the answer that read reads from resp.
-func (c *Client) do(ctx context.Context, api string, req requests.AcsRequest, resp responses.AcsResponse, read func() answer) Outcome {
+func (c *Client) do(ctx context.Context, api string, req requests.AcsRequest, resp responses.AcsResponse, read func() answer) CallResult {
 	if err := ctx.Err(); err != nil {
-		return Outcome{API: api, Class: Transient, Err: err}
+		return CallResult{API: api, Class: Transient, Err: err}
 	}
 	out := c.call(ctx, req, resp, read)
 	out.API = api
 	return out
 }
 
-func (c *Client) call(ctx context.Context, req requests.AcsRequest, resp responses.AcsResponse, read func() answer) Outcome {
+func (c *Client) call(ctx context.Context, req requests.AcsRequest, resp responses.AcsResponse, read func() answer) CallResult {
 	req.SetScheme(c.endpoint.Scheme)
 	req.SetDomain(c.endpoint.Host)
 	sc := c.pool.Get().(*sdkClient)
 	defer c.pool.Put(sc)
 	if sc.client == nil {
-		return Outcome{Class: ConfigFault, Err: errors.New("mPaaS client could not be built")}
+		return CallResult{Class: ConfigFault, Err: errors.New("mPaaS client could not be built")}
 	}
 	start := time.Now()
 	sc.rt.begin(ctx)
 	err := sc.client.DoAction(req, resp)
 	wrote := sc.rt.end()
-	out := Outcome{Latency: time.Since(start)}
+	out := CallResult{Latency: time.Since(start)}
 	if err != nil {
 		return classifyError(out, err, wrote)
 	}
@@ -286,7 +286,7 @@ func (c *Client) call(ctx context.Context, req requests.AcsRequest, resp respons
 	return out
 }
 
-func classifyError(out Outcome, err error, wrote bool) Outcome {
+func classifyError(out CallResult, err error, wrote bool) CallResult {
 	var se *sdkerrors.ServerError
 	if errors.As(err, &se) {
 		out.HTTPStatus = se.HttpStatus()

@@ -26,7 +26,7 @@ const (
 
 // RevokeMessage takes back one PushTemplate message: the msgKey sent to target
 // (mPaaS: only pushes of the last 7 days).
-func (c *Client) RevokeMessage(ctx context.Context, app, workspace, target, msgKey string) Outcome {
+func (c *Client) RevokeMessage(ctx context.Context, app, workspace, target, msgKey string) CallResult {
 	req := mpaas.CreateRevokePushMessageRequest()
 	req.AppId, req.WorkspaceId, req.TargetId, req.MessageId = app, workspace, target, msgKey
 	resp := mpaas.CreateRevokePushMessageResponse()
@@ -34,7 +34,7 @@ func (c *Client) RevokeMessage(ctx context.Context, app, workspace, target, msgK
 }
 
 // RevokeTask takes back a whole PushMultiple push task (mPaaS: of the last 7 days).
-func (c *Client) RevokeTask(ctx context.Context, app, workspace, taskID string) Outcome {
+func (c *Client) RevokeTask(ctx context.Context, app, workspace, taskID string) CallResult {
 	req := mpaas.CreateRevokePushTaskRequest()
 	req.AppId, req.WorkspaceId, req.TaskId = app, workspace, taskID
 	resp := mpaas.CreateRevokePushTaskResponse()
@@ -43,9 +43,9 @@ func (c *Client) RevokeTask(ctx context.Context, app, workspace, taskID string) 
 
 // CancelScheduled cancels scheduled tasks that have not run, by their unique ids
 // (a scheduled chunk's data). The ids go comma-separated: the API does not say.
-func (c *Client) CancelScheduled(ctx context.Context, app, workspace string, uniqueIDs []string) Outcome {
+func (c *Client) CancelScheduled(ctx context.Context, app, workspace string, uniqueIDs []string) CallResult {
 	if len(uniqueIDs) == 0 {
-		return Outcome{API: APICancelScheduler, Class: JobFault, Err: errors.New("no scheduled task id")}
+		return CallResult{API: APICancelScheduler, Class: JobFault, Err: errors.New("no scheduled task id")}
 	}
 	req := mpaas.CreateCancelPushSchedulerRequest()
 	req.AppId, req.WorkspaceId, req.UniqueIds = app, workspace, strings.Join(uniqueIDs, ",")
@@ -58,7 +58,7 @@ type ScheduledTask = job.ScheduledTask
 
 // QueryScheduled lists one page of the app's pending scheduled tasks whose run
 // time falls in [from, to]; total is how many match over all pages.
-func (c *Client) QueryScheduled(ctx context.Context, app, workspace string, from, to time.Time, page, size int) ([]ScheduledTask, int, Outcome) {
+func (c *Client) QueryScheduled(ctx context.Context, app, workspace string, from, to time.Time, page, size int) ([]ScheduledTask, int, CallResult) {
 	req := mpaas.CreateQueryPushSchedulerListRequest()
 	req.AppId, req.WorkspaceId = app, workspace
 	req.StartTime, req.EndTime = requests.NewInteger64(from.UnixMilli()), requests.NewInteger64(to.UnixMilli())

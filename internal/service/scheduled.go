@@ -31,7 +31,7 @@ const scheduledPage = 500
 
 // scheduledLister lists an app's pending scheduled tasks (the mPaaS client).
 type scheduledLister interface {
-	QueryScheduled(ctx context.Context, app, workspace string, from, to time.Time, page, size int) ([]push.ScheduledTask, int, push.Outcome)
+	QueryScheduled(ctx context.Context, app, workspace string, from, to time.Time, page, size int) ([]push.ScheduledTask, int, push.CallResult)
 }
 
 // scheduledList answers `enqueue scheduled list`: an app's pending scheduled
@@ -115,7 +115,7 @@ func (l *scheduledList) list(ctx context.Context, q scheduledRequest, now time.T
 // callFailed is a page whose call failed for good, or still failed after the
 // attempts.
 type callFailed struct {
-	out      push.Outcome
+	out      push.CallResult
 	attempts int
 }
 

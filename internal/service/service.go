@@ -21,6 +21,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/metrics"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
+	"github.com/mpaas-push/pushworker/internal/recall"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -130,7 +131,10 @@ func New(ctx context.Context, cfg *config.Worker, o Options) (s *Service, err er
 	parts.Consumer.OnParked, parts.Consumer.OnResult = unparker.Parked, tally{topo, st.totals, s.log}.count
 	s.pipe = pipeline.New(parts.Pipeline, st.dedupe, st.limiter, pusher, s.gate, s.log, s.metrics)
 	s.closers = append(s.closers, s.pipe.Close)
-	if s.consumer, err = s.openConsumer(ctx, js, parts.Consumer, s.pipe); err != nil {
+	rc, _ := pusher.(recall.Recaller) // nil: a given client that cannot recall, whose recall jobs are rejected
+	jobs := consumer.Mux{Topology: topo, Push: s.pipe,
+		Recall: recall.New(parts.Pipeline, st.dedupe, st.limiter, rc, s.pipe.Slots(), s.gate, s.log, s.metrics)}
+	if s.consumer, err = s.openConsumer(ctx, js, parts.Consumer, jobs); err != nil {
 		return s, err
 	}
 	admin, err := s.openEndpoints(topo, st, pusher, parts.Pipeline)
