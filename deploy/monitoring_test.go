@@ -13,7 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 )
 
 // exported is what a worker's /metrics holds: each metric family with its
@@ -26,9 +26,9 @@ var labelName = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="`)
 // scrape starts a worker, runs a job through it and reads its /metrics.
 func scrape(t *testing.T) exported {
 	t.Helper()
-	h := harness.New(t, harness.Setup{})
+	h := teststack.New(t, teststack.Setup{})
 	w := h.StartWorker()
-	h.PublishJob(h.Topo.EventsSubject("monitoring"), harness.NewJob("monitoring-1", "monitoring", 3))
+	h.PublishJob(h.Topo.EventsSubject("monitoring"), teststack.NewJob("monitoring-1", "monitoring", 3))
 	h.Result(10 * time.Second)
 	resp, err := http.Get("http://" + w.HTTPAddr() + "/metrics")
 	if err != nil {

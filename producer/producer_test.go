@@ -9,14 +9,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/producer"
 )
 
 func startWorker(t *testing.T) *nats.Conn {
 	t.Helper()
-	h := harness.New(t, harness.Setup{})
+	h := teststack.New(t, teststack.Setup{})
 	h.StartWorker()
 	return h.NC
 }
@@ -88,7 +88,7 @@ func TestRepublishIsDropped(t *testing.T) {
 // A Go service builds personal jobs from its rows and publishes them: each
 // target reaches mPaaS with its own values, 100 to a call.
 func TestPersonalJobs(t *testing.T) {
-	h := harness.New(t, harness.Setup{Templates: map[string]string{"won": "#name#, you won #money#"}})
+	h := teststack.New(t, teststack.Setup{Templates: map[string]string{"won": "#name#, you won #money#"}})
 	h.StartWorker()
 	p, _ := producer.New(h.NC)
 	base := &job.Job{TaskName: "lottery", AppID: "ONEX570DA89211721", WorkspaceID: "test", DeliveryType: 3,

@@ -9,7 +9,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/producer"
 )
@@ -18,7 +18,7 @@ import (
 // traceparent header, and its result the trace id; one published without a
 // trace carries neither header nor, with no tracing, a trace id.
 func TestPublishCarriesTheTraceContext(t *testing.T) {
-	h := harness.New(t, harness.Setup{})
+	h := teststack.New(t, teststack.Setup{})
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	defer func() { _ = tp.Shutdown(context.Background()) }()

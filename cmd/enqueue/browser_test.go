@@ -12,9 +12,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/testenv"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -37,7 +37,7 @@ func chromium(t *testing.T) string {
 func TestConsoleInTheBrowser(t *testing.T) {
 	t.Parallel()
 	browser := chromium(t)
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 4 })
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *teststack.WorkerSetup) { w.Config.RateLimit = 4 })
 	_, srv := consoleOn(t, s, "")
 	shots := os.Getenv("CONSOLE_SCREENSHOTS")
 	if shots == "" {

@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/ops"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -107,7 +107,7 @@ func results(t *testing.T, url, name string, want int, timeout time.Duration) ma
 
 func TestCampaignPauseResume(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 10 })
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *teststack.WorkerSetup) { w.Config.RateLimit = 10 })
 	ids := publishCampaign(t, s.url, "spring", 10, 300) // 30 calls of 100 at 10/s shared with the other campaign: the pause comes mid-run
 	other := publishCampaign(t, s.url, "other", 10, 100)
 	for callsOf(s.sim, "spring") < 5 {
@@ -159,7 +159,7 @@ func TestCampaignPauseResume(t *testing.T) {
 
 func TestCampaignCancel(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 10 })
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *teststack.WorkerSetup) { w.Config.RateLimit = 10 })
 	ids := publishCampaign(t, s.url, "autumn", 10, 300)
 	for callsOf(s.sim, "autumn") < 5 {
 		time.Sleep(20 * time.Millisecond)
@@ -273,7 +273,7 @@ func TestCampaignUnknownAndListed(t *testing.T) {
 // last valid state, and status says so.
 func TestCampaignUnreadableValue(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 5 })
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *teststack.WorkerSetup) { w.Config.RateLimit = 5 })
 	publishCampaign(t, s.url, "hand", 5, 300)
 	for callsOf(s.sim, "hand") < 2 {
 		time.Sleep(20 * time.Millisecond)

@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/ops"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -84,7 +84,7 @@ func call(t *testing.T, method, u string, header http.Header, form url.Values) a
 
 func TestConsoleShowsCampaignsAndItsButtonsControlThem(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) { w.Config.RateLimit = 10 })
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *teststack.WorkerSetup) { w.Config.RateLimit = 10 })
 	c, srv := consoleOn(t, s, "")
 	publishCampaign(t, s.url, "spring", 20, 300) // 60 calls of 100 at 10/s: 6 s, paused well before its end
 	csrf := http.Header{"X-Csrf-Token": {c.csrf}}

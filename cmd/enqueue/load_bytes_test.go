@@ -16,9 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mpaas-push/pushworker/internal/consumer"
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
-	"github.com/mpaas-push/pushworker/internal/service"
+	"github.com/mpaas-push/pushworker/internal/teststack"
+	"github.com/mpaas-push/pushworker/internal/worker"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -46,9 +46,9 @@ func writeFile(t *testing.T, name, body string) string {
 // 1 MiB takes long to arrive under the race detector, and a fetch that ends
 // first loses that delivery until its AckWait (the test stacks' 500 ms fetch and
 // 2 deliveries could then strand it).
-func bigJobs(w *harness.WorkerSetup) {
+func bigJobs(w *teststack.WorkerSetup) {
 	tune := w.Options.Tune
-	w.Options.Tune = func(p *service.Parts) {
+	w.Options.Tune = func(p *worker.Parts) {
 		tune(p)
 		p.Consumer.FetchWait = consumer.DefaultFetchWait
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 )
 
 var campaignFlags = []string{"--app-id", "a", "--workspace-id", "w", "--template", "spring", "--delivery-type", "3", "--expired-seconds", "3600"}
@@ -82,7 +82,7 @@ func TestLoadFailedTargetsByCode(t *testing.T) {
 // retries with the same ids; every target arrives once.
 func TestLoadIntoAFullQueue(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *harness.WorkerSetup) {
+	s := newStack(t, mpaassim.Faults{Latency: 20 * time.Millisecond}, func(w *teststack.WorkerSetup) {
 		w.Config.JobsMaxBytes = 32 << 10
 		w.Config.RateLimit = 200
 	})

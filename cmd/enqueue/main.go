@@ -33,7 +33,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 
-	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/internal/dial"
 	"github.com/mpaas-push/pushworker/internal/ops"
 	"github.com/mpaas-push/pushworker/internal/settings"
 	"github.com/mpaas-push/pushworker/internal/tracing"
@@ -231,7 +231,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	fs := flag.NewFlagSet("enqueue "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cmd := subcommands[name](fs)
-	var conn connect.NATSConfig
+	var conn dial.NATSConfig
 	var table settings.Table
 	settings.NATSSettings(&table, &conn, settings.DevNATSURL, "NATS server URLs, comma-separated (default: the dev-mode worker's server)")
 	fs.Usage = func() {
@@ -261,7 +261,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	otel.SetTracerProvider(tp)
 	e := &env{ctx: ctx, topo: topology.Default(), stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
 	if cmd.offline == nil || !*cmd.offline {
-		nc, err := dial(conn, getenv("NATS_URL") == "")
+		nc, err := connectNATS(conn, getenv("NATS_URL") == "")
 		if err != nil {
 			return err
 		}
@@ -312,14 +312,14 @@ func flagsFirst(fs *flag.FlagSet, args []string) []string {
 	return append(flags, rest...)
 }
 
-// dial connects to NATS, or explains how to start the dev worker.
-func dial(c connect.NATSConfig, devDefault bool) (*nats.Conn, error) {
-	opts, err := connect.NATSOptions(c)
+// connectNATS connects to NATS, or explains how to start the dev worker.
+func connectNATS(c dial.NATSConfig, devDefault bool) (*nats.Conn, error) {
+	opts, err := dial.NATSOptions(c)
 	if err != nil {
 		return nil, err
 	}
 	opts = append(opts, nats.MaxReconnects(5))
-	nc, err := connect.NATS(c.URL, opts)
+	nc, err := dial.NATS(c.URL, opts)
 	if err != nil && devDefault {
 		return nil, fmt.Errorf("%w\n(NATS_URL is unset, so enqueue tried the dev-mode worker at %s: start it with 'go run ./cmd/worker', or set NATS_URL)", err, settings.DevNATSURL)
 	}

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/ops"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -23,15 +23,15 @@ type stack struct {
 	sim *mpaassim.Server
 }
 
-func newStack(t *testing.T, faults mpaassim.Faults, mutate ...func(*harness.WorkerSetup)) *stack {
+func newStack(t *testing.T, faults mpaassim.Faults, mutate ...func(*teststack.WorkerSetup)) *stack {
 	t.Helper()
-	return newStackOn(t, harness.Setup{Faults: faults}, mutate...)
+	return newStackOn(t, teststack.Setup{Faults: faults}, mutate...)
 }
 
-func newStackOn(t *testing.T, setup harness.Setup, mutate ...func(*harness.WorkerSetup)) *stack {
+func newStackOn(t *testing.T, setup teststack.Setup, mutate ...func(*teststack.WorkerSetup)) *stack {
 	t.Helper()
-	h := harness.New(t, setup)
-	h.StartWorker(append([]func(*harness.WorkerSetup){func(w *harness.WorkerSetup) {
+	h := teststack.New(t, setup)
+	h.StartWorker(append([]func(*teststack.WorkerSetup){func(w *teststack.WorkerSetup) {
 		w.Config.RateLimit, w.Config.MaxDeliver, w.Config.Attempts, w.Config.RetryDelay = 1000, 2, 2, 50*time.Millisecond
 	}}, mutate...)...)
 	return &stack{url: h.NC.ConnectedUrl(), sim: h.Sim}

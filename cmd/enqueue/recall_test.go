@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/ops"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -151,7 +151,7 @@ func TestRecallDecidesFromTheStrategyTypeNotTheIDsForm(t *testing.T) {
 	for _, hex := range []bool{false, true} {
 		t.Run(fmt.Sprintf("hex-ids=%v", hex), func(t *testing.T) {
 			t.Parallel()
-			s := newStackOn(t, harness.Setup{HexIDs: hex})
+			s := newStackOn(t, teststack.Setup{HexIDs: hex})
 			recallCampaign(t, s, "mix")
 			calls := func() (msg, task, cancel int64) {
 				st := s.sim.Stats()

@@ -15,11 +15,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/cli"
+	"github.com/mpaas-push/pushworker/internal/cmdmain"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 )
 
-func main() { cli.Main("mpaas-sim", run) }
+func main() { cmdmain.Main("mpaas-sim", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mpaas-sim", flag.ContinueOnError)

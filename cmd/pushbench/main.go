@@ -29,12 +29,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mpaas-push/pushworker/internal/cli"
 	"github.com/mpaas-push/pushworker/internal/clock"
-	"github.com/mpaas-push/pushworker/internal/harness"
+	"github.com/mpaas-push/pushworker/internal/cmdmain"
 	"github.com/mpaas-push/pushworker/internal/loader"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -161,7 +161,7 @@ type Cost struct {
 	RememberedPairs   int     `json:"rememberedPairs"`
 }
 
-func main() { cli.Main("pushbench", run) }
+func main() { cmdmain.Main("pushbench", run) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pushbench", flag.ContinueOnError)
@@ -237,7 +237,7 @@ type bench struct {
 	simPID  int
 	natsPID int
 	closers []func()
-	workers []*harness.Process
+	workers []*teststack.Process
 	natsURL string
 	tempDir string
 
@@ -426,7 +426,7 @@ func (b *bench) startWorkers(ctx context.Context) error {
 	if bin == "" {
 		b.logf("building the worker")
 		var err error
-		if bin, err = harness.BuildWorker(ctx, b.tempDir); err != nil {
+		if bin, err = teststack.BuildWorker(ctx, b.tempDir); err != nil {
 			return err
 		}
 	}
@@ -452,7 +452,7 @@ func (b *bench) startWorkers(ctx context.Context) error {
 	b.closers = append(b.closers, b.stopWorkers)
 	for range b.o.workers {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		p, err := harness.StartProcess(sctx, bin, env, nil)
+		p, err := teststack.StartProcess(sctx, bin, env, nil)
 		cancel()
 		if err != nil {
 			return err

@@ -18,8 +18,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 )
 
 // The servers of a run are processes of their own, so that /proc tells each
@@ -91,7 +91,7 @@ func (b *bench) startEmulator(ctx context.Context) error {
 	if bin == "" {
 		b.logf("building the emulator")
 		var err error
-		if bin, err = harness.Build(ctx, b.tempDir, "mpaas-sim"); err != nil {
+		if bin, err = teststack.Build(ctx, b.tempDir, "mpaas-sim"); err != nil {
 			return err
 		}
 	}
@@ -99,7 +99,7 @@ func (b *bench) startEmulator(ctx context.Context) error {
 		"-quota", strconv.Itoa(b.o.quota)}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	p, err := harness.Start(sctx, exec.Command(bin, args...), []string{"MPAAS_AK_ENV=" + benchKey, "MPAAS_SK_ENV=" + benchSecret},
+	p, err := teststack.Start(sctx, exec.Command(bin, args...), []string{"MPAAS_AK_ENV=" + benchKey, "MPAAS_SK_ENV=" + benchSecret},
 		regexp.MustCompile(`on (http://[0-9.:]+) `), nil)
 	if err != nil {
 		return err
@@ -128,7 +128,7 @@ func (b *bench) startNATS(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	p, err := harness.Start(sctx, exec.Command(bin, "-c", conf), nil,
+	p, err := teststack.Start(sctx, exec.Command(bin, "-c", conf), nil,
 		regexp.MustCompile(`Listening for client connections on ([0-9.:]+)`), nil)
 	if err != nil {
 		return err

@@ -10,9 +10,9 @@ import (
 	"runtime/debug"
 	"strconv"
 
-	"github.com/mpaas-push/pushworker/internal/cli"
+	"github.com/mpaas-push/pushworker/internal/cmdmain"
 	"github.com/mpaas-push/pushworker/internal/config"
-	"github.com/mpaas-push/pushworker/internal/service"
+	"github.com/mpaas-push/pushworker/internal/worker"
 )
 
 var usage = `Usage: worker [flags]
@@ -43,7 +43,7 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(DefaultGOGC)
 	}
-	cli.Main("worker", run)
+	cmdmain.Main("worker", run)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -51,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	s, err := service.New(ctx, cfg, service.Options{Log: stdout})
+	s, err := worker.New(ctx, cfg, worker.Options{Log: stdout})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/mpaas-push/pushworker/internal/clock"
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
 )
 
@@ -57,7 +57,7 @@ func (p *Pace) Wait(ctx context.Context, name string, perSecond float64, n int) 
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("%w: campaign pace: %w", health.ErrUnavailable, err)
+			return fmt.Errorf("%w: campaign pace: %w", pause.ErrUnavailable, err)
 		}
 		if res.Allowed >= n {
 			return nil

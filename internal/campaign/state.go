@@ -3,6 +3,9 @@
 // in targets per second), the watcher through which every worker sees a change
 // within a second, and the pace limiter that holds a campaign's targets per
 // second over all workers.
+//
+// It imports, of this project, only clock, pause, ratelimit, redisbatch, wire, job and topology:
+// never the pipeline, the consumer or the worker's wiring.
 package campaign
 
 import (

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mpaas-push/pushworker/internal/rbatch"
+	"github.com/mpaas-push/pushworker/internal/redisbatch"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -129,19 +129,19 @@ const TotalsTTL = 30 * 24 * time.Hour
 
 // RedisTotals keeps the totals in one Redis hash per campaign, shared by every
 // worker. The counts of results stored at the same time share one round trip
-// (rbatch), and the hash's expiry is renewed once a minute per campaign, not
+// (redisbatch), and the hash's expiry is renewed once a minute per campaign, not
 // with every result.
 type RedisTotals struct {
 	rdb    redis.UniversalClient
 	prefix string
-	batch  *rbatch.Batcher  // shared with the dedupe store's claims and marks
-	renew  *rbatch.Renewals // of each campaign's expiry (TotalsTTL): once a minute per worker
+	batch  *redisbatch.Batcher  // shared with the dedupe store's claims and marks
+	renew  *redisbatch.Renewals // of each campaign's expiry (TotalsTTL): once a minute per worker
 }
 
 // NewRedisTotals keeps the hashes under prefix (the worker's Redis prefix +
 // "campaign:"), writing through batch.
-func NewRedisTotals(batch *rbatch.Batcher, prefix string) *RedisTotals {
-	return &RedisTotals{rdb: batch.Client(), prefix: prefix, batch: batch, renew: rbatch.NewRenewals(time.Minute, 10000)}
+func NewRedisTotals(batch *redisbatch.Batcher, prefix string) *RedisTotals {
+	return &RedisTotals{rdb: batch.Client(), prefix: prefix, batch: batch, renew: redisbatch.NewRenewals(time.Minute, 10000)}
 }
 
 // Add counts one stored result of the campaign's push jobs.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
-	"github.com/mpaas-push/pushworker/internal/rbatch"
+	"github.com/mpaas-push/pushworker/internal/redisbatch"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 	"github.com/mpaas-push/pushworker/job"
 )
@@ -42,7 +42,7 @@ func TestRecallIsCountedApartFromPushes(t *testing.T) {
 		Get(ctx context.Context, name string) (campaign.Totals, error)
 	}
 	for name, s := range map[string]store{
-		"redis":  campaign.NewRedisTotals(rbatch.New(rdb), testenv.Prefix(t, rdb)+"campaign:"),
+		"redis":  campaign.NewRedisTotals(redisbatch.New(rdb), testenv.Prefix(t, rdb)+"campaign:"),
 		"memory": campaign.NewMemoryTotals(),
 	} {
 		ctx, done := context.WithTimeout(context.Background(), 10*time.Second)

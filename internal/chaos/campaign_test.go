@@ -16,8 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -25,7 +25,7 @@ import (
 // enqueue runs the real cmd/enqueue against the scene's NATS server.
 func (s *scene) enqueue(args ...string) (string, error) {
 	s.t.Helper()
-	bin, err := harness.Binary("enqueue")
+	bin, err := teststack.Binary("enqueue")
 	if err != nil {
 		s.t.Fatal(err)
 	}

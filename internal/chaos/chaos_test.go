@@ -22,9 +22,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/testenv"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -42,7 +42,7 @@ type scene struct {
 	prefix   string
 	sim      *mpaassim.Server
 	simURL   string
-	procs    []*harness.Process
+	procs    []*teststack.Process
 	procsMu  sync.Mutex
 	campaign string
 	extraEnv []string // more worker settings
@@ -166,7 +166,7 @@ func (s *scene) url() string {
 }
 
 // startWorker starts a worker process and waits until it says it started.
-func (s *scene) startWorker() *harness.Process {
+func (s *scene) startWorker() *teststack.Process {
 	s.t.Helper()
 	p, err := s.launchWorker(30 * time.Second)
 	if err != nil {
@@ -182,8 +182,8 @@ func (s *scene) startWorkerWithin(d time.Duration) error {
 	return err
 }
 
-func (s *scene) launchWorker(within time.Duration) (*harness.Process, error) {
-	bin, err := harness.WorkerBinary()
+func (s *scene) launchWorker(within time.Duration) (*teststack.Process, error) {
+	bin, err := teststack.WorkerBinary()
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +193,7 @@ func (s *scene) launchWorker(within time.Duration) (*harness.Process, error) {
 		"PUSH_HTTP_ADDR=127.0.0.1:0", "PUSH_LOG_FORMAT=json", "PUSH_SHUTDOWN_GRACE=3s", "PUSH_LEASE_TTL=10s"}, s.extraEnv...)
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	p, err := harness.StartProcess(ctx, bin, env, nil)
+	p, err := teststack.StartProcess(ctx, bin, env, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func (s *scene) readResults(js jetstream.JetStream, visit func(r job.Result, seq
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	stored := harness.NewInOrder(c)
+	stored := teststack.NewInOrder(c)
 	for {
 		m, err := stored.Next(time.Second)
 		if err != nil {

@@ -18,9 +18,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/testenv"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -31,7 +31,7 @@ type natsProcess struct {
 	s    *scene
 	bin  string
 	conf string
-	p    *harness.Process
+	p    *teststack.Process
 }
 
 func (s *scene) natsProcess() *natsProcess {
@@ -56,7 +56,7 @@ func (n *natsProcess) start() {
 	n.s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := harness.Start(ctx, exec.Command(n.bin, "-c", n.conf), nil, regexp.MustCompile(`(Server is ready)`), nil)
+	p, err := teststack.Start(ctx, exec.Command(n.bin, "-c", n.conf), nil, regexp.MustCompile(`(Server is ready)`), nil)
 	if err != nil {
 		n.s.t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestNATSServerCrashOrphansAreReportedAndRepaired(t *testing.T) {
 // natsCluster starts three nats-server processes (CHAOS_NATS_SERVER, or the
 // machine's) as one new JetStream cluster, without waiting for it to form, and
 // points the scene's workers at it with R3 streams.
-func (s *scene) natsCluster() []*harness.Process {
+func (s *scene) natsCluster() []*teststack.Process {
 	t := s.t
 	t.Helper()
 	bin := s.natsBin()
@@ -195,7 +195,7 @@ func (s *scene) natsCluster() []*harness.Process {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]))
 		clients = append(clients, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
 	}
-	var nodes []*harness.Process
+	var nodes []*teststack.Process
 	for i := range 3 {
 		conf := filepath.Join(t.TempDir(), "nats.conf")
 		text := fmt.Sprintf("server_name: n%d\nhost: 127.0.0.1\nport: %d\njetstream { store_dir: %q }\n"+
@@ -205,7 +205,7 @@ func (s *scene) natsCluster() []*harness.Process {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		p, err := harness.Start(ctx, exec.Command(bin, "-c", conf), nil, regexp.MustCompile(`(Listening for client connections)`), nil)
+		p, err := teststack.Start(ctx, exec.Command(bin, "-c", conf), nil, regexp.MustCompile(`(Listening for client connections)`), nil)
 		cancel()
 		if err != nil {
 			t.Fatal(err)

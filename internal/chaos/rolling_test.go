@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/topology"
 )
 
@@ -37,7 +37,7 @@ func TestRollingDeployPushesNothingTwice(t *testing.T) {
 			const grace, callTimeout = 2 * time.Second, 5 * time.Second
 			s := newScene(t, "", mpaassim.Faults{Latency: 30 * time.Millisecond})
 			s.extraEnv = []string{"PUSH_SHUTDOWN_GRACE=" + grace.String(), "PUSH_MPAAS_TIMEOUT=" + callTimeout.String(), "PUSH_RATE_LIMIT=" + c.rate}
-			workers := []*harness.Process{s.startWorker(), s.startWorker(), s.startWorker()}
+			workers := []*teststack.Process{s.startWorker(), s.startWorker(), s.startWorker()}
 			for round := range rounds {
 				app := fmt.Sprintf("roll%d", round)
 				jobs := s.publishTo(topology.Default().BulkSubject(app), app, 6, c.size, c.multiple)
@@ -56,7 +56,7 @@ func TestRollingDeployPushesNothingTwice(t *testing.T) {
 					}()
 				}
 				time.Sleep(2 * time.Second)
-				workers = []*harness.Process{s.startWorker(), s.startWorker(), s.startWorker()}
+				workers = []*teststack.Process{s.startWorker(), s.startWorker(), s.startWorker()}
 				wg.Wait()
 				o := s.settle(jobs, 2*time.Minute)
 				t.Logf("round %d: %d calls before the SIGTERM; exits after %v; %d pairs twice", round+1, before, exits, o.twice)

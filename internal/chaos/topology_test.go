@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/harness"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/testenv"
+	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 )
 
@@ -351,7 +351,7 @@ func TestRedisClusterNodeFrozen(t *testing.T) {
 	rc := testenv.StartRedisClusterTimeout(t, 15*time.Second)
 	s.redis = rc.Addrs()[0]
 	s.extraEnv = append(s.extraEnv, "REDIS_ADDRS="+strings.Join(rc.Addrs()[1:], ","), "PUSH_RATE_LIMIT=300")
-	var workers []*harness.Process
+	var workers []*teststack.Process
 	for range 3 {
 		workers = append(workers, s.startWorker())
 	}

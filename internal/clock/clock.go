@@ -1,6 +1,8 @@
 // Package clock is the time the worker's parts read and wait on. Production uses
 // Real; tests inject a Fake, whose Sleep returns at once and moves its time on,
 // so that tests of retries, deadlines and delays never sleep.
+//
+// It imports nothing of this project.
 package clock
 
 import (

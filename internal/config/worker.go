@@ -2,6 +2,9 @@
 // typed, with its default constant (the parts' own defaults are their
 // packages' Default* constants), bound through the settings table so that
 // --help, the table of docs/configuration.md and the code cannot disagree.
+//
+// It may import the parts whose defaults it names (consumer, dedupe, dial, pipeline, push, retry,
+// settings, job), never internal/worker nor anything of the operators' side.
 package config
 
 import (
@@ -13,9 +16,9 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
-	"github.com/mpaas-push/pushworker/internal/connect"
 	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/dial"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/retry"
@@ -52,9 +55,9 @@ type (
 // Worker is the whole configuration of a worker. Parse fills it from the
 // environment and flags; each field's default is the constant its setting names.
 type Worker struct {
-	NATS        connect.NATSConfig  // URL unset: dev mode (an embedded JetStream server)
-	Redis       connect.RedisConfig // URL unset: in-memory stores (dev mode only)
-	RedisPrefix string              // default DefaultRedisPrefix
+	NATS        dial.NATSConfig  // URL unset: dev mode (an embedded JetStream server)
+	Redis       dial.RedisConfig // URL unset: in-memory stores (dev mode only)
+	RedisPrefix string           // default DefaultRedisPrefix
 
 	MPaaSEndpoint string        // default push.DefaultEndpoint (HTTPS)
 	MPaaSRegion   string        // default push.DefaultRegion

@@ -1,8 +1,11 @@
-// Package queue is the worker's JetStream side: the streams and durable
+// Package consumer is the worker's JetStream side: the streams and durable
 // consumers, the fetch loops of both lanes, heartbeats while a job runs, and the
 // dead letter, result and acknowledgement that end every delivery. What a job
 // means is the Handler's business; the queue only carries it, and Mux routes it
 // by its subject alone, push jobs to one handler and recall jobs to another.
+//
+// It imports, of this project, only clock, pause, retry, taskpool, tracing, wire, job and topology:
+// never the pipeline, recall, the stores or the mPaaS client.
 package consumer
 
 import (
@@ -21,9 +24,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/clock"
-	"github.com/mpaas-push/pushworker/internal/gopool"
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/internal/taskpool"
 	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
@@ -108,11 +111,11 @@ type Consumer struct {
 	cfg     Config
 	js      jetstream.JetStream
 	handler Handler
-	gate    *health.Gate
+	gate    *pause.Gate
 	log     *zap.Logger
 	obs     Observer
 
-	pool *gopool.Pool // the goroutines that run the jobs
+	pool *taskpool.Pool // the goroutines that run the jobs
 
 	mu    sync.Mutex
 	lanes map[string]jetstream.Consumer
@@ -120,11 +123,11 @@ type Consumer struct {
 
 // New sets up the streams and consumers (Ensure) and returns a Consumer ready to
 // Run. obs may be nil.
-func New(ctx context.Context, cfg Config, js jetstream.JetStream, h Handler, gate *health.Gate, log *zap.Logger, obs Observer) (*Consumer, error) {
+func New(ctx context.Context, cfg Config, js jetstream.JetStream, h Handler, gate *pause.Gate, log *zap.Logger, obs Observer) (*Consumer, error) {
 	if obs == nil {
 		obs = noObserver{}
 	}
-	q := &Consumer{cfg: cfg.withDefaults(), js: js, handler: h, gate: gate, log: log, obs: obs, pool: gopool.New()}
+	q := &Consumer{cfg: cfg.withDefaults(), js: js, handler: h, gate: gate, log: log, obs: obs, pool: taskpool.New()}
 	if err := q.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -216,7 +219,7 @@ func (q *Consumer) fetchLoop(ctx, work context.Context, lane string, jobs *sync.
 		if err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || ctx.Err() != nil {
 			if failures > 0 {
 				failures = 0
-				q.gate.Clear(health.CauseNATS)
+				q.gate.Clear(pause.CauseNATS)
 			}
 			continue
 		}
@@ -225,7 +228,7 @@ func (q *Consumer) fetchLoop(ctx, work context.Context, lane string, jobs *sync.
 		if missing(err) {
 			q.recreate(ctx, err)
 		} else if failures >= 3 {
-			q.gate.Set(health.CauseNATS, err)
+			q.gate.Set(pause.CauseNATS, err)
 		}
 		clock.Sleep(ctx, q.cfg.Fetch.NextRetry(failures))
 	}
@@ -291,11 +294,11 @@ func (q *Consumer) recreate(ctx context.Context, cause error) {
 	ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := q.ensure(ectx); err != nil {
-		q.gate.Set(health.CauseStreams, fmt.Errorf("a stream or consumer is gone (%w) and re-creating it failed: %w", cause, err))
+		q.gate.Set(pause.CauseStreams, fmt.Errorf("a stream or consumer is gone (%w) and re-creating it failed: %w", cause, err))
 		return
 	}
 	q.log.Warn("a stream or consumer was gone: re-created the topology", zap.Error(cause))
-	q.gate.Clear(health.CauseStreams)
+	q.gate.Clear(pause.CauseStreams)
 }
 
 // deliver runs one delivery through the handler and carries out its outcome.

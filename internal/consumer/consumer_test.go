@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/consumer"
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/testenv"
 	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
@@ -45,7 +45,7 @@ func newBedWith(t *testing.T, opts *server.Options, h consumer.Handler, maxDeliv
 	cfg := consumer.Config{FetchWait: 200 * time.Millisecond, Grace: 2 * time.Second,
 		Limits: consumer.Limits{AckWait: 2 * time.Second, MaxDeliver: maxDeliver, JobsMaxBytes: 8 << 20, ResultsMaxBytes: 8 << 20, DLQMaxBytes: 8 << 20}}
 	ctx, cancel := context.WithCancel(context.Background())
-	q, err := consumer.New(ctx, cfg, js, h, health.NewGate(nil, nil), zap.NewNop(), nil)
+	q, err := consumer.New(ctx, cfg, js, h, pause.NewGate(nil, nil), zap.NewNop(), nil)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

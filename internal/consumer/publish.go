@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/clock"
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/wire"
 	"github.com/mpaas-push/pushworker/job"
 )
@@ -91,7 +91,7 @@ func (q *Consumer) publishAck(ctx context.Context, m *nats.Msg) (*jetstream.PubA
 		cancel()
 		if err == nil {
 			if attempt > 1 {
-				q.gate.Clear(health.CauseNATS)
+				q.gate.Clear(pause.CauseNATS)
 			}
 			return ack, nil
 		}
@@ -103,7 +103,7 @@ func (q *Consumer) publishAck(ctx context.Context, m *nats.Msg) (*jetstream.PubA
 		case errors.As(err, &apiErr), errors.Is(err, nats.ErrMaxPayload):
 			return nil, fmt.Errorf("%w: publishing to %s: %w", ErrRefused, m.Subject, err)
 		default:
-			q.gate.Set(health.CauseNATS, err)
+			q.gate.Set(pause.CauseNATS, err)
 		}
 		if !clock.Sleep(ctx, q.cfg.Publish.NextRetry(attempt)) {
 			return nil, fmt.Errorf("publishing to %s: %w", m.Subject, err)

@@ -9,6 +9,8 @@
 // is superseded and stops (a worker that was frozen or starved past its AckWait
 // finds this out before its next call). A lease under the same job id from
 // another message (the job published twice) is not taken over.
+//
+// It imports, of this project, only pause and redisbatch.
 package dedupe
 
 import (
@@ -20,7 +22,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 )
 
 // Defaults.
@@ -66,9 +68,9 @@ type Mark struct {
 }
 
 // ErrUnavailable wraps every error of the store itself (Redis down, timeouts):
-// not the job's fault. It is health.ErrUnavailable, the one sentinel for a store
+// not the job's fault. It is pause.ErrUnavailable, the one sentinel for a store
 // the worker cannot reach.
-var ErrUnavailable = health.ErrUnavailable
+var ErrUnavailable = pause.ErrUnavailable
 
 // Holder is who claims: a job, the message that carried it (its stream sequence)
 // and one delivery of that message: its number (JetStream's count of

@@ -9,7 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mpaas-push/pushworker/internal/rbatch"
+	"github.com/mpaas-push/pushworker/internal/redisbatch"
 )
 
 // Each script touches one key, so a pipeline of them works on Redis Cluster too
@@ -44,10 +44,10 @@ return 0`)
 
 // RedisConfig of a Redis store.
 type RedisConfig struct {
-	Prefix   string          // key prefix; default DefaultPrefix
-	SentTTL  time.Duration   // how long a sent mark is kept; default 72 h
-	LeaseTTL time.Duration   // how long a claim holds without a mark; default 5 min
-	Batch    *rbatch.Batcher // shared with other users of the client; default one of its own
+	Prefix   string              // key prefix; default DefaultPrefix
+	SentTTL  time.Duration       // how long a sent mark is kept; default 72 h
+	LeaseTTL time.Duration       // how long a claim holds without a mark; default 5 min
+	Batch    *redisbatch.Batcher // shared with other users of the client; default one of its own
 
 	// OldPrefix, when set, is the prefix of the layout before this one (a pair
 	// under OldPrefix + 32 hex digits, its value S|job|request|attempts|data or
@@ -62,13 +62,13 @@ type RedisConfig struct {
 // it, it holds the lease (job id, message, token); once sent, the id of the
 // call that sent it, an integer; the call's record (job id, request id,
 // attempts, data) is a field of an hourly hash (recordOf). Claims and marks of
-// calls made at the same time share one round trip (rbatch).
+// calls made at the same time share one round trip (redisbatch).
 type Redis struct {
 	rdb   redis.UniversalClient
 	cfg   RedisConfig
-	batch *rbatch.Batcher
+	batch *redisbatch.Batcher
 
-	expiries *rbatch.Renewals // of the record hashes: set once a minute per process, not with every call
+	expiries *redisbatch.Renewals // of the record hashes: set once a minute per process, not with every call
 }
 
 // NewRedis makes a store. Call Load before use to load the scripts.
@@ -83,11 +83,11 @@ func NewRedis(rdb redis.UniversalClient, cfg RedisConfig) *Redis {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if cfg.Batch == nil {
-		cfg.Batch = rbatch.New(rdb)
+		cfg.Batch = redisbatch.New(rdb)
 	}
 	// Soon again after a Redis that lost the expiry (restarted empty); the
 	// hashes of a few hours are remembered.
-	return &Redis{rdb: rdb, cfg: cfg, batch: cfg.Batch, expiries: rbatch.NewRenewals(time.Minute, 4<<idShardBits)}
+	return &Redis{rdb: rdb, cfg: cfg, batch: cfg.Batch, expiries: redisbatch.NewRenewals(time.Minute, 4<<idShardBits)}
 }
 
 // Load loads the scripts into Redis's script cache (on every node of a cluster).

@@ -5,6 +5,8 @@
 // whole jobs. Job ids derive from the campaign, the line and the job's content, so
 // a rerun enqueues nothing new and another file of the campaign does not collide;
 // jobs are published asynchronously with backpressure.
+//
+// It imports, of this project, only clock, retry, tracing and job: never a part of the worker.
 package loader
 
 import (

@@ -1,5 +1,7 @@
 // Package metrics exposes what the worker does as Prometheus metrics. It holds no
 // configuration value, target or template value: only counts, states and times.
+//
+// It imports, of this project, only pause, push and topology.
 package metrics
 
 import (
@@ -13,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/topology"
 )
@@ -129,7 +131,7 @@ func New() *Metrics {
 	for _, state := range []string{"running", "paused", "canceled"} {
 		m.campaigns.WithLabelValues(state)
 	}
-	for _, c := range health.Causes {
+	for _, c := range pause.Causes {
 		m.paused.WithLabelValues(string(c)).Set(0)
 	}
 	return m

@@ -4,6 +4,9 @@
 // and records every delivered (app, workspace, target, msgKey) with the values it
 // was delivered with. The project's tests, dev mode and benchmarks run
 // against it, and cmd/mpaas-sim serves it on its own.
+//
+// It imports, of this project, only clock: it judges requests by mPaaS's rules, never by the
+// worker's code.
 package mpaassim
 
 import (

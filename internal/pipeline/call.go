@@ -10,7 +10,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/job"
 )
@@ -192,8 +192,8 @@ func (p *Pipeline) call(ctx context.Context, r *run, c *chunk, attempt int) push
 func (p *Pipeline) decide(ctx context.Context, r *run, c *chunk, out push.CallResult, t *tries) (done bool) {
 	switch {
 	case out.Class == push.Success:
-		p.gate.Clear(health.CauseCredentials)
-		p.gate.Clear(health.CauseMPaaS)
+		p.gate.Clear(pause.CauseCredentials)
+		p.gate.Clear(pause.CauseMPaaS)
 		p.markSent(ctx, r, c, dedupe.Mark{RequestID: out.RequestID, Attempts: t.attempts, Data: out.Data})
 		c.result = chunkResult(c.targets, out, t.attempts, job.ChunkSent)
 		return true

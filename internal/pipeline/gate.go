@@ -10,39 +10,39 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/retry"
 )
 
 // untilOK runs f until it succeeds, probing a store that is down (UntilOK)
 // after the pipeline's StoreProbe delays.
-func (p *Pipeline) untilOK(ctx context.Context, cause health.Cause, f func() error) error {
+func (p *Pipeline) untilOK(ctx context.Context, cause pause.Cause, f func() error) error {
 	return UntilOK(ctx, p.gate, p.cfg.Clock, p.cfg.StoreProbe, cause, f)
 }
 
 // UntilOK runs f until it succeeds. While a store the worker needs is
-// unavailable (f's error wraps health.ErrUnavailable), that is the worker's
+// unavailable (f's error wraps pause.ErrUnavailable), that is the worker's
 // problem: the gate stays shut and f is probed after every's delays. Any other
 // error, or ctx ending, is returned.
-func UntilOK(ctx context.Context, gate *health.Gate, clk clock.Clock, every retry.Policy, cause health.Cause, f func() error) error {
+func UntilOK(ctx context.Context, gate *pause.Gate, clk clock.Clock, every retry.Policy, cause pause.Cause, f func() error) error {
 	set := cause
 	for probes := 1; ; probes++ {
 		err := f()
 		if err == nil {
 			if probes > 1 {
 				gate.Clear(cause)
-				if cause == health.CauseRedis {
-					gate.Clear(health.CauseRedisPermission)
+				if cause == pause.CauseRedis {
+					gate.Clear(pause.CauseRedisPermission)
 				}
 			}
 			return nil
 		}
-		if ctx.Err() != nil || !errors.Is(err, health.ErrUnavailable) {
+		if ctx.Err() != nil || !errors.Is(err, pause.ErrUnavailable) {
 			return err
 		}
-		if cause == health.CauseRedis {
-			set = health.StoreCause(err)
+		if cause == pause.CauseRedis {
+			set = pause.StoreCause(err)
 		}
 		gate.Set(set, err)
 		if !clk.Sleep(ctx, every.NextRetry(probes)) {
@@ -55,7 +55,7 @@ func UntilOK(ctx context.Context, gate *health.Gate, clk clock.Clock, every retr
 // is down. The claimer's claims ahead and refresh's claims again go through it.
 func (p *Pipeline) claimPairs(ctx context.Context, holder dedupe.Holder, keys []dedupe.Key) ([]dedupe.Claim, error) {
 	var claims []dedupe.Claim
-	err := p.untilOK(ctx, health.CauseRedis, func() error {
+	err := p.untilOK(ctx, pause.CauseRedis, func() error {
 		var err error
 		claims, err = p.store.Claim(ctx, holder, keys)
 		return err
@@ -66,14 +66,14 @@ func (p *Pipeline) claimPairs(ctx context.Context, holder dedupe.Holder, keys []
 // waitTurn waits for a call's turn: n targets of its campaign's pace, if it
 // has one, then a slot of the shared rate, probing Redis while it is down.
 func (p *Pipeline) waitTurn(ctx context.Context, r *run, n int) error {
-	if err := p.untilOK(ctx, health.CauseRedis, func() error { return p.pace(ctx, r, n) }); err != nil {
+	if err := p.untilOK(ctx, pause.CauseRedis, func() error { return p.pace(ctx, r, n) }); err != nil {
 		return err
 	}
 	wctx, wait := p.cfg.Tracer.Start(ctx, "limiter wait")
 	if wait.IsRecording() { // attributes cost allocations: none when tracing is off
 		wait.SetAttributes(attribute.String("pushworker.lane", r.d.Lane))
 	}
-	err := p.untilOK(wctx, health.CauseRedis, func() error { return p.limiter.Wait(wctx, r.event) })
+	err := p.untilOK(wctx, pause.CauseRedis, func() error { return p.limiter.Wait(wctx, r.event) })
 	wait.End()
 	return err
 }
@@ -93,11 +93,11 @@ const StopMarkWait = 10 * time.Second
 // markSent records the push. A push that went out is never released: when Redis
 // is down the mark waits for it, holding the job.
 func (p *Pipeline) markSent(ctx context.Context, r *run, c *chunk, m dedupe.Mark) {
-	err := p.untilOK(ctx, health.CauseRedis, func() error { return p.store.MarkSent(ctx, r.holder, c.keys, m) })
+	err := p.untilOK(ctx, pause.CauseRedis, func() error { return p.store.MarkSent(ctx, r.holder, c.keys, m) })
 	if err != nil && ctx.Err() != nil {
 		// The worker is stopping: the push went out, so the mark still lands, within a bound.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopMarkWait)
-		err = p.untilOK(sctx, health.CauseRedis, func() error { return p.store.MarkSent(sctx, r.holder, c.keys, m) })
+		err = p.untilOK(sctx, pause.CauseRedis, func() error { return p.store.MarkSent(sctx, r.holder, c.keys, m) })
 		cancel()
 	}
 	if err != nil {
@@ -150,9 +150,9 @@ func (p *Pipeline) refresh(ctx context.Context, r *run, c *chunk) bool {
 // fetching, and after the probe delay the chunk's pairs are claimed again for
 // the next attempt. It reports whether the chunk goes on.
 func (p *Pipeline) probe(ctx context.Context, r *run, c *chunk, out push.CallResult, probes int) bool {
-	cause := health.CauseCredentials
+	cause := pause.CauseCredentials
 	if out.Class != push.ConfigFault {
-		cause = health.CauseMPaaS
+		cause = pause.CauseMPaaS
 	}
 	p.gate.Set(cause, out.Err)
 	if !p.cfg.Clock.Sleep(ctx, p.cfg.Probe.NextRetry(probes)) {

@@ -35,10 +35,10 @@ import (
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
-	"github.com/mpaas-push/pushworker/internal/gopool"
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/retry"
+	"github.com/mpaas-push/pushworker/internal/taskpool"
 	"github.com/mpaas-push/pushworker/internal/tracing"
 	"github.com/mpaas-push/pushworker/job"
 	"github.com/mpaas-push/pushworker/topology"
@@ -168,18 +168,18 @@ type Pipeline struct {
 	store   dedupe.Store
 	limiter Limiter
 	pusher  Pusher
-	gate    *health.Gate
+	gate    *pause.Gate
 	log     *zap.Logger
 	obs     Observer
-	slots   *Slots       // every call in flight, shared with the recall handler's
-	senders *gopool.Pool // the goroutines that make the calls
+	slots   *Slots         // every call in flight, shared with the recall handler's
+	senders *taskpool.Pool // the goroutines that make the calls
 
 	mu       sync.Mutex
 	inFlight map[string]int // campaign → its jobs in this worker's hands
 }
 
 // New makes a Pipeline. log and obs may be nil.
-func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *health.Gate, log *zap.Logger, obs Observer) *Pipeline {
+func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *pause.Gate, log *zap.Logger, obs Observer) *Pipeline {
 	cfg = cfg.WithDefaults()
 	if obs == nil {
 		obs = noObserver{}
@@ -188,7 +188,7 @@ func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *h
 		log = zap.NewNop()
 	}
 	return &Pipeline{cfg: cfg, store: store, limiter: limiter, pusher: pusher, gate: gate, log: log, obs: obs,
-		senders: gopool.New(), slots: newSlots(cfg.MaxInFlight, obs), inFlight: map[string]int{}}
+		senders: taskpool.New(), slots: newSlots(cfg.MaxInFlight, obs), inFlight: map[string]int{}}
 }
 
 // Slots is the pipeline's cap on calls in flight, which the recall handler's

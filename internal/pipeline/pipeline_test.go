@@ -14,8 +14,8 @@ import (
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
-	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
@@ -32,7 +32,7 @@ type bench struct {
 	p     *pipeline.Pipeline
 	sim   *mpaassim.Server
 	clock *clock.Fake
-	gate  *health.Gate
+	gate  *pause.Gate
 }
 
 // The policies without jitter, so that the test knows every wait.
@@ -73,7 +73,7 @@ func emulator(t *testing.T, faults mpaassim.Faults) (*mpaassim.Server, *push.Cli
 func newBenchWith(t *testing.T, faults mpaassim.Faults, control campaign.States) *bench {
 	t.Helper()
 	sim, client := emulator(t, faults)
-	b := &bench{sim: sim, clock: clock.NewFake(start), gate: health.NewGate(nil, nil)}
+	b := &bench{sim: sim, clock: clock.NewFake(start), gate: pause.NewGate(nil, nil)}
 	b.p = pipeline.New(pipeline.Config{Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack, Clock: b.clock, Campaigns: control},
 		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, b.gate, nil, nil)
 	return b
@@ -191,7 +191,7 @@ func TestRefusedCredentialsShutTheGate(t *testing.T) {
 	done := make(chan consumer.Outcome)
 	go func() { done <- b.p.Handle(ctx, delivery(t, newJob("j4", 2), 1, false)) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for !b.gate.Open(health.CauseCredentials) {
+	for !b.gate.Open(pause.CauseCredentials) {
 		if time.Now().After(deadline) {
 			t.Fatal("the gate never said mpaas-credentials")
 		}
@@ -280,7 +280,7 @@ func TestChunksCarryTheJobsStrategyType(t *testing.T) {
 func TestAStopLetsCallsOnTheWireFinish(t *testing.T) {
 	sim, client := emulator(t, mpaassim.Faults{Latency: 300 * time.Millisecond})
 	p := pipeline.New(pipeline.Config{MaxInFlight: 2, Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack},
-		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, health.NewGate(nil, nil), nil, nil)
+		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, pause.NewGate(nil, nil), nil, nil)
 	t.Cleanup(p.Close)
 	j := newJob("stop", 100) // 10 calls, 2 at a time
 	ctx, cancel := context.WithCancel(context.Background())
@@ -307,7 +307,7 @@ func TestEventsKeepTheirCallSlotsUnderACampaign(t *testing.T) {
 	const latency = time.Second
 	_, client := emulator(t, mpaassim.Faults{Latency: latency})
 	p := pipeline.New(pipeline.Config{MaxInFlight: 8, Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack},
-		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, health.NewGate(nil, nil), nil, nil)
+		dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), client, pause.NewGate(nil, nil), nil, nil)
 	t.Cleanup(p.Close)
 	bulkDone := make(chan struct{})
 	go func() {
@@ -361,7 +361,7 @@ func TestASupersededDeliveryMakesNoCall(t *testing.T) {
 	fake := clock.NewFake(start)
 	lim := &heldLimiter{Limiter: ratelimit.NewMemory(100000, 0), let: make(chan struct{})}
 	p := pipeline.New(pipeline.Config{Attempts: 3, Call: callPolicy, Probe: callPolicy, HandBack: handBack, Clock: fake},
-		dedupe.NewMemory(time.Hour, time.Minute), lim, client, health.NewGate(nil, nil), nil, nil)
+		dedupe.NewMemory(time.Hour, time.Minute), lim, client, pause.NewGate(nil, nil), nil, nil)
 	t.Cleanup(p.Close)
 	j := newJob("starved", 25) // three calls
 	lim.held.Store(true)

@@ -2,6 +2,8 @@
 // ten targets), PushMultiple for a targetMsgs job (at most a hundred, each with its
 // own values), with every parameter the job carries, and classifies the answer,
 // which has the same shape for both.
+//
+// It imports, of this project, only job.
 package push
 
 import (

@@ -1,6 +1,8 @@
 // Package ratelimit holds the mPaaS call rate shared by every worker: each call
 // takes a slot first. The Redis limiter is GCRA (github.com/go-redis/redis_rate) on
 // Redis's own clock, so all workers on one Redis share one rate whatever their number.
+//
+// It imports, of this project, only clock and pause.
 package ratelimit
 
 import (
@@ -16,13 +18,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/mpaas-push/pushworker/internal/clock"
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 )
 
 // ErrUnavailable wraps errors of the limiter's store (Redis down): not the job's
-// fault. It is health.ErrUnavailable, the one sentinel for a store the worker
+// fault. It is pause.ErrUnavailable, the one sentinel for a store the worker
 // cannot reach.
-var ErrUnavailable = health.ErrUnavailable
+var ErrUnavailable = pause.ErrUnavailable
 
 // DefaultBurst is the burst for a rate: small, since a one-second window can see
 // rate + burst − 1 calls (2.5 % over the rate at most, and one call at low rates),

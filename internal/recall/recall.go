@@ -25,7 +25,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
-	"github.com/mpaas-push/pushworker/internal/health"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/job"
@@ -57,7 +57,7 @@ type Handler struct {
 	limiter pipeline.Limiter
 	client  Recaller // nil: this worker's mPaaS client cannot recall
 	slots   *pipeline.Slots
-	gate    *health.Gate
+	gate    *pause.Gate
 	log     *zap.Logger
 	obs     Observer
 }
@@ -67,7 +67,7 @@ type Handler struct {
 // hold slots of the pipeline's (Pipeline.Slots), so that one cap holds every
 // call in flight. A nil client rejects every admin job; log and obs may be nil.
 func New(cfg pipeline.Config, store dedupe.Store, limiter pipeline.Limiter, client Recaller, slots *pipeline.Slots,
-	gate *health.Gate, log *zap.Logger, obs Observer) *Handler {
+	gate *pause.Gate, log *zap.Logger, obs Observer) *Handler {
 	if obs == nil {
 		obs = noObserver{}
 	}
@@ -186,7 +186,7 @@ func (h *Handler) reject(d consumer.Delivery, j *job.Job, fallback string, cause
 // untilOK runs a Redis operation until it succeeds, probing Redis while it is
 // down, as the pipeline's store waits do.
 func (h *Handler) untilOK(ctx context.Context, f func() error) error {
-	return pipeline.UntilOK(ctx, h.gate, h.cfg.Clock, h.cfg.StoreProbe, health.CauseRedis, f)
+	return pipeline.UntilOK(ctx, h.gate, h.cfg.Clock, h.cfg.StoreProbe, pause.CauseRedis, f)
 }
 
 // release gives up a unit's lease, best effort: a lease that stays expires on its own.

@@ -11,8 +11,8 @@ import (
 	"github.com/mpaas-push/pushworker/internal/clock"
 	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
-	"github.com/mpaas-push/pushworker/internal/health"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/pause"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/ratelimit"
@@ -44,7 +44,7 @@ func newBench(t *testing.T) *bench {
 	policy := retry.Exponential{Initial: 100 * time.Millisecond, Max: time.Second}
 	cfg := pipeline.Config{Attempts: 3, Call: policy, Probe: policy, HandBack: retry.Exponential{Initial: 5 * time.Second, Max: time.Minute},
 		Clock: clock.NewFake(start)}
-	store, limiter, gate := dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), health.NewGate(nil, nil)
+	store, limiter, gate := dedupe.NewMemory(time.Hour, time.Minute), ratelimit.NewMemory(100000, 0), pause.NewGate(nil, nil)
 	p := pipeline.New(cfg, store, limiter, client, gate, nil, nil)
 	t.Cleanup(p.Close)
 	return &bench{sim: sim, h: consumer.Mux{Push: p, Recall: recall.New(cfg, store, limiter, client, p.Slots(), gate, nil, nil)}}

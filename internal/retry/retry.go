@@ -1,6 +1,8 @@
 // Package retry is the one retry policy of the worker and the loader: how long
 // to wait before the next try of anything that failed for a passing reason (an
 // mPaaS call, a probe of Redis, a publish, a fetch, a job handed back).
+//
+// It imports nothing of this project.
 package retry
 
 import (

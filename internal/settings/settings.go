@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mpaas-push/pushworker/internal/connect"
+	"github.com/mpaas-push/pushworker/internal/dial"
 )
 
 // Setting is one configurable value, bound to a typed field.
@@ -266,7 +266,7 @@ var DevNATSURL = "nats://127.0.0.1:" + strconv.Itoa(DefaultDevNATSPort)
 
 // NATSSettings binds the NATS connection settings (shared by every command);
 // urlHelp and urlDefault describe NATS_URL for that command.
-func NATSSettings(t *Table, c *connect.NATSConfig, urlDefault, urlHelp string) {
+func NATSSettings(t *Table, c *dial.NATSConfig, urlDefault, urlHelp string) {
 	b := Binder{"Connections", t}
 	b.String(&c.URL, "NATS_URL", "nats-url", urlDefault, urlHelp)
 	b.String(&c.Creds, "NATS_CREDS", "nats-creds", "", "NATS credentials file (JWT and NKey seed)")

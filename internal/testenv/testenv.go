@@ -3,6 +3,8 @@
 //
 // A test that needs a server the machine lacks says so and skips; with CI set in
 // the environment it fails instead, so that CI never passes without running it.
+//
+// It imports nothing of this project.
 package testenv
 
 import (

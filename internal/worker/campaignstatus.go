@@ -1,0 +1,113 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+	"go.uber.org/zap"
+
+	"github.com/mpaas-push/pushworker/internal/campaign"
+	"github.com/mpaas-push/pushworker/internal/pipeline"
+)
+
+// statusWait bounds one campaign status answer (the totals' reads).
+const statusWait = 2 * time.Second
+
+// campaignStatus answers `enqueue campaign status` and the console: every
+// worker replies with its jobs in flight, the totals and the state, for one
+// campaign (a campaign.Report) or, with All, for every campaign it knows (a
+// campaign.Reports).
+//
+// A request that is not a campaign.StatusRequest with a valid campaign or All
+// gets a 400 service error naming what is wrong; a worker that cannot read the
+// totals answers 503. Both have an empty body: the requesters (internal/ops)
+// count them as a worker that answered, with no report.
+type campaignStatus struct {
+	worker  string // host:pid
+	pipe    *pipeline.Pipeline
+	control *campaign.Watcher
+	totals  campaignTotals
+	log     *zap.Logger
+}
+
+func (c *campaignStatus) handle(ctx context.Context, req micro.Request) {
+	q, err := statusRequest(req.Data())
+	if err != nil {
+		_ = req.Error("400", err.Error(), nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusWait)
+	defer cancel()
+	var reply any
+	if q.All {
+		var all []campaign.Report
+		all, err = c.all(ctx)
+		reply = campaign.Reports{Worker: c.worker, Campaigns: all}
+	} else {
+		reply, err = c.report(ctx, q.Campaign)
+	}
+	if err != nil {
+		c.log.Warn("campaign totals not read", zap.String("campaign", q.Campaign), zap.Bool("all", q.All), zap.Error(err))
+		_ = req.Error("503", "campaign totals not read: the worker could not reach its Redis in "+statusWait.String(), nil)
+		return
+	}
+	_ = req.RespondJSON(reply)
+}
+
+// statusRequest reads a campaign.StatusRequest: {"campaign":"<name>"} or {"all":true}.
+func statusRequest(data []byte) (campaign.StatusRequest, error) {
+	var q campaign.StatusRequest
+	if err := json.Unmarshal(data, &q); err != nil {
+		return q, fmt.Errorf(`campaign status request: want {"campaign":"<name>"} or {"all":true}: %v`, err)
+	}
+	if !q.All {
+		if err := campaign.ValidName(q.Campaign); err != nil {
+			return q, fmt.Errorf(`campaign status request: campaign: %v (or "all":true for every campaign)`, err)
+		}
+	}
+	return q, nil
+}
+
+// report is this worker's view of one campaign.
+func (c *campaignStatus) report(ctx context.Context, name string) (campaign.Report, error) {
+	rep := campaign.Report{Campaign: name, Worker: c.worker, InFlight: c.pipe.InFlight(name), State: c.control.Get(name),
+		Invalid: c.control.Invalid(name)}
+	var err error
+	rep.Totals, err = c.totals.Get(ctx, name)
+	return rep, err
+}
+
+// all are the reports of every campaign this worker knows: with totals, a
+// state in the bucket, or jobs in its hands.
+func (c *campaignStatus) all(ctx context.Context) ([]campaign.Report, error) {
+	names, err := c.totals.Names(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		seen[n] = true
+	}
+	for n := range c.control.Known() {
+		if !seen[n] {
+			seen[n], names = true, append(names, n)
+		}
+	}
+	for _, n := range c.pipe.Campaigns() {
+		if !seen[n] {
+			seen[n], names = true, append(names, n)
+		}
+	}
+	out := make([]campaign.Report, 0, len(names))
+	for _, n := range names {
+		rep, err := c.report(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rep)
+	}
+	return out, nil
+}

@@ -1,0 +1,157 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+	"go.uber.org/zap"
+
+	"github.com/mpaas-push/pushworker/internal/clock"
+	"github.com/mpaas-push/pushworker/internal/metrics"
+	"github.com/mpaas-push/pushworker/internal/pipeline"
+	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/retry"
+)
+
+// ScheduledWindow is how far ahead `enqueue scheduled list` looks: a recurring
+// push's window ends at most 180 days after it was made.
+const ScheduledWindow = 181 * 24 * time.Hour
+
+// ScheduledWait bounds one scheduled-list request: every page, the slots it
+// waits for and its retries.
+const ScheduledWait = 30 * time.Second
+
+// scheduledPage is how many tasks one QueryPushSchedulerList call asks for.
+const scheduledPage = 500
+
+// scheduledLister lists an app's pending scheduled tasks (the mPaaS client).
+type scheduledLister interface {
+	QueryScheduled(ctx context.Context, app, workspace string, from, to time.Time, page, size int) ([]push.ScheduledTask, int, push.CallResult)
+}
+
+// scheduledList answers `enqueue scheduled list`: an app's pending scheduled
+// tasks, from mPaaS, so that operators need no mPaaS credentials. Each page is
+// an mPaaS call as a push's is: through the same client, after a slot of the
+// same shared limit (a bulk slot: an operator's list yields to event pushes, as
+// a campaign does), its transient failures retried with the pipeline's call
+// policy up to its attempts, and counted in the same metrics (lane "admin",
+// as recalls).
+type scheduledList struct {
+	lister   scheduledLister
+	limiter  pipeline.Limiter
+	call     retry.Policy // between tries of a page
+	attempts int          // tries of a page
+	metrics  *metrics.Metrics
+	log      *zap.Logger
+}
+
+// newScheduledList lists through lister with the limiter and the retry policy
+// of the pipeline's cfg (and its defaults).
+func newScheduledList(lister scheduledLister, limiter pipeline.Limiter, cfg pipeline.Config, m *metrics.Metrics, log *zap.Logger) *scheduledList {
+	l := &scheduledList{lister: lister, limiter: limiter, call: cfg.Call, attempts: cfg.Attempts, metrics: m, log: log}
+	if l.call == nil {
+		l.call = retry.Call
+	}
+	if l.attempts <= 0 {
+		l.attempts = pipeline.DefaultAttempts
+	}
+	return l
+}
+
+// scheduledRequest is what the endpoint takes.
+type scheduledRequest struct {
+	AppID       string `json:"appId"`
+	WorkspaceID string `json:"workspaceId"`
+}
+
+func (l *scheduledList) handle(ctx context.Context, req micro.Request) {
+	var q scheduledRequest
+	if err := json.Unmarshal(req.Data(), &q); err != nil || q.AppID == "" || q.WorkspaceID == "" {
+		_ = req.Error("400", `want {"appId":…,"workspaceId":…}`, nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, ScheduledWait)
+	defer cancel()
+	tasks, err := l.list(ctx, q, time.Now())
+	if err != nil {
+		code := "503"
+		var failed callFailed
+		switch {
+		case errors.As(err, &failed):
+			if code = failed.out.ResultCode; code == "" {
+				code = "500"
+			}
+		case errors.Is(err, context.DeadlineExceeded):
+			code = "504"
+		}
+		l.log.Warn("scheduled tasks not listed", zap.String("app", q.AppID), zap.Error(err))
+		_ = req.Error(code, err.Error(), nil)
+		return
+	}
+	_ = req.RespondJSON(map[string]any{"appId": q.AppID, "workspaceId": q.WorkspaceID, "tasks": tasks})
+}
+
+// list pages through the app's pending tasks that run from a day before now to
+// ScheduledWindow after it.
+func (l *scheduledList) list(ctx context.Context, q scheduledRequest, now time.Time) ([]push.ScheduledTask, error) {
+	var all []push.ScheduledTask
+	for page := 1; ; page++ {
+		tasks, total, err := l.page(ctx, q, now.Add(-24*time.Hour), now.Add(ScheduledWindow), page)
+		if err != nil {
+			return nil, fmt.Errorf("QueryPushSchedulerList page %d: %w", page, err)
+		}
+		all = append(all, tasks...)
+		if len(tasks) == 0 || len(all) >= total {
+			return all, nil
+		}
+	}
+}
+
+// callFailed is a page whose call failed for good, or still failed after the
+// attempts.
+type callFailed struct {
+	out      push.CallResult
+	attempts int
+}
+
+func (e callFailed) Error() string {
+	why := e.out.Class.String()
+	if e.out.Err != nil {
+		why = e.out.Err.Error()
+	}
+	return why + " (calls: " + strconv.Itoa(e.attempts) + ")"
+}
+
+// page makes one page's call until it is answered, fails for good, or has
+// failed transiently attempts times.
+func (l *scheduledList) page(ctx context.Context, q scheduledRequest, from, to time.Time, page int) ([]push.ScheduledTask, int, error) {
+	for attempt := 1; ; attempt++ {
+		waited := time.Now()
+		if err := l.limiter.Wait(ctx, false); err != nil {
+			if ctx.Err() != nil {
+				return nil, 0, fmt.Errorf("waiting for a slot of the shared rate limit: %w", ctx.Err())
+			}
+			return nil, 0, errors.New("no slot of the shared rate limit: its Redis is unavailable")
+		}
+		l.metrics.LimiterWait("admin", time.Since(waited))
+		tasks, total, out := l.lister.QueryScheduled(ctx, q.AppID, q.WorkspaceID, from, to, page, scheduledPage)
+		l.metrics.Call("admin", out)
+		if out.Throttled {
+			l.limiter.Throttled()
+		}
+		switch {
+		case out.Class == push.Success:
+			return tasks, total, nil
+		case out.Class != push.Transient || attempt >= l.attempts:
+			return nil, 0, callFailed{out: out, attempts: attempt}
+		}
+		if !clock.Sleep(ctx, l.call.NextRetry(attempt)) {
+			return nil, 0, fmt.Errorf("%w, retrying after %v", ctx.Err(), out.Err)
+		}
+	}
+}
