@@ -17,6 +17,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/consumer"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
+	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/internal/worker"
 	"github.com/mpaas-push/pushworker/topology"
@@ -53,7 +54,16 @@ func bigJobs(w *teststack.WorkerSetup) {
 		p.Consumer.FetchWait = consumer.DefaultFetchWait
 	}
 	w.Config.MaxDeliver = consumer.DefaultMaxDeliver
+	wideCalls(w)
 }
+
+// wideCalls gives the worker the production's mPaaS timeout. A PushMultiple
+// call of 100 targets with 1.2 KB values is a 120 KB form that the in-process
+// emulator parses and verifies under the race detector: with every package's
+// tests running at once a call took over the test stacks' 2 s, timed out after
+// the emulator had taken it, and was retried, which pushes its pairs twice (the
+// guarantee's timed-out call: 1,100 pairs in one run of the whole suite).
+func wideCalls(w *teststack.WorkerSetup) { w.Config.MPaaSTimeout = push.DefaultTimeout }
 
 var storedRE = regexp.MustCompile(`stored: (\d+) new jobs, (\d+) already enqueued`)
 
@@ -140,7 +150,7 @@ func TestLoadSecondFileOfACampaign(t *testing.T) {
 // others, and every target is pushed once.
 func TestLoadInterruptedThenRerun(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, mpaassim.Faults{})
+	s := newStack(t, mpaassim.Faults{}, wideCalls)
 	nc, err := nats.Connect(s.url)
 	if err != nil {
 		t.Fatal(err)
