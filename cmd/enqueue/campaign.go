@@ -250,6 +250,9 @@ func (e *env) printStatus(st *ops.Progress) {
 		fmt.Fprintf(e.stdout, " (%s)", st.State.Reason)
 	}
 	fmt.Fprintln(e.stdout)
+	if st.TotalsError != "" {
+		fmt.Fprintf(e.stdout, "  warning: the workers answered without totals (%s): done and sent read 0 for now\n", st.TotalsError)
+	}
 	if st.Invalid != "" {
 		fmt.Fprintf(e.stdout, "  warning: %s\n", st.Invalid)
 	}

@@ -346,6 +346,9 @@ type Report struct {
 	Totals   Totals `json:"totals"`
 	State    State  `json:"state"`
 	Invalid  string `json:"invalid,omitempty"`
+	// TotalsError says why Totals is empty: the worker could not read them in
+	// time. Its state and jobs in flight still hold.
+	TotalsError string `json:"totalsError,omitempty"`
 }
 
 // StatusRequest asks every worker about one campaign, or (All) about every

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ type Progress struct {
 	Done     int              `json:"done"` // jobs with a result
 	Totals   campaign.Totals  `json:"totals"`
 	Workers  int              `json:"workers"` // workers that answered
+	// TotalsError: no worker that answered could read the totals in time (Done
+	// and Totals are then 0 for this look, not for the campaign).
+	TotalsError string `json:"totalsError,omitempty"`
 	// TargetsPerSecond and SecondsLeft are filled by Rate from two looks.
 	TargetsPerSecond float64 `json:"targetsPerSecond"`
 	SecondsLeft      float64 `json:"secondsLeft,omitempty"`
@@ -295,7 +299,7 @@ func merge(p *Progress, reports []campaign.Report) {
 	}
 	for _, r := range reports {
 		p.InFlight += r.InFlight
-		if r.Totals.Jobs >= p.Totals.Jobs {
+		if r.TotalsError == "" && r.Totals.Jobs >= p.Totals.Jobs {
 			p.Totals = r.Totals
 		}
 		if r.Invalid != "" {
@@ -304,6 +308,9 @@ func merge(p *Progress, reports []campaign.Report) {
 	}
 	if p.Totals.FailedBy == nil {
 		p.Totals.FailedBy = map[string]int{}
+	}
+	if len(reports) > 0 && !slices.ContainsFunc(reports, func(r campaign.Report) bool { return r.TotalsError == "" }) {
+		p.TotalsError = reports[0].TotalsError
 	}
 	p.Queued = max(0, p.Queued-p.InFlight)
 	p.Done = p.Totals.Jobs

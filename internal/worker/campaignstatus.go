@@ -13,8 +13,11 @@ import (
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 )
 
-// statusWait bounds one campaign status answer (the totals' reads).
-const statusWait = 2 * time.Second
+// statusWait bounds the totals' reads of one campaign status answer: the
+// requesters wait ops.DefaultAskWait (300 ms) for every worker, and a worker
+// whose Redis is slow or gone must still answer in time with what it keeps in
+// memory (the state, its jobs in flight).
+const statusWait = 200 * time.Millisecond
 
 // campaignStatus answers `enqueue campaign status` and the console: every
 // worker replies with its jobs in flight, the totals and the state, for one
@@ -22,9 +25,12 @@ const statusWait = 2 * time.Second
 // campaign.Reports).
 //
 // A request that is not a campaign.StatusRequest with a valid campaign or All
-// gets a 400 service error naming what is wrong; a worker that cannot read the
-// totals answers 503. Both have an empty body: the requesters (internal/ops)
-// count them as a worker that answered, with no report.
+// gets a 400 service error naming what is wrong; a worker that cannot list the
+// campaigns' totals (All) answers 503. Both have an empty body: the requesters
+// (internal/ops) count them as a worker that answered, with no report. A
+// campaign whose totals the worker cannot read in time is still reported, with
+// its state and jobs in flight and TotalsError instead of totals: what the
+// worker keeps in memory does not wait on Redis.
 type campaignStatus struct {
 	worker  string // host:pid
 	pipe    *pipeline.Pipeline
@@ -47,11 +53,11 @@ func (c *campaignStatus) handle(ctx context.Context, req micro.Request) {
 		all, err = c.all(ctx)
 		reply = campaign.Reports{Worker: c.worker, Campaigns: all}
 	} else {
-		reply, err = c.report(ctx, q.Campaign)
+		reply = c.report(ctx, q.Campaign)
 	}
 	if err != nil {
-		c.log.Warn("campaign totals not read", zap.String("campaign", q.Campaign), zap.Bool("all", q.All), zap.Error(err))
-		_ = req.Error("503", "campaign totals not read: the worker could not reach its Redis in "+statusWait.String(), nil)
+		c.log.Warn("campaigns not listed", zap.Error(err))
+		_ = req.Error("503", "campaigns not listed: the worker could not reach its Redis in "+statusWait.String(), nil)
 		return
 	}
 	_ = req.RespondJSON(reply)
@@ -72,12 +78,15 @@ func statusRequest(data []byte) (campaign.StatusRequest, error) {
 }
 
 // report is this worker's view of one campaign.
-func (c *campaignStatus) report(ctx context.Context, name string) (campaign.Report, error) {
+func (c *campaignStatus) report(ctx context.Context, name string) campaign.Report {
 	rep := campaign.Report{Campaign: name, Worker: c.worker, InFlight: c.pipe.InFlight(name), State: c.control.Get(name),
 		Invalid: c.control.Invalid(name)}
 	var err error
-	rep.Totals, err = c.totals.Get(ctx, name)
-	return rep, err
+	if rep.Totals, err = c.totals.Get(ctx, name); err != nil {
+		c.log.Warn("campaign totals not read", zap.String("campaign", name), zap.Error(err))
+		rep.Totals, rep.TotalsError = campaign.Totals{}, "totals not read: the worker could not reach its Redis in "+statusWait.String()
+	}
+	return rep
 }
 
 // all are the reports of every campaign this worker knows: with totals, a
@@ -103,11 +112,7 @@ func (c *campaignStatus) all(ctx context.Context) ([]campaign.Report, error) {
 	}
 	out := make([]campaign.Report, 0, len(names))
 	for _, n := range names {
-		rep, err := c.report(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rep)
+		out = append(out, c.report(ctx, n))
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/ops"
+	"github.com/mpaas-push/pushworker/internal/testenv"
 	"github.com/mpaas-push/pushworker/internal/teststack"
 	"github.com/mpaas-push/pushworker/job"
 )
@@ -115,5 +116,45 @@ func TestCampaignStatusIsAnEndpointOfTheService(t *testing.T) {
 		if e := got["scheduled-list"]; e.Subject != h.Topo.ScheduledListSubject() || e.QueueGroup == "" {
 			t.Errorf("scheduled-list endpoint (one worker answers): %+v", e)
 		}
+	}
+}
+
+// A worker that cannot reach its Redis still reports a campaign's state and
+// its jobs in flight, which it keeps in memory, and says why the totals are
+// missing; ops then takes no totals from it.
+func TestCampaignStatusWithoutRedisReportsTheState(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedis(t)
+	h := teststack.New(t, teststack.Setup{RedisAddr: srv.Addr()})
+	h.StartWorker()
+	kv, err := h.JS.KeyValue(context.Background(), h.Topo.CampaignsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), "dark", campaign.State{State: campaign.Paused, UpdatedAt: time.Now()}.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := json.Marshal(campaign.StatusRequest{Campaign: "dark"})
+	var rep campaign.Report
+	for deadline := time.Now().Add(10 * time.Second); rep.State.State != campaign.Paused; time.Sleep(20 * time.Millisecond) {
+		m := gather(t, h.NC, h.Topo.CampaignStatusSubject(), req, 1, 5*time.Second)[0]
+		_ = json.Unmarshal(m.Data, &rep)
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker never applied the pause: %s", m.Data)
+		}
+	}
+	srv.Stop()
+	m := gather(t, h.NC, h.Topo.CampaignStatusSubject(), req, 1, 10*time.Second)[0]
+	rep = campaign.Report{}
+	if err := json.Unmarshal(m.Data, &rep); err != nil || rep.State.State != campaign.Paused || rep.TotalsError == "" {
+		t.Fatalf("without Redis the report keeps the state and says why the totals are missing: %v %s", err, m.Data)
+	}
+	o, err := ops.New(h.NC, h.Topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := o.Progress(context.Background(), "dark")
+	if err != nil || p.State.State != campaign.Paused || p.Workers != 1 || p.Done != 0 || p.TotalsError == "" {
+		t.Fatalf("progress: %v %+v", err, p)
 	}
 }
