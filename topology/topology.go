@@ -117,6 +117,10 @@ func (t Topology) CampaignStatusSubject() string { return t.Root + ".campaigns.s
 // pending scheduled tasks: <root>.admin.scheduled.list.
 func (t Topology) ScheduledListSubject() string { return t.Root + ".admin.scheduled.list" }
 
+// ReportSubject is the workers' NATS service endpoint that fetches a
+// campaign's delivery figures from mPaaS: <root>.admin.campaigns.report.
+func (t Topology) ReportSubject() string { return t.Root + ".admin.campaigns.report" }
+
 // WorkersStatsSubject is the workers' NATS service endpoint where every worker
 // says what it is doing: <root>.admin.workers.stats.
 func (t Topology) WorkersStatsSubject() string { return t.Root + ".admin.workers.stats" }

@@ -132,6 +132,7 @@ func (c *console) routes() {
 	c.mux.HandleFunc("GET /api/overview", c.api(c.overview))
 	c.mux.HandleFunc("GET /api/campaigns", c.api(c.campaignsView))
 	c.mux.HandleFunc("POST /api/campaigns/{name}/{verb}", c.api(c.campaignAction))
+	c.mux.HandleFunc("GET /api/campaigns/{name}/report", c.api(c.report))
 	c.mux.HandleFunc("GET /api/dlq", c.api(c.deadLetters))
 	c.mux.HandleFunc("GET /api/dlq/{seq}", c.api(c.deadLetter))
 	c.mux.HandleFunc("POST /api/dlq/{seq}/replay", c.api(c.replay))

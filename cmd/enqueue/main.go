@@ -116,6 +116,11 @@ const usage = `Usage:
       code; a recall's calls apart; targets per second now and the time left at that rate;
       the last changes of its state (who, why). --watch redraws it with a progress bar until
       the campaign is done, then exits 0, or 1 if anything failed or the campaign is gone.
+  enqueue campaign report NAME [--json]
+      What mPaaS counted of the campaign's pushes, fetched by a worker: pushed, arrived and opened
+      with their rates, and the time fetched; "not ready yet" while mPaaS has no figures. Push
+      tasks (PushMultiple) are summed; PushTemplate pushes are the app's figures over the
+      campaign's first-to-last-call window, other pushes of that type meanwhile included.
   enqueue campaign pause NAME [--reason TEXT] [--actor WHO] [--create]
       Within a second no new call of the campaign starts; the workers park its jobs in
       PUSH_PARKED (no delivery spent); other campaigns and events go on.

@@ -41,7 +41,9 @@ Flags:
 		templates = fs.String("templates", "", "JSON file of templates {\"name\": \"text with #variable#\"}; without it every template is accepted")
 		hexIDs    = fs.Bool("hex-ids", false, "immediate pushes answer a 32-hex task id as data (the form of a scheduled task's id); without it PushMultiple answers a number and PushTemplate nothing")
 		f         mpaassim.Faults
+		a         mpaassim.Analysis
 	)
+	fs.DurationVar(&a.Delay, "analysis-delay", 0, "how long after a push its delivery figures appear (QueryPushAnalysisTaskDetail, QueryPushAnalysisCoreIndex)")
 	fs.DurationVar(&f.Latency, "latency", 0, "added to every answer")
 	fs.DurationVar(&f.Jitter, "jitter", 0, "random extra latency, uniform in [0, jitter]")
 	fs.Float64Var(&f.Rate5xx, "rate-5xx", 0, "share of calls answered 500/503")
@@ -53,7 +55,7 @@ Flags:
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := mpaassim.Config{Faults: f, AcceptAnyTemplate: *templates == "", HexTaskIDs: *hexIDs}
+	cfg := mpaassim.Config{Faults: f, Analysis: a, AcceptAnyTemplate: *templates == "", HexTaskIDs: *hexIDs}
 	keyID, secret := getenv("MPAAS_AK_ENV"), getenv("MPAAS_SK_ENV")
 	if (keyID == "") != (secret == "") {
 		return errors.New("set both MPAAS_AK_ENV and MPAAS_SK_ENV, or neither")

@@ -9,10 +9,12 @@ type RedisKeys struct {
 	Limit     string // the shared GCRA limit, and <Limit>:bulk, :events, :adaptive
 	Pace      string // a paced campaign's GCRA: <prefix>pace:<campaign>
 	Totals    string // a campaign's totals: <prefix>campaign:<campaign>, and the index <prefix>campaign:*index
+	Reports   string // a finished campaign's delivery figures: <prefix>campaign:*report:<campaign> ('*' is in no name)
 }
 
 // RedisKeys is the key layout under w's prefix.
 func (w *Worker) RedisKeys() RedisKeys {
 	p := w.RedisPrefix
-	return RedisKeys{Dedupe: p + "d:", OldDedupe: p + "dedupe:", Limit: p + "rate:mpaas", Pace: p + "pace:", Totals: p + "campaign:"}
+	return RedisKeys{Dedupe: p + "d:", OldDedupe: p + "dedupe:", Limit: p + "rate:mpaas", Pace: p + "pace:", Totals: p + "campaign:",
+		Reports: p + "campaign:*report:"}
 }

@@ -100,6 +100,7 @@ func (s *Server) accept(p *pushParams, now time.Time) (string, *bizError) {
 		data = newTaskID() // an immediate PushTemplate's; revoked per pair, never as a task
 	}
 	s.apiStatsLocked(p.api).Deliveries += len(p.targets)
+	s.countLocked(p.api, p.app, p.workspace, data, len(p.targets), now)
 	for _, t := range p.targets {
 		k := pairKey{p.app, p.workspace, t.target, t.msgKey}
 		d := s.delivered[k]

@@ -51,6 +51,7 @@ type Config struct {
 	// guesses from an id's form.
 	HexTaskIDs bool
 	Faults     Faults
+	Analysis   Analysis // how QueryPushAnalysis* count (analysis.go)
 	Now        func() time.Time
 }
 
@@ -90,6 +91,7 @@ type Server struct {
 	pushTasks  int64                     // push task ids handed out
 	tasks      map[string]*pushTask      // PushMultiple push tasks, by id
 	scheduled  map[string]*scheduledTask // scheduled tasks, by unique id
+	counted    []countedCall             // accepted push calls, for the analytics
 }
 
 type nonceEntry struct {
@@ -174,6 +176,7 @@ func (s *Server) resetLocked() {
 	s.delivered = map[pairKey]*delivery{}
 	s.tasks = map[string]*pushTask{}
 	s.scheduled = map[string]*scheduledTask{}
+	s.counted = nil
 	s.arrivals = nil
 	s.recent, s.next = nil, 0
 }
@@ -214,6 +217,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	clock.Sleep(context.WithoutCancel(r.Context()), faults.Latency+jitter(faults.Jitter))
 	if aerr != nil {
 		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: aerr.status, Code: aerr.code}, gatewayBody(requestID, aerr))
+		return
+	}
+	if isAnalysis(action) {
+		s.serveAnalysis(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200}, now)
 		return
 	}
 	if recallActions[action] {

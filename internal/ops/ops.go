@@ -1,7 +1,8 @@
 // Package ops is the operations library: campaign control and progress, recall,
-// dead letters, orphans, a job's result by id and the workers' reports. The
-// state lives in the system (the control bucket, the streams, the workers), so
-// that any client gets the same outcome; cmd/enqueue is flags and printing over
+// dead letters, orphans, a job's result by id, the workers' reports and a
+// campaign's delivery figures (asked of a worker). The state lives in the
+// system (the control bucket, the streams, the workers), so that any client
+// gets the same outcome; cmd/enqueue is flags and printing over
 // this package and the console turns its calls into JSON. It talks to NATS
 // only: it never imports the pipeline or the mPaaS client, and needs no mPaaS
 // credentials (the workers hold them).

@@ -125,6 +125,8 @@ func inLayout(l config.RedisKeys, k string) string {
 		return "limit"
 	case strings.HasPrefix(k, l.Pace) && campaign.ValidName(k[len(l.Pace):]) == nil:
 		return "pace"
+	case strings.HasPrefix(k, l.Reports) && campaign.ValidName(k[len(l.Reports):]) == nil:
+		return "reports"
 	case strings.HasPrefix(k, l.Totals) && (k[len(l.Totals):] == "*index" || campaign.ValidName(k[len(l.Totals):]) == nil):
 		return "totals"
 	case strings.HasPrefix(k, l.Dedupe+"r:") || strings.HasPrefix(k, l.Dedupe) && len(k) == len(l.Dedupe)+12:

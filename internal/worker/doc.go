@@ -18,15 +18,15 @@
 //   - what jobs need, which stops only after the consumer has: the limiter's
 //     dispenser, the campaign watcher, the unparker, the lane-backlog watcher
 //     (lanes.go), and the NATS service (endpoints.go), through which every
-//     request the worker answers comes: its stats, campaign status and the
-//     scheduled-task list.
+//     request the worker answers comes: its stats, campaign status, the
+//     scheduled-task list and the delivery reports.
 //
 // Close releases what New opened, newest first.
 //
 // It owns the order of start and stop, the dev mode's stand-ins, and which
 // client, shared limiter and retry policy every mPaaS call goes through: the
-// pipeline's pushes and recalls, and the scheduled list (scheduled.go) with the
-// same ones. It owns no Redis key (config.RedisKeys does) and no subject
+// pipeline's pushes and recalls, and the scheduled list (scheduled.go) and the
+// delivery reports (report.go) with the same ones (adminCalls). It owns no Redis key (config.RedisKeys does) and no subject
 // (topology does).
 //
 // What may import what: no part of the worker imports this package; only

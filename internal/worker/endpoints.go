@@ -14,9 +14,10 @@ import (
 // ls` and `nats micro stats pushworker` show the fleet): every request the
 // worker answers comes through it.
 //
-//	stats            <root>.admin.workers.stats   every worker answers (no queue group)
-//	campaign-status  <root>.campaigns.status      every worker answers (no queue group)
-//	scheduled-list   <root>.admin.scheduled.list  one worker answers (the service's queue group)
+//	stats            <root>.admin.workers.stats     every worker answers (no queue group)
+//	campaign-status  <root>.campaigns.status        every worker answers (no queue group)
+//	scheduled-list   <root>.admin.scheduled.list    one worker answers (the service's queue group)
+//	report           <root>.admin.campaigns.report  one worker answers (the service's queue group)
 //
 // It answers from newEndpoints on, so that a starting worker can be asked what
 // it waits for; Run stops it once its context ends (the worker's owner runs it
@@ -36,6 +37,7 @@ type endpointsHandlers struct {
 	stats     func() WorkerStats
 	status    *campaignStatus
 	scheduled *scheduledList
+	report    *reports
 }
 
 // openEndpoints adds the worker's NATS service; Close stops it.
@@ -44,8 +46,12 @@ type endpointsHandlers struct {
 func (s *Worker) openEndpoints(topo topology.Topology, st stores, pusher pipeline.Pusher, pc pipeline.Config) (*endpoints, error) {
 	h := endpointsHandlers{stats: s.Stats,
 		status: &campaignStatus{worker: s.worker, pipe: s.pipe, control: s.control, totals: st.totals, log: s.log}}
+	calls := newAdminCalls(st.limiter, pc, s.metrics)
 	if lister, ok := pusher.(scheduledLister); ok {
-		h.scheduled = newScheduledList(lister, st.limiter, pc, s.metrics, s.log)
+		h.scheduled = newScheduledList(lister, calls, s.log)
+	}
+	if a, ok := pusher.(analyst); ok {
+		h.report = newReports(a, calls, s.reports(st), s.log)
 	}
 	e, err := newEndpoints(s.nc, topo, h)
 	if err != nil {
@@ -59,7 +65,7 @@ func (s *Worker) openEndpoints(topo topology.Topology, st stores, pusher pipelin
 // newEndpoints adds the service and its endpoints on nc.
 func newEndpoints(nc *nats.Conn, topo topology.Topology, h endpointsHandlers) (*endpoints, error) {
 	svc, err := micro.AddService(nc, micro.Config{Name: "pushworker", Version: "1.0.0",
-		Description: "pushworker: each worker's state and its view of the campaigns, and mPaaS scheduled tasks asked of a worker " +
+		Description: "pushworker: each worker's state and its view of the campaigns, and mPaaS scheduled tasks and delivery figures asked of a worker " +
 			"so that operators need no mPaaS credentials",
 		StatsHandler: func(*micro.Endpoint) any { return h.stats() }})
 	if err != nil {
@@ -75,6 +81,9 @@ func newEndpoints(nc *nats.Conn, topo topology.Topology, h endpointsHandlers) (*
 	}
 	if err == nil && h.scheduled != nil {
 		err = e.add("scheduled-list", h.scheduled.handle, micro.WithEndpointSubject(topo.ScheduledListSubject()))
+	}
+	if err == nil && h.report != nil {
+		err = e.add("report", h.report.handle, micro.WithEndpointSubject(topo.ReportSubject()))
 	}
 	if err != nil {
 		e.Close()

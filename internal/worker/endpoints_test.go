@@ -43,8 +43,8 @@ func gather(t *testing.T, nc *nats.Conn, subject string, body []byte, n int, tim
 
 // Campaign status is an endpoint of the workers' one NATS service: every
 // worker answers it (no queue group) with the same bytes as before (a Report,
-// or Reports for all), `nats micro info` lists it beside stats and
-// scheduled-list, and a bad request gets a 400 from each worker that names
+// or Reports for all), `nats micro info` lists it beside stats,
+// scheduled-list and report, and a bad request gets a 400 from each worker that names
 // what is wrong, with no body, which the requesters count as no report.
 func TestCampaignStatusIsAnEndpointOfTheService(t *testing.T) {
 	t.Parallel()
@@ -97,7 +97,7 @@ func TestCampaignStatusIsAnEndpointOfTheService(t *testing.T) {
 		t.Fatalf("progress: %v %+v", err, p)
 	}
 
-	// `nats micro info pushworker`: one service per worker, with the three endpoints.
+	// `nats micro info pushworker`: one service per worker, with the four endpoints.
 	for _, m := range gather(t, h.NC, "$SRV.INFO.pushworker", nil, 2, 5*time.Second) {
 		var info micro.Info
 		if err := json.Unmarshal(m.Data, &info); err != nil {
@@ -115,6 +115,9 @@ func TestCampaignStatusIsAnEndpointOfTheService(t *testing.T) {
 		}
 		if e := got["scheduled-list"]; e.Subject != h.Topo.ScheduledListSubject() || e.QueueGroup == "" {
 			t.Errorf("scheduled-list endpoint (one worker answers): %+v", e)
+		}
+		if e := got["report"]; e.Subject != h.Topo.ReportSubject() || e.QueueGroup == "" {
+			t.Errorf("report endpoint (one worker answers): %+v", e)
 		}
 	}
 }

@@ -34,33 +34,44 @@ type scheduledLister interface {
 	QueryScheduled(ctx context.Context, app, workspace string, from, to time.Time, page, size int) ([]push.ScheduledTask, int, push.CallResult)
 }
 
-// scheduledList answers `enqueue scheduled list`: an app's pending scheduled
-// tasks, from mPaaS, so that operators need no mPaaS credentials. Each page is
-// an mPaaS call as a push's is: through the same client, after a slot of the
-// same shared limit (a bulk slot: an operator's list yields to event pushes, as
-// a campaign does), its transient failures retried with the pipeline's call
-// policy up to its attempts, and counted in the same metrics (lane "admin",
-// as recalls).
-type scheduledList struct {
-	lister   scheduledLister
+// adminCalls make the mPaaS calls the workers' endpoints ask for (the
+// scheduled list, the delivery reports) as a push's are: through the same
+// client, each after a slot of the same shared limit (a bulk slot: an
+// operator's question yields to event pushes, as a campaign does), its
+// transient failures retried with the pipeline's call policy up to its
+// attempts, and counted in the same metrics (lane "admin", as recalls).
+type adminCalls struct {
 	limiter  pipeline.Limiter
-	call     retry.Policy // between tries of a page
-	attempts int          // tries of a page
+	call     retry.Policy // between tries of a call
+	attempts int          // tries of a call
 	metrics  *metrics.Metrics
-	log      *zap.Logger
 }
 
-// newScheduledList lists through lister with the limiter and the retry policy
-// of the pipeline's cfg (and its defaults).
-func newScheduledList(lister scheduledLister, limiter pipeline.Limiter, cfg pipeline.Config, m *metrics.Metrics, log *zap.Logger) *scheduledList {
-	l := &scheduledList{lister: lister, limiter: limiter, call: cfg.Call, attempts: cfg.Attempts, metrics: m, log: log}
-	if l.call == nil {
-		l.call = retry.Call
+// newAdminCalls call with the limiter and the retry policy of the pipeline's
+// cfg (and its defaults).
+func newAdminCalls(limiter pipeline.Limiter, cfg pipeline.Config, m *metrics.Metrics) *adminCalls {
+	a := &adminCalls{limiter: limiter, call: cfg.Call, attempts: cfg.Attempts, metrics: m}
+	if a.call == nil {
+		a.call = retry.Call
 	}
-	if l.attempts <= 0 {
-		l.attempts = pipeline.DefaultAttempts
+	if a.attempts <= 0 {
+		a.attempts = pipeline.DefaultAttempts
 	}
-	return l
+	return a
+}
+
+// scheduledList answers `enqueue scheduled list`: an app's pending scheduled
+// tasks, from mPaaS, so that operators need no mPaaS credentials. Each page is
+// an adminCalls call.
+type scheduledList struct {
+	*adminCalls
+	lister scheduledLister
+	log    *zap.Logger
+}
+
+// newScheduledList lists through lister with calls.
+func newScheduledList(lister scheduledLister, calls *adminCalls, log *zap.Logger) *scheduledList {
+	return &scheduledList{adminCalls: calls, lister: lister, log: log}
 }
 
 // scheduledRequest is what the endpoint takes.
@@ -127,31 +138,44 @@ func (e callFailed) Error() string {
 	return why + " (calls: " + strconv.Itoa(e.attempts) + ")"
 }
 
-// page makes one page's call until it is answered, fails for good, or has
-// failed transiently attempts times.
+// page makes one page's call.
 func (l *scheduledList) page(ctx context.Context, q scheduledRequest, from, to time.Time, page int) ([]push.ScheduledTask, int, error) {
+	var tasks []push.ScheduledTask
+	var total int
+	err := l.try(ctx, func(ctx context.Context) push.CallResult {
+		var out push.CallResult
+		tasks, total, out = l.lister.QueryScheduled(ctx, q.AppID, q.WorkspaceID, from, to, page, scheduledPage)
+		return out
+	})
+	return tasks, total, err
+}
+
+// try makes one call until it is answered, fails for good, or has failed
+// transiently attempts times; each try waits for a bulk slot of the shared
+// limit first, and a throttled answer slows the shared rate.
+func (a *adminCalls) try(ctx context.Context, call func(context.Context) push.CallResult) error {
 	for attempt := 1; ; attempt++ {
 		waited := time.Now()
-		if err := l.limiter.Wait(ctx, false); err != nil {
+		if err := a.limiter.Wait(ctx, false); err != nil {
 			if ctx.Err() != nil {
-				return nil, 0, fmt.Errorf("waiting for a slot of the shared rate limit: %w", ctx.Err())
+				return fmt.Errorf("waiting for a slot of the shared rate limit: %w", ctx.Err())
 			}
-			return nil, 0, errors.New("no slot of the shared rate limit: its Redis is unavailable")
+			return errors.New("no slot of the shared rate limit: its Redis is unavailable")
 		}
-		l.metrics.LimiterWait("admin", time.Since(waited))
-		tasks, total, out := l.lister.QueryScheduled(ctx, q.AppID, q.WorkspaceID, from, to, page, scheduledPage)
-		l.metrics.Call("admin", out)
+		a.metrics.LimiterWait("admin", time.Since(waited))
+		out := call(ctx)
+		a.metrics.Call("admin", out)
 		if out.Throttled {
-			l.limiter.Throttled()
+			a.limiter.Throttled()
 		}
 		switch {
 		case out.Class == push.Success:
-			return tasks, total, nil
-		case out.Class != push.Transient || attempt >= l.attempts:
-			return nil, 0, callFailed{out: out, attempts: attempt}
+			return nil
+		case out.Class != push.Transient || attempt >= a.attempts:
+			return callFailed{out: out, attempts: attempt}
 		}
-		if !clock.Sleep(ctx, l.call.NextRetry(attempt)) {
-			return nil, 0, fmt.Errorf("%w, retrying after %v", ctx.Err(), out.Err)
+		if !clock.Sleep(ctx, a.call.NextRetry(attempt)) {
+			return fmt.Errorf("%w, retrying after %v", ctx.Err(), out.Err)
 		}
 	}
 }

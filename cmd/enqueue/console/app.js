@@ -160,7 +160,48 @@ function campaignCard(c) {
     c.hasState && c.state.updatedAt ? h("div", { class: "muted", "data-field": "change" },
       "last change: " + c.state.state + " " + ago(c.state.updatedAt) + (c.state.actor ? " by " + c.state.actor : "") +
       (c.state.reason ? " (" + c.state.reason + ")" : "")) : null,
+    reportSection(c, name),
     h("div", { class: "actions" }, (c.actions || []).map((a) => controls[a](c, name, pace))));
+}
+
+// reports are the delivery reports fetched, by campaign: fetched on a click
+// only (each is mPaaS calls under the shared limit), kept across redraws.
+const reports = {};
+
+async function fetchReport(c, name) {
+  reports[c.campaign] = { loading: true };
+  refresh();
+  try {
+    reports[c.campaign] = { report: await get("/api/campaigns/" + name + "/report") };
+  } catch (e) {
+    reports[c.campaign] = { error: e.message };
+  }
+  refresh();
+}
+
+const pct = (r) => (100 * r).toFixed(1) + "%";
+const rate = (n, of) => (of > 0 ? n / of : 0);
+
+function reportSection(c, name) {
+  const st = reports[c.campaign] || {};
+  const button = h("button", { "data-action": "report", onclick: () => fetchReport(c, name) }, st.report ? "Fetch again" : "Delivery report");
+  let body = h("span", { class: "muted" }, "what mPaaS counted of its pushes (pushed, arrived, opened), fetched by a worker");
+  if (st.loading) body = h("span", { class: "muted" }, "fetching…");
+  if (st.error) body = h("span", { class: "error-text" }, st.error);
+  const r = st.report;
+  if (r) {
+    const when = "fetched " + ago(r.fetchedAt) + (r.cached ? " (kept since the campaign finished)" : "");
+    body = !r.ready ? h("span", {}, h("b", { "data-field": "report-state" }, "not ready yet"), ": mPaaS has no figures for its pushes so far; " + when) :
+      h("div", {},
+        h("div", { class: "figures" },
+          h("div", {}, h("span", {}, "pushed"), h("b", { "data-field": "pushed" }, fmt(r.total.pushed))),
+          h("div", {}, h("span", {}, "arrived"), h("b", { "data-field": "arrived" }, fmt(r.total.arrived) + " (" + pct(rate(r.total.arrived, r.total.pushed)) + ")")),
+          h("div", {}, h("span", {}, "opened"), h("b", { "data-field": "opened" }, fmt(r.total.opened) + " (" + pct(rate(r.total.opened, r.total.pushed)) + ")"))),
+        h("div", { class: "muted", "data-field": "report-state" }, when +
+          (r.taskIds ? "; push tasks: " + r.tasksCounted + " of " + r.taskIds + " counted, summed" : "") +
+          (r.windows || []).map((w) => "; " + w.type + " pushes of " + w.appId + ": the app's figures from " + ago(w.from) + " to " + ago(w.to) + " (other " + w.type + " pushes meanwhile included)").join("")));
+  }
+  return h("div", { class: "report", "data-field": "report" }, h("h3", {}, "Delivery report ", button), body);
 }
 
 // controls are the buttons a campaign offers; the server says which apply to its state.
