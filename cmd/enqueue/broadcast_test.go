@@ -11,6 +11,25 @@ import (
 	"github.com/mpaas-push/pushworker/job"
 )
 
+// enqueue publish takes a PushSimple job as any other, and its result names the action.
+func TestPublishSimpleJob(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, mpaassim.Faults{})
+	body := `{"jobId":"simple-1","taskName":"t","appId":"a","workspaceId":"w","deliveryType":3,"expiredSeconds":60,
+		"targetMsgkey":{"u1":"k1","u2":"k2"},"title":"标题","content":"内容","pushStyle":1}`
+	stdout, stderr, err := s.enqueue(t, body, "--wait", "-")
+	if err != nil {
+		t.Fatalf("enqueue --wait: %v\n%s", err, stderr)
+	}
+	var r job.Result
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil || r.API != job.APISimple || r.Sent != 2 {
+		t.Fatalf("result %v: %s", err, stdout)
+	}
+	if c := s.sim.Calls()[0]; c.Action != job.APISimple || c.Params["Title"] != "标题" || c.Params["PushStyle"] != "1" {
+		t.Fatalf("call %+v", c)
+	}
+}
+
 // enqueue broadcast builds a broadcast from its flags, refuses to publish it
 // without --yes when no terminal can ask, publishes it with --yes; the same
 // broadcast again (its job id derives from it) makes no second call, and a
