@@ -10,7 +10,7 @@ import (
 
 // The actions of an admin job.
 const (
-	ActionRevoke          = "revoke"          // take back what was sent: pairs (PushTemplate) and push tasks (PushMultiple)
+	ActionRevoke          = "revoke"          // take back what was sent: pairs (PushTemplate, PushSimple) and push tasks (PushMultiple, PushBroadcast)
 	ActionCancelScheduled = "cancelScheduled" // cancel scheduled tasks that have not run
 )
 
@@ -23,8 +23,8 @@ type Admin struct {
 	AppID        string   `json:"appId"`
 	WorkspaceID  string   `json:"workspaceId"`
 	Action       string   `json:"action"`
-	TargetMsgkey Targets  `json:"targetMsgkey,omitempty"` // revoke: pairs sent with PushTemplate
-	TaskIDs      []string `json:"taskIds,omitempty"`      // revoke: push task ids of PushMultiple calls
+	TargetMsgkey Targets  `json:"targetMsgkey,omitempty"` // revoke: pairs sent with PushTemplate or PushSimple
+	TaskIDs      []string `json:"taskIds,omitempty"`      // revoke: push task ids of PushMultiple and PushBroadcast calls
 	UniqueIDs    []string `json:"uniqueIds,omitempty"`    // cancelScheduled: scheduled task ids
 }
 
@@ -114,7 +114,7 @@ func (a *Admin) Validate(r Rules) error {
 			return invalid("uniqueIds", "not with action revoke (cancelScheduled takes them)")
 		}
 		if len(a.TargetMsgkey) == 0 && len(a.TaskIDs) == 0 {
-			return invalid("targetMsgkey", "revoke needs targetMsgkey (pairs sent with PushTemplate) and/or taskIds (PushMultiple tasks)")
+			return invalid("targetMsgkey", "revoke needs targetMsgkey (pairs sent with PushTemplate or PushSimple) and/or taskIds (PushMultiple or PushBroadcast tasks)")
 		}
 		if err := checkPairs(a.TargetMsgkey); err != nil {
 			return err

@@ -21,7 +21,11 @@ var fieldNames = []string{
 	"transparentMessagePayload", "thirdChannelCategory", "notifyLevel", "activityContentState",
 	"classification", "notifyType", "transparentMessageUrgency", "smsSignName", "smsTemplateCode",
 	"miChannelId", "activityEvent", "channelId", "tenantId", "strategyType", "smsStrategy", "dismissalDate",
+	"pushAction", "silent", "title", "content", "pushStyle", "imageUrls", "iconUrls", "uri", "broadcast",
 }
+
+// broadcastFields are the fields of the broadcast object.
+var broadcastFields = []string{"msgKey", "pushStatus", "bindPeriod", "unBindPeriod", "androidChannel"}
 
 // targetMsgFields are the fields of one element of targetMsgs.
 var targetMsgFields = []string{"target", "msgKey", "templateKeyValue", "extendedParams"}
@@ -152,6 +156,24 @@ func (j *Job) set(key string, raw json.RawMessage, seen map[string]bool) error {
 		j.NotifyLevel, err = parseObject(key, raw)
 	case "activityContentState":
 		j.ActivityContentState, err = parseObject(key, raw)
+	case "pushAction":
+		j.PushAction, err = parseIntPtr(key, raw)
+	case "silent":
+		j.Silent, err = parseIntPtr(key, raw)
+	case "title":
+		j.Title, err = parseString(key, raw)
+	case "content":
+		j.Content, err = parseString(key, raw)
+	case "pushStyle":
+		j.PushStyle, err = parseIntPtr(key, raw)
+	case "imageUrls":
+		j.ImageUrls, err = parseObject(key, raw)
+	case "iconUrls":
+		j.IconUrls, err = parseObject(key, raw)
+	case "uri":
+		j.URI, err = parseString(key, raw)
+	case "broadcast":
+		j.Broadcast, err = parseBroadcast(key, raw)
 	default:
 		return unknownField(key)
 	}
@@ -644,4 +666,46 @@ func (m *TargetMsg) set(path string, raw json.RawMessage) error {
 		}
 	}
 	return first
+}
+
+// parseBroadcast reads the broadcast object strictly: its known fields only,
+// errors named "broadcast.<field>". On an error about one field it still
+// returns the object, so that the job reads as a broadcast.
+func parseBroadcast(field string, raw json.RawMessage) (*Broadcast, error) {
+	if kindOf(raw) != "an object" {
+		return nil, invalid(field, "must be an object {msgKey, pushStatus, bindPeriod, unBindPeriod, androidChannel}, not "+kindOf(raw))
+	}
+	members, err := parseMembers(raw)
+	if err != nil {
+		return nil, invalid(field, "not valid JSON: "+err.Error())
+	}
+	b := &Broadcast{}
+	seen := make(map[string]bool, len(members))
+	var first error
+	for _, m := range members {
+		name := field + "." + m.key
+		var err error
+		switch {
+		case seen[m.key]:
+			err = invalid(name, "field given more than once")
+		case isNull(m.value):
+		case m.key == "msgKey":
+			b.MsgKey, err = parseString(name, m.value)
+		case m.key == "pushStatus":
+			b.PushStatus, err = parseIntPtr(name, m.value)
+		case m.key == "bindPeriod":
+			b.BindPeriod, err = parseIntPtr(name, m.value)
+		case m.key == "unBindPeriod":
+			b.UnBindPeriod, err = parseIntPtr(name, m.value)
+		case m.key == "androidChannel":
+			b.AndroidChannel, err = parseIntPtr(name, m.value)
+		default:
+			err = unknownFieldOf(name, m.key, broadcastFields)
+		}
+		seen[m.key] = true
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return b, first
 }

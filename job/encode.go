@@ -78,6 +78,31 @@ func (j *Job) Encode() ([]byte, error) {
 	opt("strategyType", j.StrategyType)
 	opt("smsStrategy", j.SmsStrategy)
 	opt("dismissalDate", j.DismissalDate)
+	opt("pushAction", j.PushAction)
+	opt("silent", j.Silent)
+	str("title", j.Title, true)
+	str("content", j.Content, true)
+	opt("pushStyle", j.PushStyle)
+	obj("imageUrls", j.ImageUrls)
+	obj("iconUrls", j.IconUrls)
+	str("uri", j.URI, true)
+	if bc := j.Broadcast; bc != nil {
+		b = appendName(b, "broadcast", &first)
+		b = append(b, '{')
+		inner := true
+		b = appendName(b, "msgKey", &inner)
+		b = appendString(b, bc.MsgKey)
+		for _, f := range []struct {
+			name string
+			v    *int64
+		}{{"pushStatus", bc.PushStatus}, {"bindPeriod", bc.BindPeriod}, {"unBindPeriod", bc.UnBindPeriod}, {"androidChannel", bc.AndroidChannel}} {
+			if f.v != nil {
+				b = appendName(b, f.name, &inner)
+				b = strconv.AppendInt(b, *f.v, 10)
+			}
+		}
+		b = append(b, '}')
+	}
 	return append(b, '}'), nil
 }
 

@@ -112,6 +112,20 @@ func randomJob(rng *rand.Rand) *Job {
 	if rng.IntN(2) == 0 {
 		j.TemplateKeyValue = ObjectOf([]string{str()}, []string{str()})
 	}
+	if rng.IntN(2) == 0 {
+		j.Title, j.Content, j.URI = str(), maybe(), maybe()
+		j.PushStyle, j.PushAction, j.Silent = Int64(rng.Int64N(3)), Int64(rng.Int64N(2)), Int64(rng.Int64N(2))
+		j.ImageUrls = ObjectOf([]string{str()}, []string{str()})
+	}
+	if rng.IntN(3) == 0 {
+		j.Broadcast = &Broadcast{MsgKey: str()}
+		if rng.IntN(2) == 0 {
+			j.Broadcast.PushStatus, j.Broadcast.UnBindPeriod = Int64(rng.Int64N(3)), Int64(-rng.Int64())
+		}
+		if rng.IntN(2) == 0 {
+			j.Broadcast.BindPeriod, j.Broadcast.AndroidChannel = Int64(rng.Int64()), Int64(0)
+		}
+	}
 	if rng.IntN(3) == 0 {
 		at := time.Unix(rng.Int64N(1<<32), rng.Int64N(1e9)).In(time.FixedZone("x", 3600*int(rng.Int64N(24)-12)))
 		j.NotAfter = &at

@@ -1,7 +1,8 @@
 // Package job holds the public push job and result types of the mPaaS push worker:
 // what producers publish to push.jobs.*, what result consumers read from push.results.>,
 // the validation every job passes before a single push is sent, and chunking into
-// calls: at most ten targets for PushTemplate, a hundred for PushMultiple.
+// calls: at most ten targets for PushTemplate and PushSimple, a hundred for
+// PushMultiple, one call for a whole PushBroadcast.
 //
 // Programs outside this module import it to build jobs and read results.
 package job
@@ -20,11 +21,20 @@ const MaxTargetsPerCall = 10
 const MaxTargetsPerMultipleCall = 100
 
 // The mPaaS actions a job's calls use: a targetMsgkey job is sent with
-// PushTemplate, a targetMsgs job with PushMultiple.
+// PushTemplate, a targetMsgs job with PushMultiple, a targetMsgkey job with a
+// title and content and no templateName with PushSimple, and a broadcast job
+// with PushBroadcast.
 const (
-	APITemplate = "PushTemplate"
-	APIMultiple = "PushMultiple"
+	APITemplate  = "PushTemplate"
+	APIMultiple  = "PushMultiple"
+	APISimple    = "PushSimple"
+	APIBroadcast = "PushBroadcast"
 )
+
+// BroadcastTarget is the target of a broadcast's one pair, (appId, workspaceId,
+// BroadcastTarget, msgKey): what the dedupe store claims, so that a broadcast
+// goes out at most once per msgKey.
+const BroadcastTarget = "broadcast"
 
 // The mPaaS actions of admin jobs' calls (see Admin), as a result's api names them.
 const (
@@ -78,6 +88,33 @@ type Job struct {
 	StrategyType  *int64 `json:"strategyType,omitempty"`
 	SmsStrategy   *int64 `json:"smsStrategy,omitempty"`
 	DismissalDate *int64 `json:"dismissalDate,omitempty"`
+
+	// PushAction and Silent: PushSimple, PushBroadcast (and the typed requests
+	// of the other two actions) take them.
+	PushAction *int64 `json:"pushAction,omitempty"`
+	Silent     *int64 `json:"silent,omitempty"`
+
+	// A PushSimple job (no templateName): free text and how it shows.
+	Title     string `json:"title,omitempty"`
+	Content   string `json:"content,omitempty"`
+	PushStyle *int64 `json:"pushStyle,omitempty"`
+	ImageUrls Object `json:"imageUrls,omitempty"`
+	IconUrls  Object `json:"iconUrls,omitempty"`
+	URI       string `json:"uri,omitempty"`
+
+	// Broadcast makes the job a PushBroadcast to every device of the app: it
+	// carries no targets.
+	Broadcast *Broadcast `json:"broadcast,omitempty"`
+}
+
+// Broadcast is what a PushBroadcast job sends besides the template: its msgKey
+// (the business's own id of the broadcast, required) and which devices.
+type Broadcast struct {
+	MsgKey         string `json:"msgKey"`
+	PushStatus     *int64 `json:"pushStatus,omitempty"` // 0 bound devices, 1 all, 2 unbound
+	BindPeriod     *int64 `json:"bindPeriod,omitempty"`
+	UnBindPeriod   *int64 `json:"unBindPeriod,omitempty"`
+	AndroidChannel *int64 `json:"androidChannel,omitempty"`
 }
 
 // encode marshals v without HTML escaping.
@@ -99,30 +136,58 @@ func (j *Job) Scheduled() bool {
 
 // Multiple reports whether the job carries targetMsgs, each target with its own
 // values: its calls use PushMultiple.
-func (j *Job) Multiple() bool { return len(j.TargetMsgs) > 0 }
+func (j *Job) Multiple() bool { return len(j.TargetMsgs) > 0 && j.Broadcast == nil }
 
-// API is the mPaaS action of the job's calls.
+// Simple reports a PushSimple job: free text (title, content) instead of a
+// template, for targetMsgkey targets.
+func (j *Job) Simple() bool {
+	return j.TemplateName == "" && j.Broadcast == nil && len(j.TargetMsgs) == 0 && (j.Title != "" || j.Content != "")
+}
+
+// IsBroadcast reports a PushBroadcast job: every device of the app, one call.
+func (j *Job) IsBroadcast() bool { return j.Broadcast != nil }
+
+// API is the mPaaS action of the job's calls: the job's kind decides it.
 func (j *Job) API() string {
-	if j.Multiple() {
+	switch {
+	case j.IsBroadcast():
+		return APIBroadcast
+	case j.Multiple():
 		return APIMultiple
+	case j.Simple():
+		return APISimple
 	}
 	return APITemplate
 }
 
-// CallSize is how many targets one call of this job takes at most.
+// CallSize is how many targets one call of this job takes at most; a
+// broadcast's one call takes its one pair.
 func (j *Job) CallSize() int {
-	if j.Multiple() {
+	switch {
+	case j.IsBroadcast():
+		return 1
+	case j.Multiple():
 		return MaxTargetsPerMultipleCall
 	}
 	return MaxTargetsPerCall
 }
 
-// TargetCount is the number of targets the job carries, of either kind.
-func (j *Job) TargetCount() int { return len(j.TargetMsgkey) + len(j.TargetMsgs) }
+// TargetCount is the number of targets the job carries, of either kind; a
+// broadcast counts as one.
+func (j *Job) TargetCount() int {
+	if j.IsBroadcast() {
+		return 1
+	}
+	return len(j.TargetMsgkey) + len(j.TargetMsgs)
+}
 
 // Pairs are the job's target→msgKey pairs in order, of either kind: what the
-// dedupe store claims and a result reports. For a targetMsgs job it is a new slice.
+// dedupe store claims and a result reports. For a targetMsgs job it is a new
+// slice; a broadcast's one pair is (BroadcastTarget, its msgKey).
 func (j *Job) Pairs() Targets {
+	if j.IsBroadcast() {
+		return Targets{{Target: BroadcastTarget, MsgKey: j.Broadcast.MsgKey}}
+	}
 	if !j.Multiple() {
 		return j.TargetMsgkey
 	}
@@ -166,6 +231,9 @@ func (j *Job) Messages(targets Targets) (msgs []TargetMsg, ok bool) {
 // its values: a dead letter of its failed targets replays as the same kind of job.
 func (j *Job) Only(targets Targets) *Job {
 	c := *j
+	if j.IsBroadcast() {
+		return &c // its one pair is its msgKey
+	}
 	if !j.Multiple() {
 		c.TargetMsgkey = targets
 		return &c

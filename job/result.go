@@ -33,7 +33,7 @@ type Result struct {
 	AppID       string        `json:"appId"`
 	WorkspaceID string        `json:"workspaceId"`
 	TaskName    string        `json:"taskName"`
-	API         string        `json:"api,omitempty"`      // the mPaaS action of the job's calls: APITemplate or APIMultiple; absent when rejected
+	API         string        `json:"api,omitempty"`      // the mPaaS action of the job's calls: APITemplate, APIMultiple, APISimple or APIBroadcast; absent when rejected
 	Campaign    string        `json:"campaign,omitempty"` // the job's campaign (bulk lane); absent for event jobs
 	Targets     int           `json:"targets"`
 	Sent        int           `json:"sent"`
@@ -56,7 +56,8 @@ type Result struct {
 }
 
 // ChunkResult is one mPaaS call that ended a job's chunk. TargetMsgkey lists its
-// targets (up to 100 for PushMultiple, without their values).
+// targets (up to 100 for PushMultiple, without their values; none for
+// PushBroadcast, whose one call counts as one target).
 type ChunkResult struct {
 	TargetMsgkey  Targets `json:"targetMsgkey"`
 	Status        string  `json:"status"` // ChunkSent or ChunkFailed
@@ -96,16 +97,21 @@ func NewResult(j *Job, deliveries int, startedAt time.Time) *Result {
 }
 
 // AddChunk records a call that ended: its targets count as sent or failed. A
-// result begun by NewResult stamps the job's strategyType on the chunk.
+// result begun by NewResult stamps the job's strategyType on the chunk. A
+// broadcast's chunk lists no target and counts as one.
 func (r *Result) AddChunk(c ChunkResult) {
 	if c.StrategyType == 0 {
 		c.StrategyType = r.strategyType
 	}
+	n := len(c.TargetMsgkey)
+	if r.API == APIBroadcast {
+		c.TargetMsgkey, n = Targets{}, 1
+	}
 	r.Chunks = append(r.Chunks, c)
 	if c.Status == ChunkSent {
-		r.Sent += len(c.TargetMsgkey)
+		r.Sent += n
 	} else {
-		r.Failed += len(c.TargetMsgkey)
+		r.Failed += n
 	}
 }
 

@@ -97,7 +97,7 @@ func ValidJobID(id string) bool {
 func (j *Job) Validate(r Rules) error {
 	r = r.withDefaults()
 	checks := []func(Rules) error{
-		j.checkEnvelope, j.checkRequired, j.checkEnums, j.checkTargets,
+		j.checkEnvelope, j.checkKind, j.checkRequired, j.checkEnums, j.checkTargets,
 		j.checkMultiple, j.checkSMS, j.checkStrategy, j.checkExtras,
 	}
 	for _, check := range checks {
@@ -120,11 +120,14 @@ func (j *Job) checkEnvelope(r Rules) error {
 
 func (j *Job) checkRequired(Rules) error {
 	for _, f := range []struct{ name, value string }{
-		{"taskName", j.TaskName}, {"appId", j.AppID}, {"workspaceId", j.WorkspaceID}, {"templateName", j.TemplateName},
+		{"taskName", j.TaskName}, {"appId", j.AppID}, {"workspaceId", j.WorkspaceID},
 	} {
 		if strings.TrimSpace(f.value) == "" {
 			return invalid(f.name, "required")
 		}
+	}
+	if !j.Simple() && strings.TrimSpace(j.TemplateName) == "" {
+		return invalid("templateName", "required (a PushSimple job carries title and content instead, and no templateName)")
 	}
 	if !deliveryTypes[j.DeliveryType] {
 		if j.DeliveryType == 0 {
@@ -171,6 +174,9 @@ func (j *Job) checkEnums(Rules) error {
 }
 
 func (j *Job) checkTargets(r Rules) error {
+	if j.IsBroadcast() {
+		return nil // checkKind: a broadcast carries no targets
+	}
 	field := "targetMsgkey"
 	switch {
 	case len(j.TargetMsgkey) > 0 && len(j.TargetMsgs) > 0:
@@ -315,6 +321,153 @@ func (j *Job) checkExtras(Rules) error {
 	}
 	if j.DismissalDate != nil && *j.DismissalDate <= 0 {
 		return invalid("dismissalDate", "must be a positive Unix time in seconds")
+	}
+	return nil
+}
+
+var (
+	// PushSimple has no Live Activity targets (5, 6).
+	simpleDeliveryTypes = map[int64]bool{1: true, 2: true, 3: true, 7: true}
+	// PushBroadcast goes to devices: Android, iOS, HarmonyOS.
+	broadcastDeliveryTypes = map[int64]bool{1: true, 2: true, 7: true}
+)
+
+// optionalField is a parameter a job may carry, and whether it does: what
+// checkKind holds to the parameters each mPaaS action takes.
+type optionalField struct {
+	name    string
+	present bool
+}
+
+// templateOnly are the parameters that PushTemplate (and some PushMultiple)
+// take and neither PushSimple nor PushBroadcast does.
+func (j *Job) templateOnly() []optionalField {
+	return []optionalField{
+		{"transparentMessagePayload", len(j.TransparentMessagePayload) > 0},
+		{"transparentMessageUrgency", j.TransparentMessageUrgency != ""},
+		{"thirdChannelCategory", len(j.ThirdChannelCategory) > 0},
+		{"notifyLevel", len(j.NotifyLevel) > 0},
+		{"miChannelId", j.MiChannelID != ""},
+		{"activityEvent", j.ActivityEvent != ""},
+		{"activityContentState", len(j.ActivityContentState) > 0},
+		{"dismissalDate", j.DismissalDate != nil},
+		{"channelId", j.ChannelID != ""},
+		{"tenantId", j.TenantID != ""},
+	}
+}
+
+// simpleOnly are PushSimple's own parameters.
+func (j *Job) simpleOnly() []optionalField {
+	return []optionalField{
+		{"title", j.Title != ""}, {"content", j.Content != ""}, {"pushStyle", j.PushStyle != nil},
+		{"imageUrls", len(j.ImageUrls) > 0}, {"iconUrls", len(j.IconUrls) > 0}, {"uri", j.URI != ""},
+	}
+}
+
+func refuse(fields []optionalField, why string) error {
+	for _, f := range fields {
+		if f.present {
+			return invalid(f.name, why)
+		}
+	}
+	return nil
+}
+
+// checkKind holds the job to the parameters of its action (interface §8): a
+// broadcast, a PushSimple job (title and content, no templateName) or a
+// template job (PushTemplate, PushMultiple).
+func (j *Job) checkKind(Rules) error {
+	if err := zeroOrOne("pushAction", j.PushAction); err != nil {
+		return err
+	}
+	if err := zeroOrOne("silent", j.Silent); err != nil {
+		return err
+	}
+	switch {
+	case j.IsBroadcast():
+		return j.checkBroadcast()
+	case j.TemplateName == "" && (j.Title != "" || j.Content != ""):
+		return j.checkSimple()
+	}
+	return refuse(j.simpleOnly(), "only for a PushSimple job, which carries title and content and no templateName")
+}
+
+// zeroOrOne: pushAction (0 open the app, 1 open uri) and silent (0 or 1).
+func zeroOrOne(field string, v *int64) error {
+	if v != nil && *v != 0 && *v != 1 {
+		return invalid(field, fmt.Sprintf("must be 0 or 1, not %d", *v))
+	}
+	return nil
+}
+
+func (j *Job) checkSimple() error {
+	const why = "not a parameter of PushSimple (a job with title and content and no templateName)"
+	switch {
+	case len(j.TargetMsgs) > 0:
+		return invalid("targetMsgs", why+": it takes targetMsgkey")
+	case strings.TrimSpace(j.Title) == "":
+		return invalid("title", "required for a PushSimple job (content without templateName)")
+	case strings.TrimSpace(j.Content) == "":
+		return invalid("content", "required for a PushSimple job (title without templateName)")
+	case len(j.TemplateKeyValue) > 0:
+		return invalid("templateKeyValue", why+": it has no template")
+	case j.DeliveryType != 0 && !simpleDeliveryTypes[j.DeliveryType]:
+		return invalid("deliveryType", fmt.Sprintf("must be 1, 2, 3 or 7 for a PushSimple job (no Live Activity targets), not %d", j.DeliveryType))
+	}
+	if err := refuse(j.templateOnly(), why); err != nil {
+		return err
+	}
+	if j.PushStyle != nil {
+		switch *j.PushStyle {
+		case 0, 1:
+		case 2:
+			if len(j.ImageUrls) == 0 {
+				return invalid("imageUrls", "required when pushStyle is 2 (image)")
+			}
+		default:
+			return invalid("pushStyle", fmt.Sprintf("must be 0 (default), 1 (big text) or 2 (image), not %d", *j.PushStyle))
+		}
+	}
+	return nil
+}
+
+func (j *Job) checkBroadcast() error {
+	const why = "not a parameter of PushBroadcast (a job with broadcast)"
+	b := j.Broadcast
+	switch {
+	case len(j.TargetMsgkey) > 0:
+		return invalid("targetMsgkey", "not with broadcast: a broadcast goes to every device of the app")
+	case len(j.TargetMsgs) > 0:
+		return invalid("targetMsgs", "not with broadcast: a broadcast goes to every device of the app")
+	case strings.TrimSpace(b.MsgKey) == "":
+		return invalid("broadcast.msgKey", "required: the broadcast's own id, which it is sent at most once under")
+	case j.DeliveryType != 0 && !broadcastDeliveryTypes[j.DeliveryType]:
+		return invalid("deliveryType", fmt.Sprintf("must be 1 (Android), 2 (iOS) or 7 (HarmonyOS) for a broadcast, not %d", j.DeliveryType))
+	case j.SmsStrategy != nil && *j.SmsStrategy != 0:
+		return invalid("smsStrategy", "must be 0 or absent: PushBroadcast has no SMS fallback")
+	case j.SmsSignName != "":
+		return invalid("smsSignName", why+": it has no SMS fallback")
+	case j.SmsTemplateCode != "":
+		return invalid("smsTemplateCode", why+": it has no SMS fallback")
+	case len(j.SmsTemplateParam) > 0:
+		return invalid("smsTemplateParam", why+": it has no SMS fallback")
+	}
+	if err := refuse(j.simpleOnly(), why); err != nil {
+		return err
+	}
+	if err := refuse(j.templateOnly(), why); err != nil {
+		return err
+	}
+	if b.PushStatus != nil && (*b.PushStatus < 0 || *b.PushStatus > 2) {
+		return invalid("broadcast.pushStatus", fmt.Sprintf("must be 0 (bound devices), 1 (all) or 2 (unbound), not %d", *b.PushStatus))
+	}
+	for _, f := range []struct {
+		name string
+		v    *int64
+	}{{"broadcast.bindPeriod", b.BindPeriod}, {"broadcast.unBindPeriod", b.UnBindPeriod}, {"broadcast.androidChannel", b.AndroidChannel}} {
+		if f.v != nil && *f.v < 0 {
+			return invalid(f.name, fmt.Sprintf("must not be negative, not %d", *f.v))
+		}
 	}
 	return nil
 }

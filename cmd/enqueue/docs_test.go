@@ -112,7 +112,7 @@ func subcommandOf(args []string) (string, []string, bool) {
 		return "publish", nil, true
 	}
 	switch first := args[0]; first {
-	case "publish", "status", "repair", "result", "console", "load", "revoke":
+	case "publish", "broadcast", "status", "repair", "result", "console", "load", "revoke":
 		return first, args[1:], true
 	case "dlq", "campaign", "scheduled":
 		if len(args) == 1 {

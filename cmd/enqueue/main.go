@@ -1,6 +1,7 @@
 // Command enqueue publishes push jobs to JetStream and inspects the queue:
 //
 //	enqueue [publish] [--subject S] [--wait] FILE...   publish jobs (a JSON object, or JSON Lines)
+//	enqueue broadcast --campaign NAME (flags | FILE) [--yes]   publish a broadcast (PushBroadcast: every device of the app)
 //	enqueue load --campaign ID [settings] FILE          load a campaign (CSV or JSON Lines) onto the bulk lane
 //	enqueue status                                     jobs waiting and in flight per lane, dead letters, results, orphans
 //	enqueue repair [--yes]                             remove the orphaned messages a 2.9 server's crash left
@@ -50,6 +51,15 @@ const usage = `Usage:
       error, reported once as FILE:LINE:COLUMN.
       Jobs are validated first; a job without jobId gets one. Nats-Msg-Id = jobId.
       --wait prints each job's result and exits 1 unless every job succeeded.
+  enqueue broadcast --campaign NAME --app-id ID --workspace-id ID --template NAME [--values JSON]
+                    --msg-key KEY --delivery-type 1|2|7 [--expired-seconds 86400] [--task-name …]
+                    [--push-status 0|1|2] [--job-id ID] [--yes] [--wait] [--timeout 2m]
+  enqueue broadcast --campaign NAME [--yes] [--wait] FILE
+      Publish a broadcast (PushBroadcast: every device of the app, one call) on the campaign's
+      bulk lane, built from the flags or read from FILE (one JSON job with a "broadcast" object).
+      It goes out at most once per msgKey; the job id derives from the app, workspace and msgKey
+      unless --job-id. It shows the broadcast and asks on a terminal; without one it needs --yes.
+      "enqueue revoke --campaign NAME" takes it back (RevokePushTask).
   enqueue load --campaign ID [--api auto|multiple|template] [--settings campaign.json]
                [--app-id …] [--workspace-id …] [--template …] [--delivery-type N]
                [--expired-seconds N] [--task-name …] [--group-size 1000] [--window 20000]
@@ -94,8 +104,9 @@ const usage = `Usage:
   enqueue dlq purge (--campaign C | --error TEXT | --reason R) [--yes]
       Remove every dead letter that matches; asks on a terminal, and needs --yes without one.
   enqueue revoke (--campaign NAME | JOB-ID...) [--dry-run] [--timeout 10m]
-      Take back what the stored results say was sent now: PushTemplate pairs (RevokePushMessage) and
-      PushMultiple tasks (RevokePushTask), as admin jobs the workers run under the rate limit.
+      Take back what the stored results say was sent now: PushTemplate and PushSimple pairs
+      (RevokePushMessage), PushMultiple and PushBroadcast tasks (RevokePushTask), as admin jobs the
+      workers run under the rate limit.
       A chunk with strategyType 1 or 2 was scheduled: revoke leaves it to "scheduled cancel"
       (never judged by the form of its id; results stored before chunks carried strategyType
       read as not scheduled). mPaaS revokes only pushes of the last 7 days; older ones fail
@@ -192,6 +203,7 @@ type command struct {
 // subcommands add their own flags to a FlagSet of their own (see each one's file).
 var subcommands = map[string]func(fs *flag.FlagSet) command{
 	"publish":    publishFlags,
+	"broadcast":  broadcastFlags,
 	"load":       loadFlagSet,
 	"status":     statusFlags,
 	"repair":     repairFlags,
@@ -220,7 +232,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	name := "publish"
 	if len(args) > 0 {
 		switch args[0] {
-		case "publish", "status", "repair", "result", "console", "load", "revoke":
+		case "publish", "broadcast", "status", "repair", "result", "console", "load", "revoke":
 			name, args = args[0], args[1:]
 		case "dlq", "campaign", "scheduled":
 			if len(args) < 2 || subcommands[args[0]+" "+args[1]] == nil {

@@ -39,13 +39,19 @@ func (e *env) publish(subject string, files []string, wait bool, timeout time.Du
 	if e.topo.Lane(subject) == "" {
 		return fmt.Errorf("--subject %q: want push.jobs.NAME (default lane) or push.jobs.bulk.NAME… (bulk lane)", subject)
 	}
-	p, err := producer.New(e.nc, producer.WithTopology(e.topo))
-	if err != nil {
-		return err
-	}
 	jobs, bad := e.readJobs(files)
 	if len(jobs) == 0 {
 		return fmt.Errorf("no valid job to publish (%d rejected)", bad)
+	}
+	return e.publishJobs(subject, jobs, bad, wait, timeout)
+}
+
+// publishJobs publishes valid jobs (bad others were rejected before) and, with
+// wait, prints each job's result and fails unless every job succeeded.
+func (e *env) publishJobs(subject string, jobs []*job.Job, bad int, wait bool, timeout time.Duration) error {
+	p, err := producer.New(e.nc, producer.WithTopology(e.topo))
+	if err != nil {
+		return err
 	}
 	var results jetstream.Consumer
 	if wait {

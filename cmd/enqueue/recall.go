@@ -92,7 +92,7 @@ func (e *env) printPlan(p *ops.RecallPlan) {
 		fmt.Fprintf(e.stdout, "  %d scheduled chunks left alone (strategyType 1 or 2): use 'enqueue scheduled cancel' for the tasks not run yet\n", p.Scheduled)
 	}
 	if p.NoTaskID > 0 {
-		fmt.Fprintf(e.stdout, "  %d PushMultiple chunks left alone: mPaaS answered no task id\n", p.NoTaskID)
+		fmt.Fprintf(e.stdout, "  %d PushMultiple or PushBroadcast chunks left alone: mPaaS answered no task id\n", p.NoTaskID)
 	}
 }
 

@@ -211,7 +211,7 @@ func TestNothingToRecallIsExitOne(t *testing.T) {
 		args []string
 		says string
 	}{
-		{[]string{"revoke", "--campaign", "later"}, "1 stored push results of campaign later, with no PushTemplate pair or PushMultiple task sent now (not scheduled): nothing to revoke (1 scheduled chunks: use 'enqueue scheduled cancel')."},
+		{[]string{"revoke", "--campaign", "later"}, "1 stored push results of campaign later, with no PushTemplate or PushSimple pair, nor PushMultiple or PushBroadcast task, sent now (not scheduled): nothing to revoke (1 scheduled chunks: use 'enqueue scheduled cancel')."},
 		{[]string{"revoke", "--campaign", "never", "--dry-run"}, "no stored push result of campaign never, so there is nothing to revoke."},
 		{[]string{"scheduled", "cancel", "nosuchjob"}, "no stored push result of job nosuchjob, so there is nothing to cancel."},
 	} {

@@ -27,17 +27,23 @@ const (
 
 // The actions the emulator serves.
 const (
-	actionTemplate = "PushTemplate"
-	actionMultiple = "PushMultiple"
+	actionTemplate  = "PushTemplate"
+	actionMultiple  = "PushMultiple"
+	actionSimple    = "PushSimple"
+	actionBroadcast = "PushBroadcast"
 )
+
+// pushActions are the push actions: recorded, and checked by checkParams.
+var pushActions = map[string]bool{actionTemplate: true, actionMultiple: true, actionSimple: true, actionBroadcast: true}
 
 type pushParams struct {
 	api            string
 	app, workspace string
 	targets        []target
 	scheduled      bool
-	strategy       int   // StrategyType
-	runAt, until   int64 // a scheduled call's first run and (recurring) last day, Unix ms
+	strategy       int    // StrategyType
+	runAt, until   int64  // a scheduled call's first run and (recurring) last day, Unix ms
+	msgKey         string // a broadcast's Msgkey
 }
 
 // target is one pair a call delivers, with the values it was delivered with.
@@ -48,6 +54,9 @@ type target struct{ target, msgKey, values, extended string }
 var required = map[string][]string{
 	actionTemplate: {"TaskName", "AppId", "WorkspaceId", "DeliveryType", "TargetMsgkey", "ExpiredSeconds", "TemplateName"},
 	actionMultiple: {"TaskName", "AppId", "WorkspaceId", "DeliveryType", "TargetMsg.1.Target", "ExpiredSeconds", "TemplateName"},
+	actionSimple:   {"TaskName", "AppId", "WorkspaceId", "DeliveryType", "TargetMsgkey", "ExpiredSeconds", "Title", "Content"},
+	// The SDK spells it Msgkey (PushMultiple's element says MsgKey).
+	actionBroadcast: {"TaskName", "AppId", "WorkspaceId", "DeliveryType", "Msgkey", "ExpiredSeconds", "TemplateName"},
 }
 
 // missingParam is the gateway's check of the mandatory parameters.
@@ -92,12 +101,18 @@ var (
 // answers as mPaaS does: HTTP 200 with a failure code.
 func (s *Server) checkParams(action string, form map[string]string, now time.Time) (*pushParams, *bizError) {
 	types := deliveryTypes
-	if action == actionMultiple {
+	switch action {
+	case actionMultiple:
 		types = multipleDeliveryTypes
 		for _, name := range notMultiple {
 			if _, ok := form[name]; ok {
 				return nil, invalidParam("%s is not a parameter of PushMultiple", name)
 			}
+		}
+	case actionSimple, actionBroadcast:
+		var berr *bizError
+		if types, berr = checkOwnParams(action, form); berr != nil {
+			return nil, berr
 		}
 	}
 	if !types[form["DeliveryType"]] {
@@ -148,9 +163,15 @@ func (s *Server) checkParams(action string, form map[string]string, now time.Tim
 		p.runAt, p.until = int64(max(fixed, startAt)), int64(max(fixed, end))
 	}
 	var berr *bizError
-	if action == actionMultiple {
+	switch action {
+	case actionMultiple:
 		p.targets, berr = s.targetMsgs(form)
-	} else {
+	case actionSimple:
+		p.targets, berr = simpleTargets(form, objects)
+	case actionBroadcast:
+		p.msgKey = form["Msgkey"]
+		berr = s.checkTemplate(form["TemplateName"], objects["TemplateKeyValue"], "")
+	default:
 		p.targets, berr = s.templateTargets(form, objects)
 	}
 	if berr != nil {

@@ -37,12 +37,13 @@ const (
 	codeSchedulerNotExist = "3053" // no pending scheduled task with that id (the emulator's choice)
 	defaultSchedulerPage  = 500
 	pushTaskIDBase        = 90000000
-	scheduledTypeTemplate = 1
-	scheduledTypeMultiple = 2
 	executedStatusWaiting = "0"
 )
 
-// pushTask is an immediate PushMultiple call's task.
+// scheduledType is QueryPushSchedulerList's Type of each push action's tasks.
+var scheduledType = map[string]int{actionSimple: 0, actionTemplate: 1, actionMultiple: 2, actionBroadcast: 3}
+
+// pushTask is an immediate PushMultiple or PushBroadcast call's task.
 type pushTask struct {
 	app, workspace string
 	at             time.Time
@@ -82,13 +83,10 @@ func (s *Server) accept(p *pushParams, now time.Time) (string, *bizError) {
 			return "", &bizError{code: codeTooManyScheduled, message: fmt.Sprintf("SCHEDULED_TASK_LIMIT: %d tasks pending", pending)}
 		}
 		data = newTaskID()
-		typ := scheduledTypeTemplate
-		if p.api == actionMultiple {
-			typ = scheduledTypeMultiple
-		}
+		typ := scheduledType[p.api]
 		s.scheduled[data] = &scheduledTask{id: data, app: p.app, workspace: p.workspace, typ: typ, strategy: p.strategy,
 			created: now, runAt: p.runAt, until: p.until}
-	case p.api == actionMultiple:
+	case p.api == actionMultiple || p.api == actionBroadcast:
 		s.pushTasks++
 		data = strconv.FormatInt(pushTaskIDBase+s.pushTasks, 10)
 		if s.cfg.HexTaskIDs {
@@ -98,6 +96,9 @@ func (s *Server) accept(p *pushParams, now time.Time) (string, *bizError) {
 		s.tasks[data] = &pushTask{app: p.app, workspace: p.workspace, at: now}
 	case s.cfg.HexTaskIDs:
 		data = newTaskID() // an immediate PushTemplate's; revoked per pair, never as a task
+	}
+	if p.api == actionBroadcast {
+		s.broadcasts[pairKey{p.app, p.workspace, "", p.msgKey}]++
 	}
 	s.apiStatsLocked(p.api).Deliveries += len(p.targets)
 	s.countLocked(p.api, p.app, p.workspace, data, len(p.targets), now)
@@ -154,8 +155,8 @@ func (s *Server) revokeMessage(form map[string]string, now time.Time) *bizError 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := s.delivered[pairKey{form["AppId"], form["WorkspaceId"], form["TargetId"], form["MessageId"]}]
-	if d == nil || d.api != actionTemplate || now.Sub(d.at) > RevokeWindow {
-		return &bizError{code: codeNotRevocable, message: "MESSAGE_NOT_REVOCABLE: no PushTemplate push of this message to this target in the last 7 days"}
+	if d == nil || d.api != actionTemplate && d.api != actionSimple || now.Sub(d.at) > RevokeWindow {
+		return &bizError{code: codeNotRevocable, message: "MESSAGE_NOT_REVOCABLE: no PushTemplate or PushSimple push of this message to this target in the last 7 days"}
 	}
 	// Revoking a revoked message again is answered OK (what mPaaS answers is not
 	// documented); the pair counts as revoked once, the calls each.

@@ -1,5 +1,5 @@
-// Package mpaassim is a stand-in for the mPaaS PushTemplate and PushMultiple
-// endpoints: it verifies the request signature, checks the parameters as the API
+// Package mpaassim is a stand-in for the mPaaS push endpoints (PushTemplate,
+// PushMultiple, PushSimple, PushBroadcast) and the recall ones: it verifies the request signature, checks the parameters as the API
 // document and metadata say, answers in mPaaS's shapes, injects faults on demand
 // and records every delivered (app, workspace, target, msgKey) with the values it
 // was delivered with. The project's tests, dev mode and benchmarks run
@@ -89,7 +89,8 @@ type Server struct {
 	recent     []Call                    // a ring of the last recentCalls calls
 	next       int                       // where the next call goes in recent once it is full
 	pushTasks  int64                     // push task ids handed out
-	tasks      map[string]*pushTask      // PushMultiple push tasks, by id
+	tasks      map[string]*pushTask      // PushMultiple and PushBroadcast push tasks, by id
+	broadcasts map[pairKey]int           // accepted PushBroadcast calls by (app, workspace, "", Msgkey)
 	scheduled  map[string]*scheduledTask // scheduled tasks, by unique id
 	counted    []countedCall             // accepted push calls, for the analytics
 }
@@ -175,6 +176,7 @@ func (s *Server) resetLocked() {
 	s.stats = counters{byCode: map[string]int64{}, byAPI: map[string]*APIStats{}}
 	s.delivered = map[pairKey]*delivery{}
 	s.tasks = map[string]*pushTask{}
+	s.broadcasts = map[pairKey]int{}
 	s.scheduled = map[string]*scheduledTask{}
 	s.counted = nil
 	s.arrivals = nil
@@ -327,7 +329,7 @@ func randomGatewayFault(f Faults) *apiError {
 func (s *Server) authenticate(r *http.Request, now time.Time) (action string, form map[string]string, err *apiError) {
 	form, err = s.verify(r, now)
 	action = r.URL.Query().Get("Action")
-	if action != actionTemplate && action != actionMultiple && !recallActions[action] {
+	if !pushActions[action] && !recallActions[action] {
 		action = ""
 	}
 	return action, form, err
@@ -348,7 +350,7 @@ func (s *Server) verify(r *http.Request, now time.Time) (form map[string]string,
 			params[k] = v[0]
 		}
 	}
-	if params["Action"] != actionTemplate && params["Action"] != actionMultiple && !recallActions[params["Action"]] {
+	if !pushActions[params["Action"]] && !recallActions[params["Action"]] {
 		return form, &apiError{404, "InvalidApi.NotFound", fmt.Sprintf("Specified api %q is not found.", params["Action"])}
 	}
 	for _, k := range []string{"AccessKeyId", "Signature", "SignatureNonce", "Timestamp", "SignatureMethod", "SignatureVersion"} {

@@ -138,7 +138,12 @@ func TestHandBuiltRequests(t *testing.T) {
 			r.query.Set("AccessKeyId", "nobody")
 			return r.signed("sk")
 		}(), 404, "InvalidAccessKeyId.NotFound"},
-		{"other action", func() request { r := newRequest(now, "n6"); r.query.Set("Action", "PushSimple"); return r.signed("sk") }(), 404, "InvalidApi.NotFound"},
+		{"other action", func() request { r := newRequest(now, "n6"); r.query.Set("Action", "PushByTag"); return r.signed("sk") }(), 404, "InvalidApi.NotFound"},
+		{"PushSimple without Title", func() request {
+			r := newRequest(now, "n6s")
+			r.query.Set("Action", "PushSimple")
+			return r.signed("sk")
+		}(), 400, "MissingTitle"},
 		{"missing AppId", func() request { r := newRequest(now, "n7"); r.form.Del("AppId"); return r.signed("sk") }(), 400, "MissingAppId"},
 		{"unknown template", func() request { r := newRequest(now, "n8"); r.form.Set("TemplateName", "nope"); return r.signed("sk") }(), 200, "3022"},
 		{"template value missing", func() request { r := newRequest(now, "n9"); r.form.Del("TemplateKeyValue"); return r.signed("sk") }(), 200, "3023"},

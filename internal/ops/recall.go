@@ -35,14 +35,14 @@ type RecallPlan struct {
 	// scheduled task's id, which RevokePushTask does not take: scheduled cancel
 	// cancels the tasks that have not run.
 	Scheduled int
-	NoTaskID  int // PushMultiple chunks whose answer carried no task id
+	NoTaskID  int // PushMultiple and PushBroadcast chunks whose answer carried no task id
 }
 
 // RecallSource is what the results of one app, workspace and campaign let a
 // recall take back.
 type RecallSource struct {
 	AppID, WorkspaceID, Campaign string
-	Pairs                        job.Targets // revoke: pairs sent with PushTemplate
+	Pairs                        job.Targets // revoke: pairs sent with PushTemplate or PushSimple
 	TaskIDs                      []string    // revoke: push task ids; cancelScheduled: scheduled task ids
 	Jobs                         int         // admin jobs made of it
 }
@@ -129,7 +129,7 @@ func (p *RecallPlan) nothing() string {
 	}
 	what := "no chunk sent with a scheduled task (strategyType 1 or 2)"
 	if p.Action == job.ActionRevoke {
-		what = "no PushTemplate pair or PushMultiple task sent now (not scheduled)"
+		what = "no PushTemplate or PushSimple pair, nor PushMultiple or PushBroadcast task, sent now (not scheduled)"
 	}
 	s := fmt.Sprintf("%d stored push results of %s, with %s: nothing to %s", p.Results, of, what, verb(p.Action))
 	if p.Scheduled > 0 {
@@ -200,11 +200,11 @@ func (p *RecallPlan) plan(results []job.Result) {
 				}
 			case c.Scheduled():
 				p.Scheduled++
-			case r.API == job.APIMultiple && c.Data == "":
+			case sentAsTask(r.API) && c.Data == "":
 				p.NoTaskID++
-			case r.API == job.APIMultiple:
+			case sentAsTask(r.API):
 				s.TaskIDs = append(s.TaskIDs, c.Data)
-			default:
+			default: // PushTemplate and PushSimple: per pair
 				s.Pairs = append(s.Pairs, c.TargetMsgkey...)
 			}
 		}
@@ -214,6 +214,11 @@ func (p *RecallPlan) plan(results []job.Result) {
 		return len(s.Pairs)+len(s.TaskIDs) == 0
 	})
 }
+
+// sentAsTask: a PushMultiple or PushBroadcast call is one task at mPaaS, which
+// RevokePushTask takes back whole; PushTemplate and PushSimple pushes are
+// revoked per pair.
+func sentAsTask(api string) bool { return api == job.APIMultiple || api == job.APIBroadcast }
 
 func unique(ids []string) []string {
 	seen := map[string]bool{}

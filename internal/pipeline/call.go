@@ -110,7 +110,8 @@ func (p *Pipeline) startNext(ctx context.Context, r *run, cl *claimer) (more boo
 }
 
 // callSpan names a call's span by its action, without a string built per call.
-var callSpan = map[string]string{job.APITemplate: "mpaas " + job.APITemplate, job.APIMultiple: "mpaas " + job.APIMultiple}
+var callSpan = map[string]string{job.APITemplate: "mpaas " + job.APITemplate, job.APIMultiple: "mpaas " + job.APIMultiple,
+	job.APISimple: "mpaas " + job.APISimple, job.APIBroadcast: "mpaas " + job.APIBroadcast}
 
 // send makes the chunk's call until it ends: sent, failed for good, or handed
 // back to a later delivery. It runs in its own goroutine and holds one call slot.
@@ -215,6 +216,18 @@ func (p *Pipeline) decide(ctx context.Context, r *run, c *chunk, out push.CallRe
 // last delivery). It reports whether the chunk has ended.
 func (p *Pipeline) retry(ctx context.Context, r *run, c *chunk, out push.CallResult, t *tries) (done bool) {
 	t.transient++
+	if out.MaybeSent && r.j.IsBroadcast() {
+		// A broadcast goes out at most once: a call that may have gone out is
+		// not made again, and its claim stays, as after a crash (claim.go).
+		r.log.Warn("broadcast call with no answer: not made again; its claim stays", zap.String("code", out.ResultCode))
+		if r.d.Last {
+			c.result = chunkResult(c.targets, out, t.attempts, job.ChunkFailed)
+			c.result.Error = ErrBroadcastHeld
+		} else {
+			c.handed = true
+		}
+		return true
+	}
 	if ctx.Err() != nil { // stopping: no retry on this delivery
 		p.stopped(r, c, out)
 		return true

@@ -81,6 +81,12 @@ func (c *claimer) claim(ctx context.Context, size int) error {
 			c.addSentBefore(window[i], cl.Mark)
 		case dedupe.Superseded:
 			c.r.superseded.Store(true)
+		case dedupe.LeasedByOther:
+			if c.r.j.IsBroadcast() && cl.Owner == c.r.j.JobID {
+				c.heldBroadcast(window[i])
+				continue
+			}
+			fallthrough
 		default:
 			c.skipped = append(c.skipped, window[i])
 		}
@@ -104,6 +110,19 @@ func (c *claimer) addSentBefore(t job.Target, m dedupe.Mark) {
 		c.sentBefore = append(c.sentBefore, cr)
 	}
 	cr.TargetMsgkey = append(cr.TargetMsgkey, t)
+}
+
+// heldBroadcast takes a broadcast that another delivery of this job holds
+// (holderMessage): one that died mid-call, or still calling. It is not sent
+// here: the job is handed back, to find that delivery's sent mark (or its
+// lease expired) next time; on the last delivery it fails, unsent.
+func (c *claimer) heldBroadcast(t job.Target) {
+	if !c.r.d.Last {
+		c.r.handed.Store(true)
+		return
+	}
+	ts := job.Targets{t}
+	c.r.chunks = append(c.r.chunks, &chunk{targets: ts, result: job.ChunkResult{TargetMsgkey: ts, Status: job.ChunkFailed, Error: ErrBroadcastHeld}})
 }
 
 // giveUp releases the claims made ahead and returns every target not handed out.

@@ -1,7 +1,8 @@
 // Package pipeline is the path of one job inside a worker, from the bytes the
 // queue delivered to the outcome it hands back: decode and validate, claim each
 // pair in the dedupe store, chunk the claimed targets into calls (at most ten for
-// PushTemplate, a hundred for PushMultiple: the action follows the job),
+// PushTemplate and PushSimple, a hundred for PushMultiple, one for a broadcast,
+// whose one pair is its msgKey: the action follows the job),
 // take a slot from the shared rate limit, call mPaaS, retry what is transient,
 // mark what was sent and release what was not. It knows nothing of JetStream: it
 // implements consumer.Handler, and the queue carries out what it decides.

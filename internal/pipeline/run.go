@@ -60,7 +60,7 @@ type chunk struct {
 // stopped, waits for them, winds the run up and builds its result.
 func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery, log *zap.Logger) *run {
 	r := &run{j: j, d: d, event: event(d), campaign: p.cfg.Rules.Topology.Campaign(d.Subject), log: log,
-		holder: dedupe.Holder{JobID: j.JobID, Message: strconv.FormatUint(d.Sequence, 10), Delivery: d.Number, Token: newToken()}}
+		holder: dedupe.Holder{JobID: j.JobID, Message: holderMessage(j, d), Delivery: d.Number, Token: newToken()}}
 	r.started = p.cfg.Clock.Now()
 	cl := &claimer{p: p, r: r, pending: j.Pairs()}
 	for more := len(cl.pending) > 0; more; {
@@ -156,6 +156,25 @@ const ErrCampaignCanceled = "campaign canceled"
 func canceled(t job.Targets, attempts int) job.ChunkResult {
 	return job.ChunkResult{TargetMsgkey: t, Status: job.ChunkFailed, Attempts: attempts, Error: ErrCampaignCanceled}
 }
+
+// holderMessage is the message a delivery's claims name: its stream sequence,
+// and for a broadcast also the delivery number. A later delivery of a pair's
+// message takes an earlier one's lease over (the earlier one is taken for
+// dead), which may push the pair twice when the earlier one died mid-call;
+// a broadcast goes out at most once, so no delivery takes another's lease
+// over: it waits for that one's sent mark, or for its lease to expire (claim.go).
+func holderMessage(j *job.Job, d consumer.Delivery) string {
+	seq := strconv.FormatUint(d.Sequence, 10)
+	if j.IsBroadcast() {
+		return seq + "." + strconv.Itoa(d.Number)
+	}
+	return seq
+}
+
+// ErrBroadcastHeld is the error of a broadcast whose last delivery found a
+// call of it that may have gone out without an answer: another delivery's
+// (still claimed, no sent mark) or its own that timed out.
+const ErrBroadcastHeld = "a call of this broadcast may have gone out without an answer (timed out, or made by a delivery that stopped): not sent again, a broadcast goes out at most once"
 
 func newToken() string {
 	var b [8]byte

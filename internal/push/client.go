@@ -1,7 +1,8 @@
 // Package push calls mPaaS: PushTemplate for a targetMsgkey job (calls of at most
 // ten targets), PushMultiple for a targetMsgs job (at most a hundred, each with its
-// own values), with every parameter the job carries, and classifies the answer,
-// which has the same shape for both.
+// own values), PushSimple for a free-text job (ten targets), PushBroadcast for a
+// broadcast (one call), with every parameter the job carries, and classifies the
+// answer, which has the same shape for all four.
 //
 // It imports, of this project, only job.
 package push
@@ -92,7 +93,7 @@ func ParseEndpoint(s string) (Endpoint, error) {
 // URL is the endpoint as a URL, for logs.
 func (e Endpoint) URL() string { return strings.ToLower(e.Scheme) + "://" + e.Host }
 
-// Client calls PushTemplate and PushMultiple. It is safe for concurrent use: one SDK client (which
+// Client calls the four push actions and the recall ones. It is safe for concurrent use: one SDK client (which
 // is not) serves one call at a time, and all of them share one connection pool.
 type Client struct {
 	endpoint  Endpoint
@@ -187,7 +188,7 @@ func (c *Client) Close() { c.transport.CloseIdleConnections() }
 
 // CallResult is the classified answer to one call.
 type CallResult struct {
-	API        string // the action called: job.APITemplate or job.APIMultiple
+	API        string // the action called: job.APITemplate, APIMultiple, APISimple or APIBroadcast
 	Class      Class
 	Throttled  bool // 8011 or Throttling*: the limiter should slow down
 	MaybeSent  bool // the request went out and no answer came: mPaaS may have pushed
@@ -206,7 +207,8 @@ type CallResult struct {
 
 // Push makes one call for targets of job j: PushTemplate (at most ten targets)
 // or, for a targetMsgs job, PushMultiple (at most a hundred, each with its values
-// from the job). It never returns an error of its own: every failure is a CallResult
+// from the job), PushSimple for a free-text job (ten), PushBroadcast for a
+// broadcast (its one pair, job.BroadcastTarget and its msgKey). It never returns an error of its own: every failure is a CallResult
 // with a Class.
 func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) (out CallResult) {
 	defer func() { out.API = j.API() }()
@@ -214,21 +216,29 @@ func (c *Client) Push(ctx context.Context, j *job.Job, targets job.Targets) (out
 		return CallResult{Class: JobFault, Err: fmt.Errorf("a %s call takes 1 to %d targets, not %d", j.API(), j.CallSize(), len(targets))}
 	}
 	var req requests.AcsRequest
-	if j.Multiple() {
+	switch {
+	case j.IsBroadcast():
+		if targets[0].Target != job.BroadcastTarget || targets[0].MsgKey != j.Broadcast.MsgKey {
+			return CallResult{Class: JobFault, Err: fmt.Errorf("job %s: a broadcast's call takes only its own msgKey", j.JobID)}
+		}
+		req = newBroadcastRequest(j)
+	case j.Simple():
+		req = newSimpleRequest(j, targets)
+	case j.Multiple():
 		msgs, ok := j.Messages(targets)
 		if !ok {
 			return CallResult{Class: JobFault, Err: fmt.Errorf("job %s: a call's target is not among the job's targetMsgs", j.JobID)}
 		}
 		req = newMultipleRequest(j, msgs)
-	} else {
+	default:
 		r, err := newTemplateRequest(j, targets)
 		if err != nil {
 			return CallResult{Class: JobFault, Err: err}
 		}
 		req = r
 	}
-	// PushMultiple answers in PushTemplate's shape (RequestId, ResultCode,
-	// ResultMessage, PushResult): one response type reads both.
+	// PushMultiple, PushSimple and PushBroadcast answer in PushTemplate's shape
+	// (RequestId, ResultCode, ResultMessage, PushResult): one response type reads all.
 	resp := mpaas.CreatePushTemplateResponse()
 	return c.do(ctx, j.API(), req, resp, func() answer {
 		return answer{resp.RequestId, resp.ResultCode, resp.ResultMessage, &resp.PushResult}
