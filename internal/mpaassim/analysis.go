@@ -23,7 +23,11 @@ const (
 )
 
 // pushTypes are the CoreIndex types of the push actions.
-var pushTypes = map[string]string{actionTemplate: "TEMPLATE", actionMultiple: "MULTIPLE", "PushSimple": "SIMPLE", "PushBroadcast": "BROADCAST"}
+var pushTypes = map[string]string{actionTemplate: "TEMPLATE", actionMultiple: "MULTIPLE", actionSimple: "SIMPLE", actionBroadcast: "BROADCAST"}
+
+// DefaultBroadcastDevices is how many devices a broadcast reaches when
+// Analysis.Devices is 0.
+const DefaultBroadcastDevices = 1000
 
 func init() {
 	recallActions[actionTaskDetail], recallActions[actionCoreIndex] = true, true // answered apart from pushes, as recalls are
@@ -40,6 +44,9 @@ type Analysis struct {
 	Delay        time.Duration `json:"delay"`
 	ArrivalShare float64       `json:"arrivalShare"` // 0: DefaultArrivalShare
 	OpenShare    float64       `json:"openShare"`    // 0: DefaultOpenShare
+	// Devices is how many devices a broadcast reaches, the pushed count of its
+	// task (a broadcast names no target); 0: DefaultBroadcastDevices.
+	Devices int `json:"devices"`
 	// Form is how the answer is written: "" ResultContent as an object with
 	// the v1 SDK's names (PushTotalNum, …); "string" ResultContent as a JSON
 	// string, as mPaaS's pages describe it; "lower" lower-camel keys (data,
@@ -63,6 +70,12 @@ func (s *Server) SetAnalysis(a Analysis) {
 
 // countLocked notes an accepted push call for the analytics.
 func (s *Server) countLocked(api, app, workspace, task string, pairs int, now time.Time) {
+	if api == actionBroadcast {
+		pairs = s.cfg.Analysis.Devices
+		if pairs <= 0 {
+			pairs = DefaultBroadcastDevices
+		}
+	}
 	s.counted = append(s.counted, countedCall{app: app, workspace: workspace, typ: pushTypes[api], task: task, at: now, pairs: pairs})
 }
 

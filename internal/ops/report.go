@@ -15,13 +15,12 @@ import (
 )
 
 // ReportWait is how long Report waits for a worker's answer: the worker's own
-// bound (60 s for every call, retry and slot) and a margin.
+// bound (45 s for every call, retry and slot) and a margin.
 const ReportWait = 50 * time.Second
 
 // windowTypes are the push types whose calls have no task of their own: mPaaS
 // reports them per app, over a window (QueryPushAnalysisCoreIndex).
-// "PushSimple" is the action of simple pushes.
-var windowTypes = map[string]string{job.APITemplate: "TEMPLATE", "PushSimple": "SIMPLE"}
+var windowTypes = map[string]string{job.APITemplate: "TEMPLATE", job.APISimple: "SIMPLE"}
 
 // DeliveryReport is a campaign's delivery figures and what they were read from.
 type DeliveryReport struct {

@@ -76,6 +76,11 @@ func TestPushBroadcastParametersArriveIntact(t *testing.T) {
 	if sim.Broadcasts(j.AppID, "test", "launch-2026") != 1 || sim.Stats().ByAPI[job.APIBroadcast].Accepted != 1 {
 		t.Fatalf("emulator: %d broadcasts, stats %+v", sim.Broadcasts(j.AppID, "test", "launch-2026"), sim.Stats().ByAPI)
 	}
+	// Its delivery figures are those of every device of the app (the emulator's
+	// DefaultBroadcastDevices), asked by its task id.
+	if a, qr := c.TaskDetail(context.Background(), j.AppID, "test", out.Data); qr.Class != push.Success || !a.Ready || a.Figures.Pushed != mpaassim.DefaultBroadcastDevices {
+		t.Fatalf("the broadcast's task figures: %+v %+v", a, qr)
+	}
 	if out := c.RevokeTask(context.Background(), j.AppID, "test", out.Data); out.Class != push.Success {
 		t.Fatalf("revoke of the broadcast's task: %+v", out)
 	}
