@@ -180,7 +180,7 @@ func (p *Pipeline) call(ctx context.Context, r *run, c *chunk, attempt int) push
 	call.End()
 	p.obs.Call(r.d.Lane, out)
 	if out.Throttled {
-		p.limiter.Throttled()
+		LimiterFor(p.limiter, r.j.AppID).Throttled()
 	}
 	r.log.Debug("mPaaS call", zap.Int("targets", len(c.targets)), zap.Int("attempt", attempt), zap.Stringer("class", out.Class),
 		zap.String("code", out.ResultCode), zap.String("request_id", out.RequestID), zap.Duration("latency", out.Latency), zap.Error(out.Err))

@@ -15,6 +15,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/metrics"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/retry"
 )
 
@@ -130,11 +131,15 @@ func (e callFailed) Error() string {
 // page makes one page's call until it is answered, fails for good, or has
 // failed transiently attempts times.
 func (l *scheduledList) page(ctx context.Context, q scheduledRequest, from, to time.Time, page int) ([]push.ScheduledTask, int, error) {
+	limiter := pipeline.LimiterFor(l.limiter, q.AppID)
 	for attempt := 1; ; attempt++ {
 		waited := time.Now()
-		if err := l.limiter.Wait(ctx, false); err != nil {
+		if err := limiter.Wait(ctx, false); err != nil {
 			if ctx.Err() != nil {
 				return nil, 0, fmt.Errorf("waiting for a slot of the shared rate limit: %w", ctx.Err())
+			}
+			if errors.Is(err, ratelimit.ErrNoLimit) {
+				return nil, 0, errors.New("appId: no credential serves it")
 			}
 			return nil, 0, errors.New("no slot of the shared rate limit: its Redis is unavailable")
 		}
@@ -142,7 +147,7 @@ func (l *scheduledList) page(ctx context.Context, q scheduledRequest, from, to t
 		tasks, total, out := l.lister.QueryScheduled(ctx, q.AppID, q.WorkspaceID, from, to, page, scheduledPage)
 		l.metrics.Call("admin", out)
 		if out.Throttled {
-			l.limiter.Throttled()
+			limiter.Throttled()
 		}
 		switch {
 		case out.Class == push.Success:
