@@ -24,18 +24,34 @@ var ErrNoLimit = errors.New("rate limiter: no credential serves this app")
 // rate over all of them.
 type Apps struct {
 	byApp map[string]Limiter
+	place map[string]int // app → its credential's place, in the order of Add
+	n     int
 	total Limiter // nil: no cap over the credentials
 }
 
 // NewApps makes an empty set with an optional cap over all credentials.
-func NewApps(total Limiter) *Apps { return &Apps{byApp: map[string]Limiter{}, total: total} }
+func NewApps(total Limiter) *Apps {
+	return &Apps{byApp: map[string]Limiter{}, place: map[string]int{}, total: total}
+}
 
-// Add gives apps the limit l.
+// Add gives apps the limit l of one more credential.
 func (a *Apps) Add(l Limiter, apps ...string) {
 	for _, app := range apps {
-		a.byApp[app] = l
+		a.byApp[app], a.place[app] = l, a.n
 	}
+	a.n++
 }
+
+// Credential is the place of app's credential, in the order of Add; -1 for none.
+func (a *Apps) Credential(app string) int {
+	if i, ok := a.place[app]; ok {
+		return i
+	}
+	return -1
+}
+
+// Credentials is how many credentials were added.
+func (a *Apps) Credentials() int { return a.n }
 
 // For is the limiter of app's calls: its credential's, then the cap.
 func (a *Apps) For(app string) Limiter {

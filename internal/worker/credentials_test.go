@@ -167,6 +167,13 @@ func TestEachCredentialHasItsOwnKeyAndRate(t *testing.T) {
 	if rateB < 1.5*rateA {
 		t.Errorf("B at %.0f calls/s and A at %.0f: B should run at its own rate, well above the throttled A", rateB, rateA)
 	}
+	// A's calls wait for A's slow limit while holding call slots: each
+	// credential keeps a share of them (pipeline.CredentialReserve), so that B's
+	// calls still find slots and B keeps near its rateLimit (0.6 of it: a loaded
+	// 2-core machine under the race detector).
+	if rateB < 0.6*limitB {
+		t.Errorf("B at %.0f calls/s, under 0.6 of its rateLimit %d: A's throttling slowed B", rateB, limitB)
+	}
 	// Every worker's limits: A's adaptive rate cut below its rateLimit, B's untouched.
 	for i, w := range workers {
 		live := map[string]float64{}
