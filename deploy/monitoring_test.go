@@ -174,7 +174,7 @@ func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 		}
 	}
 	for _, alert := range []string{"PushWorkerPaused", "PushWorkerNoneReady", "PushWorkerThrottled", "PushWorkerDeadLettersRising",
-		"PushWorkerBacklogGrowing", "PushWorkerResultsNotStored"} {
+		"PushWorkerBacklogGrowing", "PushWorkerResultsNotStored", "PushWorkerCredentialThrottled"} {
 		if exprs["alert "+alert] == "" {
 			t.Errorf("alert %s is missing", alert)
 		}

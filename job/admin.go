@@ -108,6 +108,9 @@ func (a *Admin) Validate(r Rules) error {
 	case strings.TrimSpace(a.WorkspaceID) == "":
 		return invalid("workspaceId", "required")
 	}
+	if err := (&Job{AppID: a.AppID}).checkServed(r); err != nil {
+		return err
+	}
 	switch a.Action {
 	case ActionRevoke:
 		if len(a.UniqueIDs) > 0 {

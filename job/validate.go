@@ -42,6 +42,10 @@ type Rules struct {
 	// window that starts today or later). Set it for a redelivered job, so that a job
 	// that was half sent is never rejected later because time moved on.
 	SkipTimeRules bool
+
+	// Served, when set, tells whether the worker has a credential for an app
+	// (a credentials file): a job for any other app is refused naming appId.
+	Served func(appID string) bool
 }
 
 func (r Rules) withDefaults() Rules {
@@ -97,7 +101,7 @@ func ValidJobID(id string) bool {
 func (j *Job) Validate(r Rules) error {
 	r = r.withDefaults()
 	checks := []func(Rules) error{
-		j.checkEnvelope, j.checkKind, j.checkRequired, j.checkEnums, j.checkTargets,
+		j.checkEnvelope, j.checkKind, j.checkRequired, j.checkServed, j.checkEnums, j.checkTargets,
 		j.checkMultiple, j.checkSMS, j.checkStrategy, j.checkExtras,
 	}
 	for _, check := range checks {

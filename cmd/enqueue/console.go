@@ -318,7 +318,7 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
-// overview is the lanes, the workers, the rate and the dead letters.
+// overview is the lanes, the workers, the credentials, the rate and the dead letters.
 func (c *console) overview(e *env, r *http.Request) (any, error) {
 	st, err := e.ops.Status(e.ctx)
 	if err != nil {
@@ -328,7 +328,11 @@ func (c *console) overview(e *env, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"status": st, "workers": workers, "at": time.Now().UTC()}, nil
+	each := make([][]ops.CredentialStatus, 0, len(workers))
+	for _, w := range workers {
+		each = append(each, w.Credentials)
+	}
+	return map[string]any{"status": st, "workers": workers, "credentials": ops.SumCredentials(each), "at": time.Now().UTC()}, nil
 }
 
 // workerStats is the part of a worker's stats answer the console shows.
@@ -344,6 +348,8 @@ type workerStats struct {
 	Throttled     int64          `json:"throttled"`
 	JobsInHand    map[string]int `json:"jobsInHand"`
 	Campaigns     []string       `json:"campaigns"`
+	// Credentials are the AccessKeys it signs with, by their ids' first characters.
+	Credentials []ops.CredentialStatus `json:"credentials"`
 }
 
 type workerPause struct {

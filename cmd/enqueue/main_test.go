@@ -117,6 +117,14 @@ func TestStatusAndDeadLetterReplay(t *testing.T) {
 	if len(st.Lanes) != 2 || st.Lanes[1].Lane != "bulk" || st.DeadLetters != 1 || st.Results != 2 {
 		t.Fatalf("status: %+v", st)
 	}
+	// The AccessKey the workers sign with, by its id's first characters, with its calls.
+	if c := st.Credentials; len(c) != 1 || !strings.HasPrefix(teststack.KeyID, strings.TrimSuffix(c[0].Credential, "…")) ||
+		c[0].Credential == teststack.KeyID || c[0].Calls == 0 || c[0].Workers != 1 {
+		t.Fatalf("status credentials: %+v", st.Credentials)
+	}
+	if text, _, err := s.enqueue(t, "", "status"); err != nil || !strings.Contains(text, "CREDENTIAL") || !strings.Contains(text, st.Credentials[0].Credential) {
+		t.Fatalf("status: %v\n%s", err, text)
+	}
 	out, _, err = s.enqueue(t, "", "dlq", "list", "--json")
 	if err != nil {
 		t.Fatal(err)

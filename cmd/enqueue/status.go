@@ -19,6 +19,9 @@ func statusFlags(fs *flag.FlagSet) command {
 		if err != nil {
 			return err
 		}
+		if st.Credentials, err = e.ops.Credentials(e.ctx); err != nil {
+			return err
+		}
 		e.printQueueStatus(st, *asJSON)
 		return nil
 	}}
@@ -40,4 +43,13 @@ func (e *env) printQueueStatus(st ops.Status, asJSON bool) {
 		fmt.Fprintf(e.stdout, "\norphaned: %d messages acknowledged but still in %s (a crash of a 2.9 server leaves them; enqueue repair removes them)\n", n, e.topo.JobsStream)
 	}
 	fmt.Fprintf(e.stdout, "\ndead letters: %d (enqueue dlq list)\nresults kept: %d\n", st.DeadLetters, st.Results)
+	if len(st.Credentials) > 0 {
+		fmt.Fprintln(e.stdout)
+		tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CREDENTIAL\tRATE (CALLS/S)\tCALLS\tTHROTTLED\tWORKERS")
+		for _, c := range st.Credentials {
+			fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%d\n", c.Credential, c.Rate, c.Calls, c.Throttled, c.Workers)
+		}
+		tw.Flush()
+	}
 }

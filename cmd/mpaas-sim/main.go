@@ -13,9 +13,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mpaas-push/pushworker/internal/cmdmain"
+	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 )
 
@@ -28,7 +31,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, `Usage: mpaas-sim [flags]
 
 Serves an mPaaS PushTemplate emulator. It accepts the AccessKey in MPAAS_AK_ENV and
-MPAAS_SK_ENV (or its own key sim-access-key / sim-access-secret when they are unset).
+MPAAS_SK_ENV (or its own key sim-access-key / sim-access-secret when they are unset),
+and with -credentials every AccessKey of a worker's credentials file.
 Faults can also be changed while it runs: PUT /sim/faults with a JSON body such as
 {"latency":"50ms","rate5xx":0.25}. GET /sim/stats counts calls and deliveries.
 
@@ -52,6 +56,19 @@ Flags:
 	fs.Float64Var(&f.RateTimeout, "rate-timeout", 0, "share of calls recorded as pushed and then left unanswered")
 	fs.DurationVar(&f.TimeoutHold, "timeout-hold", mpaassim.DefaultTimeoutHold, "how long an unanswered call is held")
 	fs.IntVar(&f.QuotaPerSecond, "quota", 0, "calls per second past which calls get Throttling.User (0: none)")
+	credentials := fs.String("credentials", "", "a worker's MPAAS_CREDENTIALS_FILE: accept each of its AccessKeys (secrets read from its secretFile or secretEnv)")
+	fs.Func("quota-per-key", "an AccessKey's own quota, ID=N calls per second past which its calls get Throttling.User; repeat for several keys", func(v string) error {
+		id, n, ok := strings.Cut(v, "=")
+		q, err := strconv.Atoi(n)
+		if !ok || id == "" || err != nil || q < 1 {
+			return errors.New("want ACCESS_KEY_ID=CALLS_PER_SECOND")
+		}
+		if f.QuotaPerKey == nil {
+			f.QuotaPerKey = map[string]int{}
+		}
+		f.QuotaPerKey[id] = q
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,6 +81,16 @@ Flags:
 		keyID, secret = mpaassim.OwnKeyID, mpaassim.OwnKeySecret // used when MPAAS_AK_ENV and MPAAS_SK_ENV are unset
 	}
 	cfg.Keys = map[string]string{keyID: secret}
+	if *credentials != "" {
+		creds, err := config.LoadCredentials(*credentials, getenv)
+		if err != nil {
+			return err
+		}
+		for _, c := range creds {
+			cfg.Keys[c.AccessKeyID] = c.Secret
+			keyID += ", " + c.AccessKeyID
+		}
+	}
 	if *templates != "" {
 		b, err := os.ReadFile(*templates)
 		if err != nil {

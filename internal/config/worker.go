@@ -71,6 +71,16 @@ type Worker struct {
 	EventsShare   float64       // default DefaultEventsShare
 	RateBurst     int           // default 0: ratelimit.DefaultBurst of the rate
 
+	// CredentialsFile (MPAAS_CREDENTIALS_FILE) lists several AccessKeys, each
+	// serving its apps at its own rate: Credentials, read and checked at start.
+	// It replaces AccessKeyID and AccessSecret, which are then unset.
+	CredentialsFile string
+	Credentials     []Credential
+	// RateLimitSet: PUSH_RATE_LIMIT was given. With a credentials file it then
+	// caps every credential's calls together; unset, each credential's own
+	// limit is all there is.
+	RateLimitSet bool
+
 	MaxTargets         int            // default job.DefaultMaxTargets
 	MaxScheduledChunks int            // default job.DefaultMaxScheduledChunks
 	Zone               *time.Location // default job.MPaaSZone (UTC+8)
@@ -120,9 +130,10 @@ func (w *Worker) Settings() Table {
 	b.String(&w.MPaaSRegion, "MPAAS_REGION", "mpaas-region", push.DefaultRegion, "region id")
 	b.String(&w.AccessKeyID, "MPAAS_AK_ENV", "mpaas-access-key-id", "", "AccessKey id; unset in dev mode: the built-in emulator")
 	b.Secret(&w.AccessSecret, "MPAAS_SK_ENV", "AccessKey secret; or MPAAS_SK_ENV_FILE (never a flag: flags show in the process list)")
+	b.String(&w.CredentialsFile, "MPAAS_CREDENTIALS_FILE", "mpaas-credentials-file", "", "several AccessKeys: a YAML or JSON file listing each one's accessKeyId, secretFile or secretEnv, appIds and rateLimit (docs/configuration.md); instead of MPAAS_AK_ENV and MPAAS_SK_ENV")
 	b.String(&w.MPaaSCA, "MPAAS_CA", "mpaas-ca", "", "CA file to verify mPaaS's certificate (default: the system's roots)")
 	b.Duration(&w.MPaaSTimeout, "PUSH_MPAAS_TIMEOUT", "mpaas-timeout", push.DefaultTimeout, time.Millisecond, "timeout of one mPaaS call")
-	b.Int(&w.RateLimit, "PUSH_RATE_LIMIT", "rate-limit", DefaultRateLimit, 1, "mPaaS calls per second, shared by all workers on the same Redis (the ceiling when adaptive)")
+	b.Int(&w.RateLimit, "PUSH_RATE_LIMIT", "rate-limit", DefaultRateLimit, 1, "mPaaS calls per second, shared by all workers on the same Redis (the ceiling when adaptive); with MPAAS_CREDENTIALS_FILE, when set, the cap of all credentials together")
 	b.Bool(&w.RateAdaptive, "PUSH_RATE_ADAPTIVE", "rate-adaptive", true, "lower the shared rate when mPaaS throttles (×0.9, at most once a second) and raise it back (+2 % of PUSH_RATE_LIMIT a second after 2 s without throttling)")
 	b.Int(&w.RateFloor, "PUSH_RATE_FLOOR", "rate-floor", DefaultRateFloor, 1, "the adaptive rate never goes below this many calls per second")
 	b.Float(&w.EventsShare, "PUSH_EVENTS_SHARE", "events-share", DefaultEventsShare, 0, 1, "share of the rate kept for the default (events) lane while it has calls; the bulk lane borrows it while events are idle")
@@ -181,7 +192,31 @@ func ParseWorker(args []string, getenv func(string) string, usage string, out io
 	if err := w.Settings().Parse("worker", args, getenv, usage, out); err != nil {
 		return nil, err
 	}
-	return w, w.check()
+	w.RateLimitSet = getenv("PUSH_RATE_LIMIT") != "" || flagGiven(args, "rate-limit")
+	if err := w.check(); err != nil {
+		return w, err
+	}
+	if w.CredentialsFile != "" {
+		var err error
+		if w.Credentials, err = LoadCredentials(w.CredentialsFile, getenv); err != nil {
+			return w, err
+		}
+	}
+	return w, nil
+}
+
+// flagGiven reports whether args set the flag (-name, --name, with or without =value).
+func flagGiven(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *Worker) check() error {
@@ -199,11 +234,30 @@ func (w *Worker) check() error {
 // below) and production (all four). Half a production setup would push for
 // real without the shared dedupe and rate limit, or to the emulator
 // unnoticed, so any other mix is an error naming what is set and what is missing.
+//
+// The AccessKey comes either from MPAAS_AK_ENV and MPAAS_SK_ENV or from a
+// credentials file, never both: with MPAAS_CREDENTIALS_FILE the four are
+// NATS_URL, REDIS_URL and the file (a file in dev mode would send to the
+// built-in emulator what was meant for several accounts).
 func (w *Worker) checkMode() error {
-	vars := []struct {
+	type setting struct {
 		name string
 		set  bool
-	}{{"NATS_URL", w.NATS.URL != ""}, {"REDIS_URL", w.Redis.URL != ""}, {"MPAAS_AK_ENV", w.AccessKeyID != ""}, {"MPAAS_SK_ENV", w.AccessSecret != ""}}
+	}
+	vars := []setting{{"NATS_URL", w.NATS.URL != ""}, {"REDIS_URL", w.Redis.URL != ""}, {"MPAAS_AK_ENV", w.AccessKeyID != ""}, {"MPAAS_SK_ENV", w.AccessSecret != ""}}
+	if w.CredentialsFile != "" {
+		var both []string
+		for _, v := range vars[2:] {
+			if v.set {
+				both = append(both, v.name)
+			}
+		}
+		if len(both) > 0 {
+			return fmt.Errorf("MPAAS_CREDENTIALS_FILE and %s are set: the AccessKeys come from one of them; unset %s, or list that key in the file",
+				and(both), map[bool]string{true: "it", false: "them"}[len(both) == 1])
+		}
+		vars = []setting{vars[0], vars[1], {"MPAAS_CREDENTIALS_FILE", true}}
+	}
 	var set, unset []string
 	for _, v := range vars {
 		if v.set {

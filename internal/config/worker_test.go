@@ -83,7 +83,7 @@ func TestRedisKeysAreTheDocumentedOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := (&Worker{RedisPrefix: "P"}).RedisKeys()
-	for _, key := range []string{k.Dedupe, k.OldDedupe, k.Limit, k.Pace + "<campaign>", k.Totals + "<campaign>", k.Totals + "*index", k.Reports + "<campaign>"} {
+	for _, key := range []string{k.Dedupe, k.OldDedupe, k.Limit, k.Credential + "<AccessKey id>", k.Pace + "<campaign>", k.Totals + "<campaign>", k.Totals + "*index", k.Reports + "<campaign>"} {
 		if !strings.Contains(string(doc), "`"+key) {
 			t.Errorf("docs/redis.md does not describe %s", key)
 		}

@@ -42,6 +42,7 @@ type Metrics struct {
 	ackPending  *prometheus.GaugeVec
 	oldest      *prometheus.GaugeVec
 	resultFail  prometheus.Counter
+	creds       *credentialMetrics
 
 	live live // the same numbers, for the worker's stats endpoint
 }
@@ -60,6 +61,9 @@ type Live struct {
 	Rate          float64        `json:"rateLimit"`  // calls per second in force
 	Throttled     int64          `json:"throttled"`  // throttled answers since the start
 	JobsInHand    map[string]int `json:"jobsInHand"` // by lane
+	// Credentials are the AccessKeys this worker signs with, by their ids'
+	// first characters: each one's rate in force, calls and throttled answers.
+	Credentials []LiveCredential `json:"credentials,omitempty"`
 }
 
 // New registers every metric on a registry of its own.
@@ -107,6 +111,7 @@ func New() *Metrics {
 		Help: "How long the lane's oldest undelivered job has waited (0 when none waits)."}, []string{"lane"})).(*prometheus.GaugeVec)
 	m.resultFail = f(prometheus.NewCounter(prometheus.CounterOpts{Name: "pushworker_result_publish_failures_total",
 		Help: "Results the result stream did not take; each such job is handed back and runs again."})).(prometheus.Counter)
+	m.creds = newCredentialMetrics(f)
 	// Every series a dashboard or an alert reads exists from the start (at 0),
 	// so that rate() and increase() see the first event.
 	for _, lane := range lanes {
@@ -205,8 +210,9 @@ func (m *Metrics) ResultFailed() { m.resultFail.Inc() }
 // Live is what the worker is doing now.
 func (m *Metrics) Live() Live {
 	return Live{CallsInFlight: int(m.live.callsInFlight.Load()), Rate: math.Float64frombits(m.live.rate.Load()),
-		Throttled:  m.live.throttled.Load(),
-		JobsInHand: map[string]int{lanes[0]: int(m.live.inHand[0].Load()), lanes[1]: int(m.live.inHand[1].Load())}}
+		Throttled:   m.live.throttled.Load(),
+		JobsInHand:  map[string]int{lanes[0]: int(m.live.inHand[0].Load()), lanes[1]: int(m.live.inHand[1].Load())},
+		Credentials: m.creds.live()}
 }
 
 // Job counts a job that ended.

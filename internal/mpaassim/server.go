@@ -57,15 +57,19 @@ type Config struct {
 
 // Faults are injected on demand. Rates are probabilities per call, in [0, 1].
 type Faults struct {
-	Latency          time.Duration `json:"latency"`
-	Jitter           time.Duration `json:"jitter"`           // added: uniform in [0, Jitter]
-	Rate5xx          float64       `json:"rate5xx"`          // 503 ServiceUnavailable or 500 InternalError
-	RateThrottle     float64       `json:"rateThrottle"`     // 400 Throttling.User
-	Rate8011         float64       `json:"rate8011"`         // 200 with 8011 FLOW_CONTROL_ERROR
-	RateTimeout      float64       `json:"rateTimeout"`      // the push is recorded, then no answer for TimeoutHold
-	TimeoutHold      time.Duration `json:"timeoutHold"`      // 0: DefaultTimeoutHold
-	QuotaPerSecond   int           `json:"quotaPerSecond"`   // calls per wall-clock second past which 400 Throttling.User; 0: none
-	RefuseSignatures bool          `json:"refuseSignatures"` // every call fails with SignatureDoesNotMatch, as with a rotated key
+	Latency        time.Duration `json:"latency"`
+	Jitter         time.Duration `json:"jitter"`         // added: uniform in [0, Jitter]
+	Rate5xx        float64       `json:"rate5xx"`        // 503 ServiceUnavailable or 500 InternalError
+	RateThrottle   float64       `json:"rateThrottle"`   // 400 Throttling.User
+	Rate8011       float64       `json:"rate8011"`       // 200 with 8011 FLOW_CONTROL_ERROR
+	RateTimeout    float64       `json:"rateTimeout"`    // the push is recorded, then no answer for TimeoutHold
+	TimeoutHold    time.Duration `json:"timeoutHold"`    // 0: DefaultTimeoutHold
+	QuotaPerSecond int           `json:"quotaPerSecond"` // calls per wall-clock second past which 400 Throttling.User; 0: none
+	// QuotaPerKey is a quota of each AccessKey's own, as mPaaS holds one per
+	// account: calls signed with the key per wall-clock second past which
+	// 400 Throttling.User. A key not listed has none (QuotaPerSecond still holds).
+	QuotaPerKey      map[string]int `json:"quotaPerKey,omitempty"`
+	RefuseSignatures bool           `json:"refuseSignatures"` // every call fails with SignatureDoesNotMatch, as with a rotated key
 	// FailNext is how many of the next signed calls answer 503
 	// ServiceUnavailable, one fewer with each: a transient failure a test can
 	// count on, where the rates above are drawn by chance.
@@ -83,6 +87,7 @@ type Server struct {
 	nonceQueue []nonceEntry
 	second     int64 // current wall-clock second for the quota
 	inSecond   int
+	keySecond  map[string]keyQuota // per AccessKey, for Faults.QuotaPerKey
 	stats      counters
 	delivered  map[pairKey]*delivery
 	arrivals   []int64                   // unix nanos of every call, for rate fidelity
@@ -120,16 +125,18 @@ type counters struct {
 	revokedPairs, revokedTasks, canceledTasks int64
 	byCode                                    map[string]int64
 	byAPI                                     map[string]*APIStats
+	byKey                                     map[string]*KeyStats
 }
 
 // Call is one request as the emulator received it.
 type Call struct {
-	At         time.Time         `json:"at"`
-	Action     string            `json:"action"`
-	Params     map[string]string `json:"params"` // form parameters (the body), by their wire names
-	RequestID  string            `json:"requestId"`
-	HTTPStatus int               `json:"httpStatus"`
-	Code       string            `json:"code"`
+	At          time.Time         `json:"at"`
+	Action      string            `json:"action"`
+	AccessKeyID string            `json:"accessKeyId"` // the key it was signed with (or claimed, when refused)
+	Params      map[string]string `json:"params"`      // form parameters (the body), by their wire names
+	RequestID   string            `json:"requestId"`
+	HTTPStatus  int               `json:"httpStatus"`
+	Code        string            `json:"code"`
 }
 
 // New makes a Server.
@@ -173,7 +180,7 @@ func (s *Server) Reset() {
 func (s *Server) resetLocked() {
 	s.nonces = map[string]time.Time{}
 	s.nonceQueue = nil
-	s.stats = counters{byCode: map[string]int64{}, byAPI: map[string]*APIStats{}}
+	s.stats = counters{byCode: map[string]int64{}, byAPI: map[string]*APIStats{}, byKey: map[string]*KeyStats{}}
 	s.delivered = map[pairKey]*delivery{}
 	s.tasks = map[string]*pushTask{}
 	s.broadcasts = map[pairKey]int{}
@@ -194,13 +201,17 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	now := s.cfg.Now()
 	requestID := newRequestID()
 	action, form, aerr := s.authenticate(r, now)
+	key := r.URL.Query().Get("AccessKeyId")
+	if key == "" {
+		key = form["AccessKeyId"]
+	}
 	s.mu.Lock()
 	s.stats.calls++
 	s.apiStatsLocked(action).Calls++
 	s.arrivals = append(s.arrivals, now.UnixNano())
 	faults := s.faults
 	if aerr == nil {
-		aerr = s.quotaLocked(now, faults)
+		aerr = s.quotaLocked(now, faults, key)
 	}
 	if aerr == nil && s.faults.FailNext > 0 {
 		s.faults.FailNext--
@@ -218,15 +229,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	// for the answer does not take the push back, so the call goes on.
 	clock.Sleep(context.WithoutCancel(r.Context()), faults.Latency+jitter(faults.Jitter))
 	if aerr != nil {
-		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: aerr.status, Code: aerr.code}, gatewayBody(requestID, aerr))
+		s.finish(w, Call{At: now, Action: action, AccessKeyID: key, Params: form, RequestID: requestID, HTTPStatus: aerr.status, Code: aerr.code}, gatewayBody(requestID, aerr))
 		return
 	}
 	if isAnalysis(action) {
-		s.serveAnalysis(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200}, now)
+		s.serveAnalysis(w, Call{At: now, Action: action, AccessKeyID: key, Params: form, RequestID: requestID, HTTPStatus: 200}, now)
 		return
 	}
 	if recallActions[action] {
-		s.serveRecall(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200}, now)
+		s.serveRecall(w, Call{At: now, Action: action, AccessKeyID: key, Params: form, RequestID: requestID, HTTPStatus: 200}, now)
 		return
 	}
 	p, berr := s.checkParams(action, form, now)
@@ -234,15 +245,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		berr = &bizError{code: "8011", message: "FLOW_CONTROL_ERROR"}
 	}
 	if berr != nil {
-		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
+		s.finish(w, Call{At: now, Action: action, AccessKeyID: key, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
 		return
 	}
 	data, berr := s.accept(p, now)
 	if berr != nil {
-		s.finish(w, Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
+		s.finish(w, Call{At: now, Action: action, AccessKeyID: key, Params: form, RequestID: requestID, HTTPStatus: 200, Code: berr.code}, bizBody(requestID, berr))
 		return
 	}
-	call := Call{At: now, Action: action, Params: form, RequestID: requestID, HTTPStatus: 200, Code: "OK"}
+	call := Call{At: now, Action: action, AccessKeyID: key, Params: form, RequestID: requestID, HTTPStatus: 200, Code: "OK"}
 	if mrand.Float64() < faults.RateTimeout {
 		hold := faults.TimeoutHold
 		if hold <= 0 {
@@ -269,6 +280,7 @@ func (s *Server) note(c Call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.byCode[c.Code]++
+	s.keyStatsLocked(c)
 	if c.Code == "OK" || c.Code == "TIMEOUT_AFTER_RECORD" {
 		s.stats.accepted++
 		s.apiStatsLocked(c.Action).Accepted++
@@ -292,8 +304,29 @@ func (s *Server) apiStatsLocked(action string) *APIStats {
 	return st
 }
 
-// quotaLocked applies the per-second quota; it counts every authenticated call.
-func (s *Server) quotaLocked(now time.Time, f Faults) *apiError {
+// keyQuota is one AccessKey's calls in the current wall-clock second.
+type keyQuota struct {
+	second int64
+	calls  int
+}
+
+// quotaLocked applies the per-second quotas, the key's own first; it counts
+// every authenticated call.
+func (s *Server) quotaLocked(now time.Time, f Faults, key string) *apiError {
+	if q, ok := f.QuotaPerKey[key]; ok && q > 0 {
+		if s.keySecond == nil {
+			s.keySecond = map[string]keyQuota{}
+		}
+		k := s.keySecond[key]
+		if sec := now.Unix(); sec != k.second {
+			k = keyQuota{second: sec}
+		}
+		k.calls++
+		s.keySecond[key] = k
+		if k.calls > q {
+			return &apiError{400, "Throttling.User", "Request was denied due to user flow control."}
+		}
+	}
 	if f.QuotaPerSecond <= 0 {
 		return nil
 	}

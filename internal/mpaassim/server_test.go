@@ -383,3 +383,36 @@ func TestTaskIDForms(t *testing.T) {
 		}
 	}
 }
+
+// QuotaPerKey holds each AccessKey to its own calls per second, as mPaaS holds
+// each account: a key over its quota is throttled while the other goes on, and
+// the stats count each key's calls, throttled answers and apps.
+func TestQuotaPerKey(t *testing.T) {
+	now := time.Now().Truncate(time.Second).Add(100 * time.Millisecond)
+	sim, srv := newTestServer(t, Config{Keys: map[string]string{"ak": "sk", "ak2": "sk2"}, AcceptAnyTemplate: true,
+		Now: func() time.Time { return now }, Faults: Faults{QuotaPerKey: map[string]int{"ak": 2, "ak2": 3}}})
+	call := func(key, secret, nonce string) string {
+		r := newRequest(now, nonce)
+		r.query.Set("AccessKeyId", key)
+		return codeOf(r.signed(secret).send(t, srv))
+	}
+	var a, b []string
+	for i := range 4 {
+		a = append(a, call("ak", "sk", "a"+strconv.Itoa(i)))
+		b = append(b, call("ak2", "sk2", "b"+strconv.Itoa(i)))
+	}
+	if strings.Join(a, ",") != "OK,OK,Throttling.User,Throttling.User" || strings.Join(b, ",") != "OK,OK,OK,Throttling.User" {
+		t.Fatalf("in one second: ak (quota 2) %v, ak2 (quota 3) %v", a, b)
+	}
+	now = now.Add(time.Second)
+	if code := call("ak", "sk", "a-next"); code != "OK" {
+		t.Fatalf("ak in the next second: %s", code)
+	}
+	st := sim.Stats()
+	if k := st.ByKey["ak"]; k.Calls != 5 || k.Accepted != 3 || k.Throttled != 2 || len(k.Apps) != 1 {
+		t.Fatalf("ak's stats: %+v", k)
+	}
+	if k := st.ByKey["ak2"]; k.Calls != 4 || k.Accepted != 3 || k.Throttled != 1 {
+		t.Fatalf("ak2's stats: %+v", k)
+	}
+}

@@ -14,6 +14,7 @@ type Stats struct {
 	Accepted int64               `json:"accepted"` // of them, pushes recorded
 	ByCode   map[string]int64    `json:"byCode"`   // answers by code: OK, 3022, Throttling.User, …
 	ByAPI    map[string]APIStats `json:"byAPI"`    // by action: PushTemplate, PushMultiple, the recall actions ("" for an unknown one)
+	ByKey    map[string]KeyStats `json:"byKey"`    // by the AccessKey a call was signed with ("" for a key the emulator does not know)
 	Recall   Recall              `json:"recall"`   // what was revoked and canceled, and the scheduled tasks pending
 
 	Pairs          int `json:"pairs"`          // distinct (app, workspace, target, msgKey) delivered
@@ -34,6 +35,38 @@ type APIStats struct {
 	Pairs      int   `json:"pairs"`      // distinct pairs whose last delivery was by this action
 }
 
+// KeyStats count the calls signed with one AccessKey.
+type KeyStats struct {
+	Calls     int64            `json:"calls"`
+	Accepted  int64            `json:"accepted"`  // pushes recorded
+	Throttled int64            `json:"throttled"` // answered Throttling.User (its quota, or rateThrottle) or 8011
+	Apps      map[string]int64 `json:"apps"`      // calls by AppId
+}
+
+// keyStatsLocked counts c under its key, and under "" when the key is not
+// one of the emulator's (so that a stranger's keys cannot grow the map).
+func (s *Server) keyStatsLocked(c Call) {
+	key := c.AccessKeyID
+	if _, ok := s.cfg.Keys[key]; !ok {
+		key = ""
+	}
+	k := s.stats.byKey[key]
+	if k == nil {
+		k = &KeyStats{Apps: map[string]int64{}}
+		s.stats.byKey[key] = k
+	}
+	k.Calls++
+	switch c.Code {
+	case "OK", "TIMEOUT_AFTER_RECORD":
+		k.Accepted++
+	case "Throttling.User", "8011":
+		k.Throttled++
+	}
+	if app := c.Params["AppId"]; app != "" && (key != "" || len(k.Apps) < 100) {
+		k.Apps[app]++
+	}
+}
+
 // Stats counts everything since the start or the last Reset.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -41,6 +74,15 @@ func (s *Server) Stats() Stats {
 	st := Stats{Calls: s.stats.calls, Accepted: s.stats.accepted, ByCode: make(map[string]int64, len(s.stats.byCode))}
 	for k, v := range s.stats.byCode {
 		st.ByCode[k] = v
+	}
+	st.ByKey = make(map[string]KeyStats, len(s.stats.byKey))
+	for k, v := range s.stats.byKey {
+		c := *v
+		c.Apps = make(map[string]int64, len(v.Apps))
+		for app, n := range v.Apps {
+			c.Apps[app] = n
+		}
+		st.ByKey[k] = c
 	}
 	st.ByAPI = make(map[string]APIStats, len(s.stats.byAPI))
 	for k, v := range s.stats.byAPI {
@@ -147,16 +189,17 @@ func (s *Server) serveReset(w http.ResponseWriter, _ *http.Request) {
 
 // faultsWire is Faults with durations as strings ("50ms"), for the HTTP endpoint.
 type faultsWire struct {
-	Latency          string  `json:"latency"`
-	Jitter           string  `json:"jitter"`
-	Rate5xx          float64 `json:"rate5xx"`
-	RateThrottle     float64 `json:"rateThrottle"`
-	Rate8011         float64 `json:"rate8011"`
-	RateTimeout      float64 `json:"rateTimeout"`
-	TimeoutHold      string  `json:"timeoutHold"`
-	QuotaPerSecond   int     `json:"quotaPerSecond"`
-	RefuseSignatures bool    `json:"refuseSignatures"`
-	FailNext         int     `json:"failNext"`
+	Latency          string         `json:"latency"`
+	Jitter           string         `json:"jitter"`
+	Rate5xx          float64        `json:"rate5xx"`
+	RateThrottle     float64        `json:"rateThrottle"`
+	Rate8011         float64        `json:"rate8011"`
+	RateTimeout      float64        `json:"rateTimeout"`
+	TimeoutHold      string         `json:"timeoutHold"`
+	QuotaPerSecond   int            `json:"quotaPerSecond"`
+	RefuseSignatures bool           `json:"refuseSignatures"`
+	FailNext         int            `json:"failNext"`
+	QuotaPerKey      map[string]int `json:"quotaPerKey,omitempty"`
 }
 
 func (s *Server) serveGetFaults(w http.ResponseWriter, _ *http.Request) {
@@ -166,7 +209,7 @@ func (s *Server) serveGetFaults(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, faultsWire{
 		Latency: f.Latency.String(), Jitter: f.Jitter.String(), Rate5xx: f.Rate5xx, RateThrottle: f.RateThrottle,
 		Rate8011: f.Rate8011, RateTimeout: f.RateTimeout, TimeoutHold: f.TimeoutHold.String(),
-		QuotaPerSecond: f.QuotaPerSecond, RefuseSignatures: f.RefuseSignatures, FailNext: f.FailNext,
+		QuotaPerSecond: f.QuotaPerSecond, RefuseSignatures: f.RefuseSignatures, FailNext: f.FailNext, QuotaPerKey: f.QuotaPerKey,
 	})
 }
 
@@ -179,7 +222,11 @@ func (s *Server) servePutFaults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := Faults{Rate5xx: in.Rate5xx, RateThrottle: in.RateThrottle, Rate8011: in.Rate8011, RateTimeout: in.RateTimeout,
-		QuotaPerSecond: in.QuotaPerSecond, RefuseSignatures: in.RefuseSignatures, FailNext: in.FailNext}
+		QuotaPerSecond: in.QuotaPerSecond, RefuseSignatures: in.RefuseSignatures, FailNext: in.FailNext, QuotaPerKey: in.QuotaPerKey}
+	if len(in.QuotaPerKey) > 100 {
+		http.Error(w, "faults: quotaPerKey: at most 100 keys", http.StatusBadRequest)
+		return
+	}
 	for _, d := range []struct {
 		name, text string
 		dst        *time.Duration

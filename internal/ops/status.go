@@ -18,6 +18,9 @@ type Status struct {
 	Lanes       []LaneStatus `json:"lanes"`
 	DeadLetters uint64       `json:"deadLetters"`
 	Results     uint64       `json:"results"`
+	// Credentials are the AccessKeys the workers sign with (enqueue status
+	// asks the workers for them: Credentials); absent when none answered.
+	Credentials []CredentialStatus `json:"credentials,omitempty"`
 }
 
 // Orphans is how many orphans the lanes hold together.

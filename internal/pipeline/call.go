@@ -26,8 +26,11 @@ type Slots struct {
 }
 
 func newSlots(n int, obs Observer) *Slots {
-	return &Slots{all: make(chan struct{}, n), bulk: make(chan struct{}, max(1, n-max(1, n/4))), obs: obs}
+	return &Slots{all: make(chan struct{}, n), bulk: make(chan struct{}, bulkSlots(n)), obs: obs}
 }
+
+// bulkSlots is how many of n slots bulk calls may hold.
+func bulkSlots(n int) int { return max(1, n-max(1, n/4)) }
 
 // Acquire takes a call slot, or returns ctx's error.
 func (s *Slots) Acquire(ctx context.Context, event bool) error {
@@ -72,12 +75,12 @@ func (p *Pipeline) startNext(ctx context.Context, r *run, cl *claimer) (more boo
 		}
 		return false
 	}
-	if err := p.slots.Acquire(ctx, r.event); err != nil {
+	if err := p.acquire(ctx, r); err != nil {
 		r.handed.Store(true)
 		return false
 	}
 	if r.halted(p) || r.superseded.Load() {
-		p.slots.Release(r.event)
+		p.release(r)
 		return false
 	}
 	c, more, err := cl.next(ctx)
@@ -85,11 +88,11 @@ func (p *Pipeline) startNext(ctx context.Context, r *run, cl *claimer) (more boo
 		if c != nil {
 			p.releaseClaims(r, c.keys)
 		}
-		p.slots.Release(r.event)
+		p.release(r)
 		return false
 	}
 	if err != nil || c == nil { // c == nil: every target left was a duplicate or sent before
-		p.slots.Release(r.event)
+		p.release(r)
 		if err != nil {
 			r.handed.Store(true)
 			return false
@@ -100,7 +103,7 @@ func (p *Pipeline) startNext(ctx context.Context, r *run, cl *claimer) (more boo
 	r.calls.Add(1)
 	p.senders.Go(func() {
 		defer r.calls.Done()
-		defer p.slots.Release(r.event)
+		defer p.release(r)
 		p.send(ctx, r, c)
 		if c.handed {
 			r.handed.Store(true)
@@ -181,7 +184,7 @@ func (p *Pipeline) call(ctx context.Context, r *run, c *chunk, attempt int) push
 	call.End()
 	p.obs.Call(r.d.Lane, out)
 	if out.Throttled {
-		p.limiter.Throttled()
+		LimiterFor(p.limiter, r.j.AppID).Throttled()
 	}
 	r.log.Debug("mPaaS call", zap.Int("targets", len(c.targets)), zap.Int("attempt", attempt), zap.Stringer("class", out.Class),
 		zap.String("code", out.ResultCode), zap.String("request_id", out.RequestID), zap.Duration("latency", out.Latency), zap.Error(out.Err))

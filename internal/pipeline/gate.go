@@ -73,7 +73,7 @@ func (p *Pipeline) waitTurn(ctx context.Context, r *run, n int) error {
 	if wait.IsRecording() { // attributes cost allocations: none when tracing is off
 		wait.SetAttributes(attribute.String("pushworker.lane", r.d.Lane))
 	}
-	err := p.untilOK(wctx, pause.CauseRedis, func() error { return p.limiter.Wait(wctx, r.event) })
+	err := p.untilOK(wctx, pause.CauseRedis, func() error { return LimiterFor(p.limiter, r.j.AppID).Wait(wctx, r.event) })
 	wait.End()
 	return err
 }

@@ -12,7 +12,9 @@
 // wrapUp, finish); call.go is one call (its slot and chunk, then per attempt:
 // wait for its turn, the fence, the call, the decision); claim.go claims the
 // pairs ahead of the calls; gate.go is the probe and every wait on Redis under
-// it (claims, pace and limiter, sent marks, claims again), and the gate.
+// it (claims, pace and limiter, sent marks, claims again), and the gate;
+// apps.go is what several credentials change: a call's limiter is its app's
+// credential's, and each credential's calls hold at most its share of the slots.
 //
 // It holds push work only: recall (admin) jobs are internal/recall's, which
 // consumer.Mux hands their deliveries to, and which shares this package's call
@@ -172,8 +174,9 @@ type Pipeline struct {
 	gate    *pause.Gate
 	log     *zap.Logger
 	obs     Observer
-	slots   *Slots         // every call in flight, shared with the recall handler's
-	senders *taskpool.Pool // the goroutines that make the calls
+	slots   *Slots           // every call in flight, shared with the recall handler's
+	creds   *credentialSlots // with several credentials, each one's share of the slots (apps.go)
+	senders *taskpool.Pool   // the goroutines that make the calls
 
 	mu       sync.Mutex
 	inFlight map[string]int // campaign → its jobs in this worker's hands
@@ -189,7 +192,8 @@ func New(cfg Config, store dedupe.Store, limiter Limiter, pusher Pusher, gate *p
 		log = zap.NewNop()
 	}
 	return &Pipeline{cfg: cfg, store: store, limiter: limiter, pusher: pusher, gate: gate, log: log, obs: obs,
-		senders: taskpool.New(), slots: newSlots(cfg.MaxInFlight, obs), inFlight: map[string]int{}}
+		senders: taskpool.New(), slots: newSlots(cfg.MaxInFlight, obs), creds: newCredentialSlots(limiter, cfg.MaxInFlight),
+		inFlight: map[string]int{}}
 }
 
 // Slots is the pipeline's cap on calls in flight, which the recall handler's

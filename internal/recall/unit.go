@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/dedupe"
+	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
 	"github.com/mpaas-push/pushworker/job"
 )
@@ -41,8 +42,9 @@ func units(a *job.Admin) []*unit {
 
 // call makes one unit's call until it ends: done, failed for good, or handed back.
 func (h *Handler) call(ctx context.Context, a *job.Admin, u *unit, holder dedupe.Holder, last bool, log *zap.Logger) {
+	limiter := pipeline.LimiterFor(h.limiter, a.AppID)
 	for attempts := 1; ; attempts++ {
-		if err := h.untilOK(ctx, func() error { return h.limiter.Wait(ctx, false) }); err != nil {
+		if err := h.untilOK(ctx, func() error { return limiter.Wait(ctx, false) }); err != nil {
 			h.release(holder, u)
 			return
 		}
@@ -57,7 +59,7 @@ func (h *Handler) call(ctx context.Context, a *job.Admin, u *unit, holder dedupe
 		}
 		h.obs.Call("admin", out)
 		if out.Throttled {
-			h.limiter.Throttled()
+			limiter.Throttled()
 		}
 		switch {
 		case out.Class == push.Success:

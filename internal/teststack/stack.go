@@ -52,6 +52,10 @@ type Setup struct {
 	RedisAddr string            // default: the machine's
 	NATSURL   string            // default: an embedded server; when set, a topology of the test's own
 	Topology  topology.Topology // default: topology.Default() on an embedded server
+	Keys      map[string]string // AccessKeys the emulator accepts besides KeyID (id → secret)
+	// Env overrides the workers' settings of Config (an empty value unsets one):
+	// MPAAS_CREDENTIALS_FILE instead of MPAAS_AK_ENV, for instance.
+	Env map[string]string
 }
 
 // Stack is one NATS server, one Redis under a key prefix of the test's own, and
@@ -66,6 +70,7 @@ type Stack struct {
 	RedisAddr string
 	Prefix    string
 	Topo      topology.Topology
+	env       map[string]string // Setup.Env
 
 	results, dlq *InOrder // ordered consumers, as a result consumer reads the streams
 }
@@ -101,7 +106,12 @@ func New(t testing.TB, s Setup) *Stack {
 				h.Topo.ParkedStream, "KV_"+h.Topo.CampaignsBucket)
 		})
 	}
-	h.Sim = mpaassim.New(mpaassim.Config{Keys: map[string]string{KeyID: KeySecret}, Faults: s.Faults,
+	h.env = s.Env
+	keys := map[string]string{KeyID: KeySecret}
+	for id, secret := range s.Keys {
+		keys[id] = secret
+	}
+	h.Sim = mpaassim.New(mpaassim.Config{Keys: keys, Faults: s.Faults,
 		Templates: s.Templates, AcceptAnyTemplate: s.Templates == nil, HexTaskIDs: s.HexIDs})
 	srv := httptest.NewServer(h.Sim)
 	t.Cleanup(srv.Close)
@@ -129,6 +139,9 @@ func (h *Stack) Config() *config.Worker {
 		"MPAAS_ENDPOINT": h.SimURL, "MPAAS_AK_ENV": KeyID, "MPAAS_SK_ENV": KeySecret, "PUSH_MPAAS_TIMEOUT": "2s",
 		"PUSH_RATE_LIMIT": "2000", "PUSH_HTTP_ADDR": "127.0.0.1:0", "PUSH_ACK_WAIT": "3s", "PUSH_MAX_DELIVER": "4",
 		"PUSH_RETRY_DELAY": "100ms", "PUSH_SHUTDOWN_GRACE": "5s", "PUSH_JOBS_MAX_BYTES": settings.FormatBytes(TestStreamBytes),
+	}
+	for k, v := range h.env {
+		env[k] = v
 	}
 	cfg, err := config.ParseWorker(nil, func(k string) string { return env[k] }, "", nil)
 	if err != nil {

@@ -123,6 +123,8 @@ func inLayout(l config.RedisKeys, k string) string {
 	switch {
 	case k == l.Limit || k == l.Limit+":bulk" || k == l.Limit+":events" || k == l.Limit+":adaptive":
 		return "limit"
+	case strings.HasPrefix(k, l.Credential) && len(k) > len(l.Credential):
+		return "credential limit"
 	case strings.HasPrefix(k, l.Pace) && campaign.ValidName(k[len(l.Pace):]) == nil:
 		return "pace"
 	case strings.HasPrefix(k, l.Reports) && campaign.ValidName(k[len(l.Reports):]) == nil:

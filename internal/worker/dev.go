@@ -53,5 +53,15 @@ func startEmulator() (*emulator, error) {
 }
 
 func jobRules(c *config.Worker, topo topology.Topology) job.Rules {
-	return job.Rules{MaxTargets: c.MaxTargets, MaxScheduledChunks: c.MaxScheduledChunks, Zone: c.Zone, Topology: topo}
+	r := job.Rules{MaxTargets: c.MaxTargets, MaxScheduledChunks: c.MaxScheduledChunks, Zone: c.Zone, Topology: topo}
+	if len(c.Credentials) > 0 {
+		served := map[string]bool{}
+		for _, cr := range c.Credentials {
+			for _, app := range cr.AppIDs {
+				served[app] = true
+			}
+		}
+		r.Served = func(app string) bool { return served[app] }
+	}
+	return r
 }

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/mpaas-push/pushworker/internal/config"
 	"github.com/mpaas-push/pushworker/internal/dial"
 	"github.com/mpaas-push/pushworker/internal/mpaassim"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
@@ -17,13 +18,14 @@ import (
 // emulator.
 func (s *Worker) openMPaaS(o Options) (pipeline.Pusher, error) {
 	if o.Pusher != nil {
-		s.desc["mpaas"] = "(given)"
+		s.desc["mpaas"], s.keyName = "(given)", "(given)"
 		return o.Pusher, nil
 	}
 	c := s.cfg
 	pc := push.Config{Endpoint: c.MPaaSEndpoint, Region: c.MPaaSRegion, AccessKeyID: c.AccessKeyID, AccessKeySecret: c.AccessSecret,
 		Timeout: c.MPaaSTimeout, MaxConns: c.MaxInFlight * 2}
 	switch {
+	case len(c.Credentials) > 0:
 	case c.AccessKeyID != "":
 	case c.MPaaSEndpoint != "" && c.MPaaSEndpoint != push.DefaultEndpoint:
 		// Dev mode pointed at the developer's own emulator: signed with the
@@ -48,6 +50,16 @@ func (s *Worker) openMPaaS(o Options) (pipeline.Pusher, error) {
 		}
 		pc.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	if len(c.Credentials) > 0 {
+		fleet, err := s.openFleet(pc)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, fleet.Close)
+		s.desc["mpaas"] = fleet.Endpoint().URL()
+		return fleet, nil
+	}
+	s.keyName = config.KeyPrefix(pc.AccessKeyID)
 	client, err := push.New(pc)
 	if err != nil {
 		return nil, err

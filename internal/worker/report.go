@@ -130,7 +130,7 @@ func (r *reports) report(ctx context.Context, q campaign.ReportRequest) (*campai
 	for _, s := range q.Sources {
 		for _, id := range s.TaskIDs {
 			rep.TaskIDs++
-			a, err := r.ask(ctx, func(ctx context.Context) (push.Analysis, push.CallResult) {
+			a, err := r.ask(ctx, s.AppID, func(ctx context.Context) (push.Analysis, push.CallResult) {
 				return r.mpaas.TaskDetail(ctx, s.AppID, s.WorkspaceID, id)
 			})
 			if err != nil {
@@ -142,7 +142,7 @@ func (r *reports) report(ctx context.Context, q campaign.ReportRequest) (*campai
 			}
 		}
 		for _, w := range s.Windows {
-			a, err := r.ask(ctx, func(ctx context.Context) (push.Analysis, push.CallResult) {
+			a, err := r.ask(ctx, s.AppID, func(ctx context.Context) (push.Analysis, push.CallResult) {
 				return r.mpaas.CoreIndex(ctx, s.AppID, s.WorkspaceID, w.Type, w.From, w.To)
 			})
 			if err != nil {
@@ -165,9 +165,9 @@ func (r *reports) report(ctx context.Context, q campaign.ReportRequest) (*campai
 }
 
 // ask makes one analytics call as an adminCalls call.
-func (r *reports) ask(ctx context.Context, call func(context.Context) (push.Analysis, push.CallResult)) (push.Analysis, error) {
+func (r *reports) ask(ctx context.Context, app string, call func(context.Context) (push.Analysis, push.CallResult)) (push.Analysis, error) {
 	var a push.Analysis
-	err := r.try(ctx, func(ctx context.Context) push.CallResult {
+	err := r.try(ctx, app, func(ctx context.Context) push.CallResult {
 		var out push.CallResult
 		a, out = call(ctx)
 		return out

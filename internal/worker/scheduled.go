@@ -15,6 +15,7 @@ import (
 	"github.com/mpaas-push/pushworker/internal/metrics"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
 	"github.com/mpaas-push/pushworker/internal/push"
+	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/retry"
 )
 
@@ -142,7 +143,7 @@ func (e callFailed) Error() string {
 func (l *scheduledList) page(ctx context.Context, q scheduledRequest, from, to time.Time, page int) ([]push.ScheduledTask, int, error) {
 	var tasks []push.ScheduledTask
 	var total int
-	err := l.try(ctx, func(ctx context.Context) push.CallResult {
+	err := l.try(ctx, q.AppID, func(ctx context.Context) push.CallResult {
 		var out push.CallResult
 		tasks, total, out = l.lister.QueryScheduled(ctx, q.AppID, q.WorkspaceID, from, to, page, scheduledPage)
 		return out
@@ -150,15 +151,20 @@ func (l *scheduledList) page(ctx context.Context, q scheduledRequest, from, to t
 	return tasks, total, err
 }
 
-// try makes one call until it is answered, fails for good, or has failed
+// try makes one call of app's until it is answered, fails for good, or has failed
 // transiently attempts times; each try waits for a bulk slot of the shared
-// limit first, and a throttled answer slows the shared rate.
-func (a *adminCalls) try(ctx context.Context, call func(context.Context) push.CallResult) error {
+// limit first (app's credential's, with a credentials file), and a
+// throttled answer slows that rate.
+func (a *adminCalls) try(ctx context.Context, app string, call func(context.Context) push.CallResult) error {
+	limiter := pipeline.LimiterFor(a.limiter, app)
 	for attempt := 1; ; attempt++ {
 		waited := time.Now()
-		if err := a.limiter.Wait(ctx, false); err != nil {
+		if err := limiter.Wait(ctx, false); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("waiting for a slot of the shared rate limit: %w", ctx.Err())
+			}
+			if errors.Is(err, ratelimit.ErrNoLimit) {
+				return errors.New("appId: no credential serves it")
 			}
 			return errors.New("no slot of the shared rate limit: its Redis is unavailable")
 		}
@@ -166,7 +172,7 @@ func (a *adminCalls) try(ctx context.Context, call func(context.Context) push.Ca
 		out := call(ctx)
 		a.metrics.Call("admin", out)
 		if out.Throttled {
-			a.limiter.Throttled()
+			limiter.Throttled()
 		}
 		switch {
 		case out.Class == push.Success:

@@ -5,19 +5,18 @@ import (
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
 
 	"github.com/mpaas-push/pushworker/internal/campaign"
 	"github.com/mpaas-push/pushworker/internal/dedupe"
 	"github.com/mpaas-push/pushworker/internal/dial"
 	"github.com/mpaas-push/pushworker/internal/pipeline"
-	"github.com/mpaas-push/pushworker/internal/ratelimit"
 	"github.com/mpaas-push/pushworker/internal/redisbatch"
 )
 
 // stores are what the worker keeps outside NATS: the dedupe store, the shared
-// rate limit, the campaigns' paces and totals. On Redis, every key under the
-// layout of cfg.RedisKeys(); in dev mode, in memory.
+// rate limit (one per credential with a credentials file: credentials.go), the
+// campaigns' paces and totals. On Redis, every key under the layout of
+// cfg.RedisKeys(); in dev mode, in memory.
 type stores struct {
 	rdb     redis.UniversalClient // nil in memory
 	dedupe  dedupe.Store
@@ -37,7 +36,8 @@ func (s *Worker) openStores(ctx context.Context, o Options) (stores, error) {
 	if rdb == nil && c.Redis.URL == "" {
 		s.log.Info("dev mode: in-memory dedupe and rate limit (REDIS_URL is unset): one worker only, nothing survives a restart")
 		s.desc["redis"] = "in-memory"
-		return stores{dedupe: dedupe.NewMemory(c.SentTTL, c.LeaseTTL), limiter: ratelimit.NewMemory(c.RateLimit, c.RateBurst),
+		limiter, _ := s.rateLimits(nil, c.RedisKeys())
+		return stores{dedupe: dedupe.NewMemory(c.SentTTL, c.LeaseTTL), limiter: limiter,
 			pace: campaign.NewMemoryPace(), totals: campaign.NewMemoryTotals()}, nil
 	}
 	if rdb == nil {
@@ -60,16 +60,9 @@ func (s *Worker) openStores(ctx context.Context, o Options) (stores, error) {
 	if err := store.Load(ctx); err != nil {
 		return stores{}, fmt.Errorf("redis: %w", err)
 	}
-	limiter := ratelimit.NewRedis(rdb, keys.Limit, c.RateLimit, c.RateBurst)
-	limiter.ReserveForEvents(c.EventsShare)
-	if c.RateAdaptive {
-		limiter.Adapt(c.RateFloor, func(rate float64) {
-			s.log.Info("shared rate changed", zap.Float64("calls_per_second", rate))
-			s.metrics.Rate(rate)
-		})
-	}
+	limiter, parts := s.rateLimits(rdb, keys)
 	return stores{rdb: rdb, dedupe: store, limiter: limiter, pace: campaign.NewPace(rdb, keys.Pace),
-		totals: campaign.NewRedisTotals(batch, keys.Totals), parts: []part{limiter}}, nil
+		totals: campaign.NewRedisTotals(batch, keys.Totals), parts: parts}, nil
 }
 
 type discardRedisLog struct{}

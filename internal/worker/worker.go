@@ -57,6 +57,7 @@ type Worker struct {
 	gate    *pause.Gate
 	metrics *metrics.Metrics
 	desc    map[string]string // what the start line says it connected to
+	keyName string            // the one AccessKey's id, its first characters (none with a credentials file)
 	closers []func()          // in order of opening; Close runs them backwards
 
 	nc       *nats.Conn

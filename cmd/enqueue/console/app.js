@@ -110,6 +110,17 @@ async function overview() {
           h("td", { class: "num" }, fmt(w.throttled)),
           h("td", {}, w.version),
           h("td", {}, ago(w.started)))))),
+    h("section", {},
+      h("h2", {}, "Credentials"),
+      (o.credentials || []).length === 0 ? h("p", { class: "muted" }, "No worker reported an AccessKey.") :
+      h("table", { id: "credentials" },
+        h("tr", {}, ["AccessKey", "rate in force (calls/s)", "calls", "throttled", "workers"].map((c) => h("th", {}, c))),
+        o.credentials.map((c) => h("tr", {},
+          h("td", {}, c.credential),
+          h("td", { class: "num" }, fmt(c.rateLimit)),
+          h("td", { class: "num" }, fmt(c.calls)),
+          h("td", { class: "num" }, fmt(c.throttled)),
+          h("td", { class: "num" }, fmt(c.workers)))))),
   ];
 }
 
