@@ -155,9 +155,12 @@ const ControlWait = 10 * time.Second
 // in flight, and returns. The parts that jobs need (the limiter's dispenser, the
 // campaigns' control, the endpoints) stop only after the queue has.
 func (s *Worker) Run(ctx context.Context) {
+	rate := zap.Int("rate_limit", s.cfg.RateLimit)
+	if len(s.cfg.Credentials) > 0 && !s.cfg.RateLimitSet {
+		rate = zap.String("rate_limit", "each credential's own (no cap over them)")
+	}
 	s.log.Info("worker started", zap.String("nats", s.desc["nats"]), zap.String("redis", s.desc["redis"]),
-		zap.String("mpaas", s.desc["mpaas"]), zap.Int("rate_limit", s.cfg.RateLimit),
-		zap.String("http", "http://"+s.http.addr+"/metrics /healthz /readyz"))
+		zap.String("mpaas", s.desc["mpaas"]), rate, zap.String("http", "http://"+s.http.addr+"/metrics /healthz /readyz"))
 	after, stopAfter := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	start := func(ctx context.Context, parts []part) {
