@@ -197,8 +197,9 @@ func checkExtended(obj map[string]any, max int, code, what string) *bizError {
 	return nil
 }
 
-// templateTargets checks PushTemplate's targets, SMS parameters and template.
-func (s *Server) templateTargets(form map[string]string, objects map[string]map[string]any) ([]target, *bizError) {
+// keyTargets checks the TargetMsgkey targets and the SMS parameters that
+// PushTemplate and PushSimple share.
+func keyTargets(form map[string]string, objects map[string]map[string]any) ([]target, *bizError) {
 	targets, err := parseTargets(form["TargetMsgkey"])
 	if err != nil {
 		return nil, invalidParam("TargetMsgkey: %v", err)
@@ -211,6 +212,15 @@ func (s *Server) templateTargets(form map[string]string, objects map[string]map[
 		if form["SmsSignName"] == "" || form["SmsTemplateCode"] == "" || objects["SmsTemplateParam"] == nil {
 			return nil, invalidParam("SmsSignName, SmsTemplateCode and SmsTemplateParam are required when SmsStrategy is %s", sms)
 		}
+	}
+	return targets, nil
+}
+
+// templateTargets checks PushTemplate's targets, SMS parameters and template.
+func (s *Server) templateTargets(form map[string]string, objects map[string]map[string]any) ([]target, *bizError) {
+	targets, berr := keyTargets(form, objects)
+	if berr != nil {
+		return nil, berr
 	}
 	if berr := s.checkTemplate(form["TemplateName"], objects["TemplateKeyValue"], ""); berr != nil {
 		return nil, berr

@@ -2,7 +2,6 @@ package mpaassim
 
 import (
 	"encoding/json"
-	"fmt"
 )
 
 // What PushSimple and PushBroadcast take, from the API metadata: a worker that
@@ -66,17 +65,9 @@ func checkOwnParams(action string, form map[string]string) (map[string]bool, *bi
 // simpleTargets checks PushSimple's targets and SMS parameters: as
 // PushTemplate's, without a template.
 func simpleTargets(form map[string]string, objects map[string]map[string]any) ([]target, *bizError) {
-	targets, err := parseTargets(form["TargetMsgkey"])
-	if err != nil {
-		return nil, invalidParam("TargetMsgkey: %v", err)
-	}
-	if len(targets) > maxTargetsPerCall {
-		return nil, &bizError{code: codeTooManyTargets, message: fmt.Sprintf("target count %d exceeds %d", len(targets), maxTargetsPerCall)}
-	}
-	if sms := form["SmsStrategy"]; sms != "" && sms != "0" {
-		if form["SmsSignName"] == "" || form["SmsTemplateCode"] == "" || objects["SmsTemplateParam"] == nil {
-			return nil, invalidParam("SmsSignName, SmsTemplateCode and SmsTemplateParam are required when SmsStrategy is %s", sms)
-		}
+	targets, berr := keyTargets(form, objects)
+	if berr != nil {
+		return nil, berr
 	}
 	for i := range targets {
 		targets[i].values, targets[i].extended = form["Content"], form["ExtendedParams"]
