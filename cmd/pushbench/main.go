@@ -55,6 +55,8 @@ type options struct {
 	skipBare                                                  bool
 	eventsPerSec                                              int
 	eventsFor                                                 time.Duration
+	events                                                    int  // stop after this many events (0: by eventsFor, or the campaign's end)
+	eventsBare                                                bool // a bare one-target SDK call for each event, timed
 	cpuProfile, allocProfile                                  string
 	workerGOGC                                                string
 	traces                                                    bool
@@ -89,12 +91,31 @@ type Report struct {
 	Events        struct {
 		Jobs  int     `json:"jobs"`
 		P50ms float64 `json:"enqueueToResultP50ms"`
+		P90ms float64 `json:"enqueueToResultP90ms"`
 		P99ms float64 `json:"enqueueToResultP99ms"`
+		MaxMs float64 `json:"enqueueToResultMaxMs"`
+		// With --events-bare: a bare one-target SDK call to the same emulator
+		// for each event, half an event period after it, and what the worker
+		// adds to it (the event's publish → result less the bare call).
+		Bare struct {
+			Calls int     `json:"calls"`
+			P50ms float64 `json:"p50ms"`
+			P90ms float64 `json:"p90ms"`
+			P99ms float64 `json:"p99ms"`
+			MaxMs float64 `json:"maxMs"`
+		} `json:"bare"`
+		AddedP50ms float64 `json:"addedP50ms"`
+		AddedP99ms float64 `json:"addedP99ms"`
 		// Where the time went, p99 of each stage: before the worker started the job,
 		// inside the worker, and from its end to the result reaching the reader.
 		QueueP99ms  float64 `json:"queuedP99ms"`
 		WorkerP99ms float64 `json:"inWorkerP99ms"`
 		ResultP99ms float64 `json:"resultDeliveryP99ms"`
+		// With --traces: each stretch of an event's way (its spans, the gaps
+		// between them), p50 and p99 over the events, and those of one event
+		// (the one of median latency).
+		Steps  []stepFigures `json:"steps,omitempty"`
+		OneJob []step        `json:"oneEvent,omitempty"`
 	} `json:"events"`
 	Sent       int `json:"sent"`
 	Duplicates int `json:"duplicates"`
@@ -187,6 +208,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&o.personal, "personal", false, "every target its own template values (needs --api multiple)")
 	fs.IntVar(&o.eventsPerSec, "events-per-sec", 0, "also publish this many one-target event jobs a second on the default lane")
 	fs.DurationVar(&o.eventsFor, "events-for", 20*time.Second, "how long to publish events when --targets is 0 (an idle system)")
+	fs.IntVar(&o.events, "events", 0, "publish this many events, then stop (0: for --events-for, or until the campaign ends)")
+	fs.BoolVar(&o.eventsBare, "events-bare", false, "for each event, a bare one-target SDK call to the same emulator half an event period later, timed: the report's events.bare and what the worker adds (the emulator's counts include these calls)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first worker during the campaign to this file (PUSH_PPROF)")
 	fs.StringVar(&o.lane, "lane", topology.LaneBulk, "the campaign's lane: bulk (push.jobs.bulk.bench) or default (push.jobs.bench, the events lane)")
 	fs.StringVar(&o.workerGOGC, "worker-gogc", "", "GOGC of the workers (default: the worker's own, 400)")
@@ -196,7 +219,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.targets < 0 || (o.targets == 0 && o.eventsPerSec == 0) || o.jobSize <= 0 || o.jobSize > job.DefaultMaxTargets || o.workers <= 0 {
+	if o.events < 0 || o.eventsPerSec < 0 || o.targets < 0 || (o.targets == 0 && o.eventsPerSec == 0) || o.jobSize <= 0 || o.jobSize > job.DefaultMaxTargets || o.workers <= 0 {
 		return errors.New("--targets (0 only with --events-per-sec), --job-size (1–1000) and --workers must be positive")
 	}
 	switch *api {
@@ -241,7 +264,8 @@ type bench struct {
 	natsURL string
 	tempDir string
 
-	campaignDone atomic.Bool // the last campaign result arrived: events stop
+	campaignDone atomic.Bool  // the last campaign result arrived: events stop
+	eventTraces  []eventTrace // with --traces: each event's publish, result and trace
 }
 
 func (b *bench) cleanup() {
@@ -337,7 +361,10 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	b.measureWorkers(rep)
-	b.stopWorkers()
+	b.stopWorkers() // a worker exports its last spans as it stops
+	if b.sink != nil && len(b.eventTraces) > 0 {
+		rep.Events.Steps, rep.Events.OneJob = eventSteps(b.sink, b.eventTraces)
+	}
 	st, err := b.simStats(ctx)
 	if err != nil {
 		return nil, err
@@ -348,7 +375,8 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	rep.Limiter.MeanOverRate = round(st.MeanCallsPerSecond/float64(b.o.rate), 3)
 
 	c := &rep.Cost
-	c.Calls, c.Jobs, c.RememberedPairs = int(st.Calls), s.Jobs+rep.Events.Jobs, st.Pairs
+	// The bare event calls are not the workers': they are left out of the cost.
+	c.Calls, c.Jobs, c.RememberedPairs = int(st.Calls)-rep.Events.Bare.Calls, s.Jobs+rep.Events.Jobs, st.Pairs-rep.Events.Bare.Calls
 	c.WorkerCPUusPerCall, c.WorkerCPUusPerJob = perUnit(spent["worker"], c.Calls), perUnit(spent["worker"], c.Jobs)
 	c.RedisCPUusPerCall = perUnit(spent["redis"], c.Calls)
 	c.NATSCPUusPerCall, c.NATSCPUusPerJob = perUnit(spent["nats"], c.Calls), perUnit(spent["nats"], c.Jobs)
@@ -576,6 +604,9 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 			now := time.Now()
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 			evLat = append(evLat, ms(now.Sub(at)))
+			if b.sink != nil {
+				b.eventTraces = append(b.eventTraces, eventTrace{published: at, read: now, traceID: r.TraceID})
+			}
 			evQueue = append(evQueue, ms(r.StartedAt.Sub(at)))
 			evWorker = append(evWorker, ms(r.FinishedAt.Sub(r.StartedAt.Time)))
 			evResult = append(evResult, ms(now.Sub(r.FinishedAt.Time)))
@@ -598,12 +629,21 @@ func (b *bench) campaign(ctx context.Context, rep *Report) error {
 	if jobs == 0 {
 		last = time.Now()
 	}
-	rep.Events.Jobs = len(evLat)
+	if err := ev.failed(); err != nil {
+		return err
+	}
+	e := &rep.Events
+	e.Jobs = len(evLat)
 	if len(evLat) > 0 {
-		sort.Float64s(evLat)
-		rep.Events.P50ms = round(evLat[len(evLat)/2], 1)
-		rep.Events.P99ms = round(evLat[min(len(evLat)-1, len(evLat)*99/100)], 1)
-		rep.Events.QueueP99ms, rep.Events.WorkerP99ms, rep.Events.ResultP99ms = p99(evQueue), p99(evWorker), p99(evResult)
+		e.P50ms, e.P90ms, e.P99ms, e.MaxMs = quantiles(evLat)
+		e.QueueP99ms, e.WorkerP99ms, e.ResultP99ms = p99(evQueue), p99(evWorker), p99(evResult)
+	}
+	if bare := ev.bareTimes(); len(bare) > 0 {
+		e.Bare.Calls = len(bare)
+		e.Bare.P50ms, e.Bare.P90ms, e.Bare.P99ms, e.Bare.MaxMs = quantiles(bare)
+		if len(evLat) > 0 {
+			e.AddedP50ms, e.AddedP99ms = round(e.P50ms-e.Bare.P50ms, 2), round(e.P99ms-e.Bare.P99ms, 2)
+		}
 	}
 	elapsed := last.Sub(start).Seconds()
 	stopSnap()
@@ -649,6 +689,7 @@ type resultFigures struct {
 	Failed     int      `json:"failed"`
 	StartedAt  job.Time `json:"startedAt"`
 	FinishedAt job.Time `json:"finishedAt"`
+	TraceID    string   `json:"traceId"`
 }
 
 // stream reads c's messages as a stream (not a round trip each) into a channel,
@@ -718,6 +759,8 @@ type events struct {
 	mu    sync.Mutex
 	sent  map[string]time.Time
 	total int
+	bare  []float64 // with --events-bare: each bare call's time, ms
+	err   error     // a bare call that failed
 	done  chan struct{}
 }
 
@@ -728,9 +771,23 @@ func (b *bench) startEvents(ctx context.Context, js jetstream.JetStream, run str
 		return ev
 	}
 	stop := b.o.eventsFor
+	period := time.Second / time.Duration(b.o.eventsPerSec)
+	var bare *push.Client
+	if b.o.eventsBare {
+		c, err := push.New(push.Config{Endpoint: b.simURL, AccessKeyID: benchKey, AccessKeySecret: benchSecret, MaxConns: 1})
+		if err != nil {
+			ev.err = err
+			close(ev.done)
+			return ev
+		}
+		bare = c
+	}
 	go func() {
 		defer close(ev.done)
-		tick := time.NewTicker(time.Second / time.Duration(b.o.eventsPerSec))
+		if bare != nil {
+			defer bare.Close()
+		}
+		tick := time.NewTicker(period)
 		defer tick.Stop()
 		end := time.Now().Add(stop)
 		for i := 0; ; i++ {
@@ -739,12 +796,14 @@ func (b *bench) startEvents(ctx context.Context, js jetstream.JetStream, run str
 				return
 			case <-tick.C:
 			}
-			if b.o.targets == 0 && time.Now().After(end) || b.o.targets > 0 && b.campaignDone.Load() {
+			switch {
+			case b.o.events > 0 && i >= b.o.events,
+				b.o.events == 0 && b.o.targets == 0 && time.Now().After(end),
+				b.o.targets > 0 && b.campaignDone.Load():
 				return
 			}
 			id := fmt.Sprintf("ev-%s.%d", run, i)
-			j := &job.Job{JobID: id, TaskName: "event", AppID: "bench", WorkspaceID: "bench", DeliveryType: 3, ExpiredSeconds: 3600,
-				TemplateName: "bench", TargetMsgkey: job.Targets{{Target: "event-" + strconv.Itoa(i), MsgKey: run}}}
+			j := eventJob(id, "bench", "event-"+strconv.Itoa(i), run)
 			body, _ := j.Encode()
 			ev.mu.Lock()
 			ev.sent[id] = time.Now()
@@ -753,9 +812,37 @@ func (b *bench) startEvents(ctx context.Context, js jetstream.JetStream, run str
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, _ = js.PublishMsg(pctx, &nats.Msg{Subject: topology.Default().EventsSubject("events"), Data: body, Header: nats.Header{jetstream.MsgIDHeader: []string{id}}})
 			cancel()
+			if bare != nil && !ev.bareCall(ctx, bare, eventJob("bare-"+id, "bench", "bare-event-"+strconv.Itoa(i), run), period/2) {
+				return
+			}
 		}
 	}()
 	return ev
+}
+
+// bareCall makes j's call straight at the emulator, after a pause of after,
+// and records how long it took; false when it failed or ctx ended.
+func (ev *events) bareCall(ctx context.Context, c *push.Client, j *job.Job, after time.Duration) bool {
+	if !clock.Sleep(ctx, after) {
+		return false
+	}
+	start := time.Now()
+	out := c.Push(ctx, j, j.Pairs())
+	took := time.Since(start)
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if out.Class != push.Success {
+		ev.err = fmt.Errorf("a bare event call failed: %s %s %s", out.Class, out.ResultCode, job.Clip(out.ResultMessage))
+		return false
+	}
+	ev.bare = append(ev.bare, float64(took.Nanoseconds())/1e6)
+	return true
+}
+
+// eventJob is a one-target PushTemplate job, as the events are.
+func eventJob(id, app, target, msgKey string) *job.Job {
+	return &job.Job{JobID: id, TaskName: "event", AppID: app, WorkspaceID: "bench", DeliveryType: 3, ExpiredSeconds: 3600,
+		TemplateName: "bench", TargetMsgkey: job.Targets{{Target: target, MsgKey: msgKey}}}
 }
 
 // published is when event id went out, if it is one.
@@ -776,6 +863,27 @@ func (ev *events) complete(results int) bool {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	return results >= ev.total
+}
+
+// quantiles sorts v and returns its p50, p90, p99 and max, in 0.01.
+func quantiles(v []float64) (p50, p90, p99, most float64) {
+	sort.Float64s(v)
+	at := func(q int) float64 { return round(v[min(len(v)-1, len(v)*q/100)], 2) }
+	return at(50), at(90), at(99), round(v[len(v)-1], 2)
+}
+
+// failed is the error of a bare call, if one failed.
+func (ev *events) failed() error {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	return ev.err
+}
+
+// bareTimes are the bare calls' times, ms.
+func (ev *events) bareTimes() []float64 {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	return append([]float64(nil), ev.bare...)
 }
 
 func p99(v []float64) float64 {

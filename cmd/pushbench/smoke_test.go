@@ -61,6 +61,27 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("bare baseline and CPU per 1000 targets: %+v", r)
 	}
 	t.Logf("report: %s", out)
+
+	// Event latency on an idle worker: 30 events, each with a bare call timed
+	// beside it, traced, so that the report cuts each event's way into steps.
+	r, out = runBench(t, "--worker-bin", bin, "--workers", "1", "--targets", "0", "--events", "30", "--events-per-sec", "100",
+		"--events-bare", "--traces")
+	e := r.Events
+	names := map[string]bool{}
+	for _, s := range e.Steps {
+		names[s.Step] = true
+	}
+	switch {
+	case e.Jobs != 30 || e.Bare.Calls != 30 || r.Emulator.Calls != 60 || r.Cost.Calls != 30:
+		t.Fatalf("want 30 events and 30 bare calls, the emulator seeing both and the cost only the events': %+v %+v", e, r.Cost)
+	case e.P50ms <= 0 || e.P99ms < e.P50ms || e.MaxMs < e.P99ms || e.Bare.P50ms <= 0 || e.Bare.MaxMs < e.Bare.P99ms:
+		t.Fatalf("latency figures: %+v", e)
+	case e.AddedP50ms != round(e.P50ms-e.Bare.P50ms, 2):
+		t.Fatalf("added latency %v, want the event's p50 %v less the bare call's %v", e.AddedP50ms, e.P50ms, e.Bare.P50ms)
+	case !names["claims"] || !names["limiter wait"] || !names["mpaas PushTemplate"] || !names["publish result"] || len(e.OneJob) < 5:
+		t.Fatalf("the steps of an event must come from its spans: %+v %+v", e.Steps, e.OneJob)
+	}
+	t.Logf("report: %s", out)
 }
 
 func runBench(t *testing.T, args ...string) (Report, string) {

@@ -306,3 +306,9 @@ func (r *Redis) pipeline(ctx context.Context, s *redis.Script, names []string, a
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
+
+// Urgent marks ctx so that the store's claims and marks under it do not wait
+// for a round trip of other callers under way: each goes at once, in a round
+// trip of its own (redisbatch.Urgent). An event job's, so that it does not
+// wait for a campaign's batch.
+func Urgent(ctx context.Context) context.Context { return redisbatch.Urgent(ctx) }

@@ -62,6 +62,10 @@ func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery,
 	r := &run{j: j, d: d, event: event(d), campaign: p.cfg.Rules.Topology.Campaign(d.Subject), log: log,
 		holder: dedupe.Holder{JobID: j.JobID, Message: holderMessage(j, d), Delivery: d.Number, Token: newToken()}}
 	r.started = p.cfg.Clock.Now()
+	if r.event {
+		// An event's claims and marks go at once, not after a campaign's batch in flight.
+		ctx = dedupe.Urgent(ctx)
+	}
 	cl := &claimer{p: p, r: r, pending: j.Pairs()}
 	for more := len(cl.pending) > 0; more; {
 		more = p.startNext(ctx, r, cl)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -93,6 +94,35 @@ func TestCallersShareRoundTrips(t *testing.T) {
 		t.Fatalf("%d round trips for %d callers' commands: want them shared", pipelines, callers*each)
 	}
 	t.Logf("%d commands in %d round trips", callers*each, pipelines)
+}
+
+// An urgent caller does not queue behind a round trip under way: here the one
+// under way waits (BLPOP) for the push the urgent caller sends, which a queued
+// caller would only send once the wait timed out.
+func TestUrgentCallersDoNotWaitForTheRoundTripUnderWay(t *testing.T) {
+	rdb := testenv.Redis(t)
+	prefix := testenv.Prefix(t, rdb)
+	b := redisbatch.New(rdb)
+	ctx := context.Background()
+	started := make(chan struct{})
+	var popped *redis.StringSliceCmd
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Do(ctx, func(p redis.Pipeliner) {
+			close(started) // the round trip is under way from here
+			popped = p.BLPop(ctx, 5*time.Second, prefix+"wake")
+		})
+	}()
+	<-started
+	if err := b.Do(redisbatch.Urgent(ctx), func(p redis.Pipeliner) { p.RPush(ctx, prefix+"wake", "urgent") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the round trip under way: %v", err)
+	}
+	if v := popped.Val(); len(v) != 2 || v[1] != "urgent" {
+		t.Fatalf("BLPOP got %q, want the urgent caller's push (a queued caller would push only after it timed out)", v)
+	}
 }
 
 // A Redis that cannot be reached fails every caller.
