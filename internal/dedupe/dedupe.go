@@ -15,6 +15,7 @@ package dedupe
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
@@ -79,6 +80,13 @@ type Holder struct {
 	JobID, Message string
 	Delivery       int
 	Token          string
+}
+
+// NewToken is a fresh token for a Holder: 8 random bytes in hex.
+func NewToken() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Store is what the worker needs of a dedupe store.

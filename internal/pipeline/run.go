@@ -2,8 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -60,7 +58,7 @@ type chunk struct {
 // stopped, waits for them, winds the run up and builds its result.
 func (p *Pipeline) process(ctx context.Context, j *job.Job, d consumer.Delivery, log *zap.Logger) *run {
 	r := &run{j: j, d: d, event: event(d), campaign: p.cfg.Rules.Topology.Campaign(d.Subject), log: log,
-		holder: dedupe.Holder{JobID: j.JobID, Message: holderMessage(j, d), Delivery: d.Number, Token: newToken()}}
+		holder: dedupe.Holder{JobID: j.JobID, Message: holderMessage(j, d), Delivery: d.Number, Token: dedupe.NewToken()}}
 	r.started = p.cfg.Clock.Now()
 	if r.event {
 		// An event's claims and marks go at once, not after a campaign's batch in flight.
@@ -179,12 +177,6 @@ func holderMessage(j *job.Job, d consumer.Delivery) string {
 // call of it that may have gone out without an answer: another delivery's
 // (still claimed, no sent mark) or its own that timed out.
 const ErrBroadcastHeld = "a call of this broadcast may have gone out without an answer (timed out, or made by a delivery that stopped): not sent again, a broadcast goes out at most once"
-
-func newToken() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
 
 // event reports a delivery of the default (events) lane: its calls go before bulk calls.
 func event(d consumer.Delivery) bool { return d.Lane == topology.LaneDefault }

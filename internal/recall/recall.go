@@ -15,8 +15,6 @@ package recall
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"sync"
 	"time"
@@ -104,7 +102,7 @@ func (h *Handler) Handle(ctx context.Context, d consumer.Delivery) consumer.Outc
 		return h.reject(d, nil, a.JobID, errors.New("this worker's mPaaS client cannot recall"))
 	}
 	log := h.log.With(zap.String("job", a.JobID), zap.String("action", a.Action), zap.Int("delivery", d.Number))
-	holder := dedupe.Holder{JobID: a.JobID, Message: "admin", Token: newToken()}
+	holder := dedupe.Holder{JobID: a.JobID, Message: "admin", Token: dedupe.NewToken()}
 	started := h.cfg.Clock.Now()
 	us := units(a)
 	keys := make([]dedupe.Key, len(us))
@@ -197,10 +195,4 @@ func (h *Handler) release(holder dedupe.Holder, u *unit) {
 	if err := h.store.Release(ctx, holder, []dedupe.Key{u.key}); err != nil {
 		h.log.Warn("releasing claims", zap.Int("targets", 1), zap.Error(err))
 	}
-}
-
-func newToken() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
