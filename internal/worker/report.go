@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -98,18 +97,8 @@ func (r *reports) handle(ctx context.Context, req micro.Request) {
 	defer cancel()
 	rep, err := r.report(ctx, q)
 	if err != nil {
-		code := "503"
-		var failed callFailed
-		switch {
-		case errors.As(err, &failed):
-			if code = failed.out.ResultCode; code == "" || code == "OK" {
-				code = "502"
-			}
-		case errors.Is(err, context.DeadlineExceeded):
-			code = "504"
-		}
 		r.log.Warn("delivery report not fetched", zap.String("campaign", q.Campaign), zap.Error(err))
-		_ = req.Error(code, err.Error(), nil)
+		_ = req.Error(errorCode(err, "502"), err.Error(), nil)
 		return
 	}
 	_ = req.RespondJSON(rep)

@@ -91,18 +91,8 @@ func (l *scheduledList) handle(ctx context.Context, req micro.Request) {
 	defer cancel()
 	tasks, err := l.list(ctx, q, time.Now())
 	if err != nil {
-		code := "503"
-		var failed callFailed
-		switch {
-		case errors.As(err, &failed):
-			if code = failed.out.ResultCode; code == "" {
-				code = "500"
-			}
-		case errors.Is(err, context.DeadlineExceeded):
-			code = "504"
-		}
 		l.log.Warn("scheduled tasks not listed", zap.String("app", q.AppID), zap.Error(err))
-		_ = req.Error(code, err.Error(), nil)
+		_ = req.Error(errorCode(err, "500"), err.Error(), nil)
 		return
 	}
 	_ = req.RespondJSON(map[string]any{"appId": q.AppID, "workspaceId": q.WorkspaceID, "tasks": tasks})
@@ -122,6 +112,23 @@ func (l *scheduledList) list(ctx context.Context, q scheduledRequest, now time.T
 			return all, nil
 		}
 	}
+}
+
+// errorCode is the service error code of an admin request that failed: mPaaS's
+// own code when a call failed (noCode when it gave none), 504 when the
+// request's time ran out, else 503 (the limit's Redis, or the request stopped).
+func errorCode(err error, noCode string) string {
+	var failed callFailed
+	switch {
+	case errors.As(err, &failed):
+		if code := failed.out.ResultCode; code != "" && code != "OK" {
+			return code
+		}
+		return noCode
+	case errors.Is(err, context.DeadlineExceeded):
+		return "504"
+	}
+	return "503"
 }
 
 // callFailed is a page whose call failed for good, or still failed after the
