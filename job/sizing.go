@@ -1,6 +1,7 @@
 package job
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,10 +44,7 @@ func worstResult(n int) *Result {
 // assumptions, fits a message of maxPayload bytes (the NATS server's
 // max_payload): the bound of PUSH_MAX_TARGETS.
 func MaxTargetsFor(maxPayload int) int {
-	size := func(n int) int {
-		b, _ := worstResult(n).Encode()
-		return len(b)
-	}
+	size := worstResultSize()
 	const sample = 1000
 	fixed := size(0)
 	perTarget := (size(sample) - fixed) / sample
@@ -55,4 +53,39 @@ func MaxTargetsFor(maxPayload int) int {
 		n -= MaxTargetsPerCall
 	}
 	return max(0, n)
+}
+
+// worstResultSize returns the encoded size of worstResult(n) from the sizes of
+// a few small results, not by encoding a result of n targets (a megabyte each,
+// which grew the worker's heap at every start): every full chunk after the
+// first adds the same bytes, and a last partial chunk of k targets adds what it
+// adds after one full chunk.
+func worstResultSize() func(n int) int {
+	encoded := func(n int) int {
+		b, _ := worstResult(n).Encode()
+		return len(b)
+	}
+	one, two := encoded(MaxTargetsPerCall), encoded(2*MaxTargetsPerCall)
+	var small [MaxTargetsPerCall]int   // small[k]: worstResult(k)
+	var partial [MaxTargetsPerCall]int // partial[k]: what a last chunk of k adds after a full one
+	for k := range MaxTargetsPerCall {
+		small[k] = encoded(k)
+		if k > 0 {
+			partial[k] = encoded(MaxTargetsPerCall+k) - one
+		}
+	}
+	chunks := func(n int) int {
+		full, k := n/MaxTargetsPerCall, n%MaxTargetsPerCall
+		return one + (full-1)*(two-one) + partial[k]
+	}
+	// The counts of targets are written in digits: each digit more than the
+	// two of the results above adds one byte per count.
+	const hundred = 10 * MaxTargetsPerCall
+	counts := encoded(hundred) - chunks(hundred)
+	return func(n int) int {
+		if n < MaxTargetsPerCall {
+			return small[n]
+		}
+		return chunks(n) + counts*(len(strconv.Itoa(n))-2)
+	}
 }

@@ -21,6 +21,16 @@ func TestMaxTargetsForFitsTheWorstResult(t *testing.T) {
 	}
 }
 
+// The size MaxTargetsFor works from is the size of the encoded worst result.
+func TestWorstResultSizeIsTheEncodedSize(t *testing.T) {
+	size := worstResultSize()
+	for _, n := range []int{0, 1, 9, 10, 11, 19, 20, 25, 1000, 1234, 8191} {
+		if b, _ := worstResult(n).Encode(); size(n) != len(b) {
+			t.Fatalf("%d targets: sized %d bytes, encoded %d", n, size(n), len(b))
+		}
+	}
+}
+
 func TestClipBoundsEveryEcho(t *testing.T) {
 	for _, s := range []string{"short", strings.Repeat("x", 900<<10), strings.Repeat("\u0085", 307200)} {
 		c := Clip(s)
