@@ -173,3 +173,15 @@ func BenchmarkDecodeTargetMsgs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeEvent decodes a one-target event job, what a worker reads per
+// password-reset push.
+func BenchmarkDecodeEvent(b *testing.B) {
+	body := []byte(exampleJob)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -155,3 +155,30 @@ func TestEncodedTargetMsgsTakeTheFastReader(t *testing.T) {
 		t.Fatalf("read back %#v, want %#v", fast[:2], j.TargetMsgs[:2])
 	}
 }
+
+// FuzzMembers holds the object walker of valid JSON to the token reader:
+// whatever both take, they split into the same members.
+func FuzzMembers(f *testing.F) {
+	for _, seed := range []string{exampleJob, minimalJob, multipleJob, `{}`, ` { "a" : [1, {"b":"]}"}] , "\\u00e9\\"":"x\\"y", "n":-1.5e3, "t":true,"z":null } `,
+		`{"a":1}x`, `[1]`, `"s"`, `{"a":{"b":{"c":[[],{}]}},"a":"again"}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		slow, err := decodeMembers(data)
+		fast, fastErr := parseMembers(data)
+		if (err == nil) != (fastErr == nil) {
+			t.Fatalf("%q: token reader %v, walker %v", data, err, fastErr)
+		}
+		if err != nil {
+			return
+		}
+		if len(slow) != len(fast) {
+			t.Fatalf("%q: %d members, walker %d", data, len(slow), len(fast))
+		}
+		for i := range slow {
+			if slow[i].key != fast[i].key || string(slow[i].value) != string(fast[i].value) {
+				t.Fatalf("%q: member %d is %q=%s, walker %q=%s", data, i, slow[i].key, slow[i].value, fast[i].key, fast[i].value)
+			}
+		}
+	})
+}
