@@ -385,6 +385,9 @@ func (q *Consumer) finish(ctx context.Context, lane string, msg jetstream.Msg, o
 			q.obs.Job(lane, string(out.Result.Status))
 		}
 	}
+	if out.Pending != nil {
+		out.Pending()
+	}
 	q.settle(ctx, msg, action, out.Delay)
 }
 
@@ -414,9 +417,11 @@ func (q *Consumer) settle(ctx context.Context, msg jetstream.Msg, a Action, dela
 	var err error
 	switch a {
 	case Ack:
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err = msg.DoubleAck(actx)
-		cancel()
+		// A plain ack, not one the server confirms: the confirmation is a message
+		// and a wakeup more per job, and a lost ack costs nothing twice (the
+		// redelivery finds every pair sent by this job and stores the same
+		// result, which the result stream's Nats-Msg-Id window drops).
+		err = msg.Ack()
 	case Term:
 		err = msg.Term()
 	case Retry:

@@ -158,6 +158,35 @@ func TestTermWithADeadLetter(t *testing.T) {
 	b.jobsLeft(0)
 }
 
+// Pending runs beside the result: the result is stored while it has not
+// returned, and the job leaves the stream only after it returned.
+func TestPendingEndsBeforeTheAckAndAfterTheResult(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	b := newBed(t, consumer.HandlerFunc(func(_ context.Context, d consumer.Delivery) consumer.Outcome {
+		return consumer.Outcome{Action: consumer.Ack, ResultSubject: "push.results.p1",
+			Result:  &job.Result{JobID: "p1", Status: job.StatusSucceeded, Targets: 1, Sent: 1},
+			Pending: func() { <-release }}
+	}), 3)
+	b.publish("push.jobs.orders", "{}", "")
+	if m := b.next(b.topo.ResultsStream, 5*time.Second); m.Subject() != "push.results.p1" {
+		t.Fatalf("result on %s", m.Subject())
+	}
+	// The result is in and Pending still waits: the job stays in the stream
+	// (an ack takes a round trip; 300 ms is hundreds of them).
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		s, err := b.js.Stream(context.Background(), b.topo.JobsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := s.CachedInfo().State.Msgs; n != 1 {
+			t.Fatalf("the job stream holds %d messages before Pending returned, want 1", n)
+		}
+	}
+	close(release)
+	b.jobsLeft(0)
+}
+
 // Retry hands the job back for its delay; the last delivery says so.
 func TestRetryRedeliversAfterTheDelayAndMarksTheLast(t *testing.T) {
 	t.Parallel()

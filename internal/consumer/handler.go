@@ -78,8 +78,9 @@ const (
 )
 
 // Outcome is what became of one delivery. The queue stores DeadLetter first,
-// then Result on ResultSubject, then does Action; an Ack whose result cannot be
-// stored becomes a Release, so that the job is never acked without its result.
+// then Result on ResultSubject, then waits for Pending, then does Action; an Ack
+// whose result cannot be stored becomes a Release, so that the job is never
+// acked without its result.
 type Outcome struct {
 	Result        *job.Result
 	ResultSubject string
@@ -88,4 +89,8 @@ type Outcome struct {
 	Delay         time.Duration // with Retry
 	ParkSubject   string        // with Park
 	JobID         string        // with Park: the job's id, kept in the parked copy
+	// Pending, when set, waits for what the handler still does for this
+	// delivery beside the result's publish (the sent marks of its last calls):
+	// the message is acknowledged, or handed back, only after it returned.
+	Pending func()
 }

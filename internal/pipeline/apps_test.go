@@ -34,7 +34,7 @@ func TestAStuckCredentialLeavesSlotsToTheOthers(t *testing.T) {
 	held := newJob("held", 300) // 30 calls, more than the worker's bulk slots
 	held.AppID = "app-stuck"
 	first := make(chan consumer.Outcome, 1)
-	go func() { first <- p.Handle(ctx, delivery(t, held, 1, false)) }()
+	go func() { first <- handle(p, ctx, delivery(t, held, 1, false)) }()
 	// Of the 24 bulk slots, the stuck credential holds all but the reserve of
 	// the other one (never under its half).
 	bulkSlots := slots - slots/4
@@ -51,7 +51,7 @@ func TestAStuckCredentialLeavesSlotsToTheOthers(t *testing.T) {
 	free := newJob("free", 100) // 10 calls
 	free.AppID = "app-free"
 	done := make(chan consumer.Outcome, 1)
-	go func() { done <- p.Handle(context.Background(), delivery(t, free, 1, false)) }()
+	go func() { done <- handle(p, context.Background(), delivery(t, free, 1, false)) }()
 	select {
 	case out := <-done:
 		if out.Result == nil || out.Result.Sent != 100 {

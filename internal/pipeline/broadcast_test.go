@@ -20,7 +20,7 @@ func broadcastJob(id string) *job.Job {
 // another job id it is a duplicate: one PushBroadcast in all.
 func TestBroadcastIsOneCallOnce(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{})
-	out := b.p.Handle(context.Background(), delivery(t, broadcastJob("b1"), 1, false))
+	out := handle(b.p, context.Background(), delivery(t, broadcastJob("b1"), 1, false))
 	r := out.Result
 	if out.Action != consumer.Ack || r == nil || r.API != job.APIBroadcast || r.Sent != 1 || r.Targets != 1 || len(r.Chunks) != 1 ||
 		len(r.Chunks[0].TargetMsgkey) != 0 || r.Chunks[0].Data == "" {
@@ -28,10 +28,10 @@ func TestBroadcastIsOneCallOnce(t *testing.T) {
 	}
 	again := delivery(t, broadcastJob("b1"), 1, false)
 	again.Sequence = 8 // the same job published again
-	if r2 := b.p.Handle(context.Background(), again).Result; r2 == nil || r2.Sent != 1 || r2.Chunks[0].Data != r.Chunks[0].Data {
+	if r2 := handle(b.p, context.Background(), again).Result; r2 == nil || r2.Sent != 1 || r2.Chunks[0].Data != r.Chunks[0].Data {
 		t.Fatalf("the same job again: %+v", r2)
 	}
-	if r3 := b.p.Handle(context.Background(), delivery(t, broadcastJob("b2"), 1, false)).Result; r3 == nil || r3.Duplicates != 1 || r3.Sent != 0 {
+	if r3 := handle(b.p, context.Background(), delivery(t, broadcastJob("b2"), 1, false)).Result; r3 == nil || r3.Duplicates != 1 || r3.Sent != 0 {
 		t.Fatalf("another job of the msgKey: %+v", r3)
 	}
 	if n := b.sim.Broadcasts("app", "w", "release"); n != 1 {
@@ -45,14 +45,14 @@ func TestBroadcastIsOneCallOnce(t *testing.T) {
 func TestBroadcastWithNoAnswerIsNotCalledAgain(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{RateTimeout: 1, TimeoutHold: 3 * time.Second})
 	j := broadcastJob("b1")
-	if out := b.p.Handle(context.Background(), delivery(t, j, 1, false)); out.Action != consumer.Retry {
+	if out := handle(b.p, context.Background(), delivery(t, j, 1, false)); out.Action != consumer.Retry {
 		t.Fatalf("first delivery: %+v", out)
 	}
 	b.sim.SetFaults(mpaassim.Faults{})
-	if out := b.p.Handle(context.Background(), delivery(t, j, 2, false)); out.Action != consumer.Retry {
+	if out := handle(b.p, context.Background(), delivery(t, j, 2, false)); out.Action != consumer.Retry {
 		t.Fatalf("second delivery: %+v", out)
 	}
-	out := b.p.Handle(context.Background(), delivery(t, j, 3, true))
+	out := handle(b.p, context.Background(), delivery(t, j, 3, true))
 	if out.Result == nil || out.Result.Status != job.StatusFailed || out.Result.Chunks[0].Error != pipeline.ErrBroadcastHeld || out.DeadLetter == nil {
 		t.Fatalf("last delivery: %+v", out)
 	}

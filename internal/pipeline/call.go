@@ -83,15 +83,18 @@ func (p *Pipeline) startNext(ctx context.Context, r *run, cl *claimer) (more boo
 		p.release(r)
 		return false
 	}
+	t := p.turnAhead(ctx, r)
 	c, more, err := cl.next(ctx)
 	if r.superseded.Load() {
 		if c != nil {
 			p.releaseClaims(r, c.keys)
 		}
+		t.drop()
 		p.release(r)
 		return false
 	}
 	if err != nil || c == nil { // c == nil: every target left was a duplicate or sent before
+		t.drop()
 		p.release(r)
 		if err != nil {
 			r.handed.Store(true)
@@ -101,12 +104,18 @@ func (p *Pipeline) startNext(ctx context.Context, r *run, cl *claimer) (more boo
 	}
 	r.chunks = append(r.chunks, c)
 	r.calls.Add(1)
+	r.marks.Add(1)
 	p.senders.Go(func() {
-		defer r.calls.Done()
-		defer p.release(r)
-		p.send(ctx, r, c)
+		defer r.marks.Done()
+		defer p.release(r) // the slot is held until the mark is stored
+		p.send(ctx, r, c, t)
 		if c.handed {
 			r.handed.Store(true)
+		}
+		m := c.mark
+		r.calls.Done() // the chunk's result is in: the run may build its own
+		if m != nil {
+			p.markSent(ctx, r, c, *m)
 		}
 	})
 	return more
@@ -121,7 +130,8 @@ var callSpan = map[string]string{job.APITemplate: "mpaas " + job.APITemplate, jo
 // On the last delivery a chunk that still fails is failed, not handed back.
 // Each attempt waits for its turn (waitTurn), passes the fence, calls and
 // decides on the answer.
-func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
+func (p *Pipeline) send(ctx context.Context, r *run, c *chunk, ahead *turn) {
+	defer ahead.drop()
 	var t tries
 	for {
 		if r.expired(p) {
@@ -130,10 +140,11 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 			return
 		}
 		waitStart := p.cfg.Clock.Now()
-		if err := p.waitTurn(ctx, r, len(c.targets)); err != nil {
+		if err := ahead.take(func() error { return p.waitTurn(ctx, r, len(c.targets)) }); err != nil {
 			p.handBack(r, c)
 			return
 		}
+		ahead = nil
 		if !p.fence(ctx, r, c) {
 			return
 		}
@@ -143,6 +154,44 @@ func (p *Pipeline) send(ctx context.Context, r *run, c *chunk) {
 		if p.decide(ctx, r, c, out, &t) {
 			return
 		}
+	}
+}
+
+// turn is an event call's wait for its slot of the rate, started beside the
+// claim of its targets (turnAhead), so that an event pays one round trip for
+// both, not two.
+type turn struct {
+	done   chan error
+	cancel context.CancelFunc
+}
+
+// turnAhead starts the wait for the next call's turn when the run is an
+// event's (no campaign, so no pace), and returns nil for any other run. A turn
+// taken for a chunk that then has nothing to send (every target sent before,
+// or another job's) is lost: the shared rate is never exceeded by it, at worst
+// not reached by one call.
+func (p *Pipeline) turnAhead(ctx context.Context, r *run) *turn {
+	if !r.event || r.campaign != "" {
+		return nil
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	t := &turn{done: make(chan error, 1), cancel: cancel}
+	p.senders.Go(func() { t.done <- p.waitTurn(tctx, r, 0) })
+	return t
+}
+
+// take waits for the turn started ahead, or, with none, runs wait.
+func (t *turn) take(wait func() error) error {
+	if t == nil {
+		return wait()
+	}
+	return <-t.done
+}
+
+// drop ends a turn's wait, taken or not.
+func (t *turn) drop() {
+	if t != nil {
+		t.cancel()
 	}
 }
 
@@ -198,7 +247,9 @@ func (p *Pipeline) decide(ctx context.Context, r *run, c *chunk, out push.CallRe
 	case out.Class == push.Success:
 		p.gate.Clear(pause.CauseCredentials)
 		p.gate.Clear(pause.CauseMPaaS)
-		p.markSent(ctx, r, c, dedupe.Mark{RequestID: out.RequestID, Attempts: t.attempts, Data: out.Data})
+		// The mark is stored by the sender once the chunk is done (startNext),
+		// beside the building and publishing of the job's result.
+		c.mark = &dedupe.Mark{RequestID: out.RequestID, Attempts: t.attempts, Data: out.Data}
 		c.result = chunkResult(c.targets, out, t.attempts, job.ChunkSent)
 		return true
 	case out.Class == push.JobFault:

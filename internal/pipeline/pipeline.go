@@ -241,6 +241,12 @@ func (p *Pipeline) Handle(ctx context.Context, d consumer.Delivery) consumer.Out
 	log := p.log.With(zap.String("job", j.JobID), zap.String("lane", d.Lane), zap.Int("delivery", d.Number))
 	log.Debug("job received", zap.String("subject", job.Clip(d.Subject)), zap.Int("targets", j.TargetCount()), zap.String("api", j.API()))
 	run := p.process(ctx, j, d, log)
+	if run.result == nil {
+		// Handed back, parked or superseded: the message is settled at once, so
+		// the marks of what went out are stored first. A result is published
+		// while they are stored (Outcome.Pending).
+		run.marks.Wait()
+	}
 	subject := p.cfg.Rules.Topology.ResultSubject(j.ReplyTo, j.JobID)
 	switch {
 	case run.superseded.Load():
@@ -249,7 +255,7 @@ func (p *Pipeline) Handle(ctx context.Context, d consumer.Delivery) consumer.Out
 		log.Warn("job superseded: a later delivery of its message took its claims over", zap.Int("sent", run.sent))
 		return consumer.Outcome{Action: consumer.Leave}
 	case run.result != nil:
-		out := consumer.Outcome{Result: run.result, ResultSubject: subject, Action: consumer.Ack}
+		out := consumer.Outcome{Result: run.result, ResultSubject: subject, Action: consumer.Ack, Pending: run.marks.Wait}
 		if len(run.failed) > 0 {
 			// Only the failed targets, each with its values: a replay sends them alone.
 			body, _ := j.Only(run.failed).Encode()

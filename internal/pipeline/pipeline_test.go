@@ -111,7 +111,7 @@ func calls(sim *mpaassim.Server) []int {
 func TestAJobEndsInItsResult(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{})
 	j := newJob("j1", 25)
-	out := b.p.Handle(context.Background(), delivery(t, j, 1, false))
+	out := handle(b.p, context.Background(), delivery(t, j, 1, false))
 	if out.Action != consumer.Ack || out.Result == nil || out.DeadLetter != nil || out.ResultSubject != "push.results.j1" {
 		t.Fatalf("outcome: %+v", out)
 	}
@@ -123,7 +123,7 @@ func TestAJobEndsInItsResult(t *testing.T) {
 	}
 	// The same job again (a redelivery after a lost ack): nothing is sent twice,
 	// and its one result still reports every target as sent.
-	again := b.p.Handle(context.Background(), delivery(t, j, 2, false))
+	again := handle(b.p, context.Background(), delivery(t, j, 2, false))
 	if again.Result.Sent != 25 || len(b.sim.Calls()) != 3 {
 		t.Fatalf("the re-run sent again or lost the count: %+v, %d calls", again.Result, len(b.sim.Calls()))
 	}
@@ -132,14 +132,14 @@ func TestAJobEndsInItsResult(t *testing.T) {
 func TestAnInvalidJobIsRejectedWithItsBytes(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{})
 	d := consumer.Delivery{Lane: "default", Data: []byte(`{"jobId":"x","appId":""}`), Sequence: 42, Number: 1}
-	out := b.p.Handle(context.Background(), d)
+	out := handle(b.p, context.Background(), d)
 	if out.Action != consumer.Term || out.Result == nil || out.Result.Status != job.StatusRejected || out.ResultSubject != "push.results.x" {
 		t.Fatalf("outcome: %+v", out)
 	}
 	if dl := out.DeadLetter; dl == nil || dl.Reason != consumer.ReasonRejected || string(dl.Body) != string(d.Data) || dl.JobID != "x" {
 		t.Fatalf("dead letter: %+v", out.DeadLetter)
 	}
-	garbage := b.p.Handle(context.Background(), consumer.Delivery{Data: []byte("not json"), Sequence: 42, Number: 1})
+	garbage := handle(b.p, context.Background(), consumer.Delivery{Data: []byte("not json"), Sequence: 42, Number: 1})
 	if garbage.ResultSubject != "push.results.seq-42" || garbage.Result.JobID != "seq-42" {
 		t.Fatalf("a job that cannot be read answers under seq-<n>: %+v", garbage)
 	}
@@ -153,14 +153,14 @@ func TestAnInvalidJobIsRejectedWithItsBytes(t *testing.T) {
 func TestTransientFailuresFollowThePolicies(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{Rate5xx: 1})
 	j := newJob("j2", 3)
-	out := b.p.Handle(context.Background(), delivery(t, j, 2, false))
+	out := handle(b.p, context.Background(), delivery(t, j, 2, false))
 	if out.Action != consumer.Retry || out.Delay != 10*time.Second || out.Result != nil {
 		t.Fatalf("want a hand-back after 10s (second delivery): %+v", out)
 	}
 	if got, want := b.clock.Slept(), []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}; !slices.Equal(got, want) {
 		t.Fatalf("waits between calls %v, want %v", got, want)
 	}
-	last := b.p.Handle(context.Background(), delivery(t, j, 4, true))
+	last := handle(b.p, context.Background(), delivery(t, j, 4, true))
 	if last.Action != consumer.Ack || last.Result.Status != job.StatusFailed || last.Result.Failed != 3 {
 		t.Fatalf("last delivery: %+v", last)
 	}
@@ -177,7 +177,7 @@ func TestTargetsPastTheDeadlineAreNotSent(t *testing.T) {
 	j := newJob("j3", 12)
 	j.NotAfter = ptr(start.Add(time.Minute))
 	b.clock.Advance(2 * time.Minute)
-	out := b.p.Handle(context.Background(), delivery(t, j, 1, false))
+	out := handle(b.p, context.Background(), delivery(t, j, 1, false))
 	if out.Result == nil || out.Result.Failed != 12 || out.Result.Chunks[0].Error != "deadline passed" || len(b.sim.Calls()) != 0 {
 		t.Fatalf("outcome: %+v", out.Result)
 	}
@@ -189,7 +189,7 @@ func TestRefusedCredentialsShutTheGate(t *testing.T) {
 	b := newBench(t, mpaassim.Faults{RefuseSignatures: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan consumer.Outcome)
-	go func() { done <- b.p.Handle(ctx, delivery(t, newJob("j4", 2), 1, false)) }()
+	go func() { done <- handle(b.p, ctx, delivery(t, newJob("j4", 2), 1, false)) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for !b.gate.Open(pause.CauseCredentials) {
 		if time.Now().After(deadline) {
@@ -211,23 +211,23 @@ func TestPausedParksAndCanceledEndsWithoutACall(t *testing.T) {
 	control := states{}
 	b := newBenchWith(t, mpaassim.Faults{}, control)
 	control["c"] = campaign.State{State: campaign.Paused}
-	out := b.p.Handle(context.Background(), delivery(t, newJob("j1", 25), 1, false))
+	out := handle(b.p, context.Background(), delivery(t, newJob("j1", 25), 1, false))
 	if out.Action != consumer.Park || out.ParkSubject != "push.parked.c.j1" || out.JobID != "j1" || out.Result != nil || len(b.sim.Calls()) != 0 {
 		t.Fatalf("a paused campaign's job must be parked, untouched: %+v, %d calls", out, len(b.sim.Calls()))
 	}
 
 	control["c"] = campaign.State{State: campaign.Running}
 	sent := newJob("j2", 25)
-	if out := b.p.Handle(context.Background(), delivery(t, sent, 1, false)); out.Result.Sent != 25 {
+	if out := handle(b.p, context.Background(), delivery(t, sent, 1, false)); out.Result.Sent != 25 {
 		t.Fatalf("running: %+v", out.Result)
 	}
 	control["c"] = campaign.State{State: campaign.Canceled}
-	again := b.p.Handle(context.Background(), consumer.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c", Data: delivery(t, sent, 1, false).Data,
+	again := handle(b.p, context.Background(), consumer.Delivery{Lane: "bulk", Subject: "push.jobs.bulk.c", Data: delivery(t, sent, 1, false).Data,
 		Sequence: 8, Number: 1, ParkedAs: "j2"})
 	if r := again.Result; r.Status != job.StatusSucceeded || r.Sent != 25 || r.Campaign != "c" {
 		t.Fatalf("a job that had sent everything is not canceled: %+v", r)
 	}
-	out = b.p.Handle(context.Background(), delivery(t, newJob("j3", 25), 1, false))
+	out = handle(b.p, context.Background(), delivery(t, newJob("j3", 25), 1, false))
 	r := out.Result
 	if out.Action != consumer.Ack || r.Status != job.StatusCanceled || r.Failed != 25 || r.Targets != 25 || len(b.sim.Calls()) != 3 {
 		t.Fatalf("canceled: %+v, %d calls", r, len(b.sim.Calls()))
@@ -257,7 +257,7 @@ func TestChunksCarryTheJobsStrategyType(t *testing.T) {
 	}
 	for _, j := range []*job.Job{tj, mj} {
 		for n := 1; n <= 2; n++ {
-			out := b.p.Handle(context.Background(), delivery(t, j, n, false))
+			out := handle(b.p, context.Background(), delivery(t, j, n, false))
 			if out.Result == nil || len(out.Result.Chunks) != 2 {
 				t.Fatalf("%s delivery %d: %+v", j.JobID, n, out.Result)
 			}
@@ -268,7 +268,7 @@ func TestChunksCarryTheJobsStrategyType(t *testing.T) {
 			}
 		}
 	}
-	out := b.p.Handle(context.Background(), delivery(t, newJob("st-now", 3), 1, false))
+	out := handle(b.p, context.Background(), delivery(t, newJob("st-now", 3), 1, false))
 	if c := out.Result.Chunks[0]; c.StrategyType != 0 || c.Scheduled() {
 		t.Fatalf("an immediate push's chunk: %+v", c)
 	}
@@ -285,7 +285,7 @@ func TestAStopLetsCallsOnTheWireFinish(t *testing.T) {
 	j := newJob("stop", 100) // 10 calls, 2 at a time
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel) // two calls are on the wire by then
-	out := p.Handle(ctx, delivery(t, j, 1, false))
+	out := handle(p, ctx, delivery(t, j, 1, false))
 	if out.Action != consumer.Release || out.Result != nil {
 		t.Fatalf("a stopped delivery is handed back: %+v", out)
 	}
@@ -293,7 +293,7 @@ func TestAStopLetsCallsOnTheWireFinish(t *testing.T) {
 	if first == 0 || first >= 10 {
 		t.Fatalf("the calls on the wire finish, no new one starts: %d calls", first)
 	}
-	again := p.Handle(context.Background(), delivery(t, j, 2, false))
+	again := handle(p, context.Background(), delivery(t, j, 2, false))
 	if r := again.Result; r == nil || r.Sent != 100 || len(sim.Calls()) != 10 || sim.Stats().DuplicatePairs != 0 {
 		t.Fatalf("the next delivery reports every pair sent and pushes none again: %+v, %d calls (%d before the stop), %d pairs twice",
 			again.Result, len(sim.Calls()), first, sim.Stats().DuplicatePairs)
@@ -312,13 +312,13 @@ func TestEventsKeepTheirCallSlotsUnderACampaign(t *testing.T) {
 	bulkDone := make(chan struct{})
 	go func() {
 		defer close(bulkDone)
-		p.Handle(context.Background(), delivery(t, newJob("campaign", 120), 1, false)) // 12 calls: more than every slot
+		handle(p, context.Background(), delivery(t, newJob("campaign", 120), 1, false)) // 12 calls: more than every slot
 	}()
 	time.Sleep(100 * time.Millisecond) // the campaign takes every slot it may, long before a call ends
 	event := newJob("event", 1)
 	body, _ := event.Encode()
 	start := time.Now()
-	out := p.Handle(context.Background(), consumer.Delivery{Lane: topology.LaneDefault, Subject: "push.jobs.orders", Data: body, Sequence: 9, Number: 1})
+	out := handle(p, context.Background(), consumer.Delivery{Lane: topology.LaneDefault, Subject: "push.jobs.orders", Data: body, Sequence: 9, Number: 1})
 	took := time.Since(start)
 	<-bulkDone
 	if out.Result == nil || out.Result.Sent != 1 {
@@ -366,13 +366,13 @@ func TestASupersededDeliveryMakesNoCall(t *testing.T) {
 	j := newJob("starved", 25) // three calls
 	lim.held.Store(true)
 	first := make(chan consumer.Outcome, 1)
-	go func() { first <- p.Handle(context.Background(), delivery(t, j, 1, false)) }()
+	go func() { first <- handle(p, context.Background(), delivery(t, j, 1, false)) }()
 	for lim.waiting.Load() < 3 { // every chunk of the first delivery has its claims and waits for a slot
 		time.Sleep(5 * time.Millisecond)
 	}
 	lim.held.Store(false)
 	fake.Advance(pipeline.DefaultRecheck) // JetStream's AckWait ran out meanwhile
-	second := p.Handle(context.Background(), delivery(t, j, 2, false))
+	second := handle(p, context.Background(), delivery(t, j, 2, false))
 	if r := second.Result; second.Action != consumer.Ack || r == nil || r.Sent != 25 || r.Duplicates != 0 {
 		t.Fatalf("the later delivery takes the claims over and sends every target: %+v", second)
 	}
@@ -384,4 +384,14 @@ func TestASupersededDeliveryMakesNoCall(t *testing.T) {
 	if st := sim.Stats(); st.Pairs != 25 || st.DuplicatePairs != 0 || len(sim.Calls()) != 3 {
 		t.Fatalf("every pair once, in three calls: %d pairs, %d twice, %d calls", st.Pairs, st.DuplicatePairs, len(sim.Calls()))
 	}
+}
+
+// handle runs one delivery as the queue does: its outcome is final once
+// Pending (the sent marks stored beside the result's publish) returned.
+func handle(p *pipeline.Pipeline, ctx context.Context, d consumer.Delivery) consumer.Outcome {
+	out := p.Handle(ctx, d)
+	if out.Pending != nil {
+		out.Pending()
+	}
+	return out
 }

@@ -35,7 +35,10 @@ type run struct {
 	handed atomic.Bool
 
 	chunks []*chunk       // every chunk taken, in order (process's goroutine only)
-	calls  sync.WaitGroup // the senders in flight
+	calls  sync.WaitGroup // the senders whose chunk has not ended yet
+	// The sent marks of chunks that ended: the result is built and published
+	// while the last ones are stored, and the message is settled after them.
+	marks sync.WaitGroup
 
 	// The outcome, filled in by process once every chunk has ended.
 	result    *job.Result // nil: hand the job back
@@ -49,8 +52,9 @@ type chunk struct {
 	targets job.Targets
 	keys    []dedupe.Key
 	result  job.ChunkResult
-	handed  bool        // not finished on this delivery
-	skipped job.Targets // lost to another job while this chunk waited out a worker problem
+	handed  bool         // not finished on this delivery
+	mark    *dedupe.Mark // sent: the mark to store once the chunk's result is in
+	skipped job.Targets  // lost to another job while this chunk waited out a worker problem
 }
 
 // process runs one delivery of a valid job whose JobID is set: it starts the
