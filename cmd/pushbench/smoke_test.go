@@ -82,6 +82,14 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("the steps of an event must come from its spans: %+v %+v", e.Steps, e.OneJob)
 	}
 	t.Logf("report: %s", out)
+
+	// The queue alone: no worker process, every event answered by the bench's
+	// own queue at once, so no mPaaS call but the bare ones.
+	r, out = runBench(t, "--queue-only", "--targets", "0", "--events", "20", "--events-per-sec", "100", "--events-bare")
+	if e := r.Events; e.Jobs != 20 || e.P50ms <= 0 || e.Bare.Calls != 20 || r.Emulator.Calls != 20 || r.WorkerCPUSeconds != 0 {
+		t.Fatalf("the queue alone must answer 20 events with no call of its own: %+v %+v", e, r.Emulator)
+	}
+	t.Logf("report: %s", out)
 }
 
 func runBench(t *testing.T, args ...string) (Report, string) {
