@@ -58,6 +58,7 @@ type options struct {
 	events                                                    int  // stop after this many events (0: by eventsFor, or the campaign's end)
 	eventsBare                                                bool // a bare one-target SDK call for each event, timed
 	queueOnly                                                 bool // no worker: the queue alone answers the events
+	warmup                                                    int  // targets of a campaign run before the measured one
 	cpuProfile, allocProfile                                  string
 	workerGOGC                                                string
 	traces                                                    bool
@@ -210,7 +211,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.eventsPerSec, "events-per-sec", 0, "also publish this many one-target event jobs a second on the default lane")
 	fs.DurationVar(&o.eventsFor, "events-for", 20*time.Second, "how long to publish events when --targets is 0 (an idle system)")
 	fs.IntVar(&o.events, "events", 0, "publish this many events, then stop (0: for --events-for, or until the campaign ends)")
-	fs.BoolVar(&o.queueOnly, "queue-only", false, "no worker: the bench runs the worker's queue with a handler that answers each job at once (no Redis, no mPaaS call), so that the events' publish → result is JetStream's way in and out alone (with --targets 0)")
+	fs.BoolVar(&o.queueOnly, "queue-only", false, "no worker: the bench runs the worker's queue with a handler that answers each job at once (no Redis, no mPaaS call): the events' publish → result and nats-server's CPU per job are then JetStream's way in and out alone")
+	fs.IntVar(&o.warmup, "warmup", 0, "first run a campaign of this many targets through the workers, unmeasured: the measured one then meets warm workers, streams and Redis")
 	fs.BoolVar(&o.eventsBare, "events-bare", false, "for each event, a bare one-target SDK call to the same emulator half an event period later, timed: the report's events.bare and what the worker adds (the emulator's counts include these calls)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first worker during the campaign to this file (PUSH_PPROF)")
 	fs.StringVar(&o.lane, "lane", topology.LaneBulk, "the campaign's lane: bulk (push.jobs.bulk.bench) or default (push.jobs.bench, the events lane)")
@@ -223,9 +225,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.events < 0 || o.eventsPerSec < 0 || o.targets < 0 || (o.targets == 0 && o.eventsPerSec == 0) || o.jobSize <= 0 || o.jobSize > job.DefaultMaxTargets || o.workers <= 0 {
 		return errors.New("--targets (0 only with --events-per-sec), --job-size (1–1000) and --workers must be positive")
-	}
-	if o.queueOnly && (o.targets != 0 || o.eventsPerSec == 0) {
-		return errors.New("--queue-only measures events alone: it needs --targets 0 and --events-per-sec")
 	}
 	switch *api {
 	case "template":
@@ -340,6 +339,14 @@ func (b *bench) run(ctx context.Context) (*Report, error) {
 	}
 	if err := start(ctx); err != nil {
 		return nil, err
+	}
+	if b.o.warmup > 0 {
+		if err := b.warmUp(ctx); err != nil {
+			return nil, err
+		}
+		if err := b.simReset(ctx); err != nil {
+			return nil, err
+		}
 	}
 	cpu := newMeter()
 	for _, w := range b.workers {
