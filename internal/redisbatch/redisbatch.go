@@ -2,8 +2,9 @@
 // round trip (a group commit). A caller that finds no round trip under way sends
 // its own commands at once, so an idle worker waits for nothing; callers that
 // arrive while one is under way queue up and go together in the next, sent by
-// the first of them (an Urgent caller does not queue: it sends its own at once,
-// beside the one under way). No goroutine of its own: the callers take turns.
+// the first of them. Urgent callers (events) form a lane of their own: they
+// never wait for the other callers' round trip, only share theirs with each
+// other. No goroutine of its own: the callers take turns.
 //
 // Under load this turns one round trip per call into one per batch, which is
 // what both the worker (fewer writes, reads and wake-ups) and Redis (fewer
@@ -29,9 +30,15 @@ const Timeout = 10 * time.Second
 type Batcher struct {
 	rdb redis.UniversalClient
 
-	mu      sync.Mutex
+	mu     sync.Mutex
+	common lane // every caller but the urgent ones
+	urgent lane // callers whose ctx is Urgent
+}
+
+// lane is a queue of callers that share round trips.
+type lane struct {
 	queue   []*op
-	leading bool // a caller is sending a batch
+	leading bool // a caller of the lane is sending a batch
 }
 
 type op struct {
@@ -53,37 +60,36 @@ func (b *Batcher) Client() redis.UniversalClient { return b.rdb }
 // own answer: read it after Do returns. ctx only carries values (trace, logger):
 // once queued, commands run to their end or to Timeout.
 //
-// A caller whose ctx is Urgent never queues: when a round trip is under way it
-// sends its own commands at once, in a round trip of their own beside it.
+// A caller whose ctx is Urgent queues only with other urgent callers: it never
+// waits for a round trip of the others under way.
 func (b *Batcher) Do(ctx context.Context, build func(redis.Pipeliner)) error {
 	o := &op{build: build, done: make(chan bool, 1)}
-	b.mu.Lock()
-	if b.leading && ctx.Value(urgentKey{}) != nil {
-		b.mu.Unlock()
-		b.send(ctx, []*op{o}, o)
-		return o.err
+	l := &b.common
+	if ctx.Value(urgentKey{}) != nil {
+		l = &b.urgent
 	}
-	b.queue = append(b.queue, o)
-	if b.leading {
+	b.mu.Lock()
+	l.queue = append(l.queue, o)
+	if l.leading {
 		b.mu.Unlock()
 		if lead := <-o.done; !lead {
 			return o.err
 		}
 		b.mu.Lock()
 	}
-	b.leading = true
+	l.leading = true
 	// This caller sends every command queued so far, its own among them.
-	batch := b.queue
-	b.queue = nil
+	batch := l.queue
+	l.queue = nil
 	b.mu.Unlock()
 	b.send(ctx, batch, o)
 	b.mu.Lock()
-	if len(b.queue) > 0 {
-		next := b.queue[0]
+	if len(l.queue) > 0 {
+		next := l.queue[0]
 		b.mu.Unlock()
 		next.done <- true // it sends the commands that queued meanwhile
 	} else {
-		b.leading = false
+		l.leading = false
 		b.mu.Unlock()
 	}
 	return o.err
@@ -91,10 +97,12 @@ func (b *Batcher) Do(ctx context.Context, build func(redis.Pipeliner)) error {
 
 type urgentKey struct{}
 
-// Urgent marks ctx so that Do with it does not wait for company: an event's
-// claims and marks must not wait for a campaign's batch in flight, then for
-// their own (two round trips of a loaded Redis instead of one). What it costs
-// is a round trip of its own, so only callers whose latency matters use it.
+// Urgent marks ctx so that Do with it does not wait for the round trips of
+// callers without it: an event's claims and marks must not wait for a
+// campaign's batch in flight, then for their own (two round trips of a loaded
+// Redis instead of one). Urgent callers share round trips among themselves, so
+// that many events at once cost Redis and the worker a round trip per batch,
+// not one each; a lone event goes at once.
 func Urgent(ctx context.Context) context.Context { return context.WithValue(ctx, urgentKey{}, true) }
 
 func (b *Batcher) send(ctx context.Context, batch []*op, self *op) {

@@ -57,8 +57,14 @@ func TestConcurrentCallersGetTheirOwnAnswers(t *testing.T) {
 }
 
 // While a round trip is under way, the callers that arrive share the next one:
-// far fewer pipelines than callers.
+// far fewer pipelines than callers. Urgent callers share theirs among themselves.
 func TestCallersShareRoundTrips(t *testing.T) {
+	for _, urgent := range []bool{false, true} {
+		t.Run(map[bool]string{false: "common", true: "urgent"}[urgent], func(t *testing.T) { shareRoundTrips(t, urgent) })
+	}
+}
+
+func shareRoundTrips(t *testing.T, urgent bool) {
 	rdb := testenv.Redis(t)
 	prefix := testenv.Prefix(t, rdb)
 	var (
@@ -68,6 +74,9 @@ func TestCallersShareRoundTrips(t *testing.T) {
 	rdb.AddHook(countHook{func() { mu.Lock(); pipelines++; mu.Unlock() }})
 	b := redisbatch.New(rdb)
 	ctx := context.Background()
+	if urgent {
+		ctx = redisbatch.Urgent(ctx)
+	}
 	const callers, each = 32, 50
 	var wg sync.WaitGroup
 	for i := range callers {
