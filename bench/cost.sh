@@ -9,6 +9,10 @@
 #   WORKER_BIN=/tmp/old/worker bench/cost.sh   # another worker build (an earlier commit's) under the same bench
 #   RUNS="template-100 template-100-traced events-one-target events-one-target-traced" bench/cost.sh
 #                                # tracing off and on (every job sampled, exported to a sink in the bench)
+#   RUNS="cold-40k warm-40k queue-40k" bench/cost.sh
+#                                # a short campaign on a fresh worker, the same after a campaign of
+#                                # its size (--warmup), and the queue alone (no worker: nats-server's
+#                                # CPU per job of JetStream's way in and out)
 #
 # Needs nats-server on PATH, a local Redis (REDIS_URL, default 127.0.0.1:6379) and
 # python3. Builds the binaries from the working tree first; run it on a quiet
@@ -34,6 +38,9 @@ declare -A args=(
 	[memory-1m]="--workers 1 --targets 1000000 --job-size 1000 --skip-bare"
 	[template-100-traced]="--workers 1 --targets 300000 --job-size 100 --traces"
 	[events-one-target-traced]="--workers 2 --targets 6000 --job-size 1 --latency 5ms --lane default --traces"
+	[cold-40k]="--workers 1 --targets 40000 --job-size 100"
+	[warm-40k]="--workers 1 --targets 40000 --job-size 100 --warmup 40000"
+	[queue-40k]="--queue-only --targets 40000 --job-size 100 --skip-bare"
 )
 runs=${RUNS:-template-100 template-1000 multiple-personal events-one-target bulk-one-target memory-1m}
 printf '%-18s %9s %10s %6s %11s %11s %7s %10s %8s %10s %10s %9s %7s\n' run targets/s 'bare/s' eff 'worker/call' 'bare/call' ratio 'worker/job' 'redis/call' 'cmds/call' 'nats/job' 'B/pair' 'RSS MB'
