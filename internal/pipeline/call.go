@@ -105,20 +105,39 @@ func (p *Pipeline) startNext(ctx context.Context, r *run, cl *claimer) (more boo
 	r.chunks = append(r.chunks, c)
 	r.calls.Add(1)
 	r.marks.Add(1)
-	p.senders.Go(func() {
+	if more {
+		p.senders.Go(func() { p.sendChunk(ctx, r, c, t, false) })
+	} else {
+		// The run's last call: it waits for this one next, so the call is made
+		// here, without handing it to a sender and being woken when it ends.
+		p.sendChunk(ctx, r, c, t, true)
+	}
+	return more
+}
+
+// sendChunk makes the chunk's call (send), ends the chunk for the run, and
+// stores its sent mark, which holds the call slot until it is stored. Inline
+// (the run's own goroutine), the mark is stored by a sender, so that the run
+// builds and publishes its result meanwhile.
+func (p *Pipeline) sendChunk(ctx context.Context, r *run, c *chunk, t *turn, inline bool) {
+	p.send(ctx, r, c, t)
+	if c.handed {
+		r.handed.Store(true)
+	}
+	m := c.mark
+	r.calls.Done() // the chunk's result is in: the run may build its own
+	mark := func() {
 		defer r.marks.Done()
-		defer p.release(r) // the slot is held until the mark is stored
-		p.send(ctx, r, c, t)
-		if c.handed {
-			r.handed.Store(true)
-		}
-		m := c.mark
-		r.calls.Done() // the chunk's result is in: the run may build its own
+		defer p.release(r)
 		if m != nil {
 			p.markSent(ctx, r, c, *m)
 		}
-	})
-	return more
+	}
+	if inline && m != nil {
+		p.senders.Go(mark)
+		return
+	}
+	mark()
 }
 
 // callSpan names a call's span by its action, without a string built per call.
