@@ -20,14 +20,8 @@
 set -euo pipefail
 
 main() {
-cd "$(dirname "$0")/.."
-dir=$(mktemp -d /tmp/cost.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-echo "building from $(git rev-parse --short HEAD)$(git diff --quiet -- '*.go' go.mod go.sum || echo ' (with uncommitted Go changes)')" >&2
-go build -o "$dir/pushbench" ./cmd/pushbench
-go build -o "$dir/worker" ./cmd/worker
-go build -o "$dir/mpaas-sim" ./cmd/mpaas-sim
-worker=${WORKER_BIN:-$dir/worker}
+# shellcheck source=bench/build.sh
+. "$(dirname "$0")/build.sh"
 
 declare -A args=(
 	[template-100]="--workers 1 --targets 300000 --job-size 100"

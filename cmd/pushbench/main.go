@@ -540,29 +540,44 @@ func (b *bench) stopWorkers() {
 	b.workers = nil
 }
 
+// connect is a connection to the bench's NATS server and a reader of the
+// results published from now on.
+func (b *bench) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, jetstream.Consumer, error) {
+	nc, err := nats.Connect(b.natsURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err == nil {
+		var results jetstream.Consumer
+		results, err = js.OrderedConsumer(ctx, topology.Default().ResultsStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+		if err == nil {
+			return nc, js, results, nil
+		}
+	}
+	nc.Close()
+	return nil, nil, nil, err
+}
+
+// campaignSubject is where the campaign's jobs go: the bulk lane, or the events lane with --lane default.
+func (b *bench) campaignSubject() string {
+	if b.o.lane == topology.LaneDefault {
+		return topology.Default().EventsSubject("bench")
+	}
+	return topology.Default().BulkSubject("bench")
+}
+
 // campaign publishes the jobs and reads every result.
 func (b *bench) campaign(ctx context.Context, rep *Report) error {
-	nc, err := nats.Connect(b.natsURL)
+	nc, js, results, err := b.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		return err
-	}
-	results, err := js.OrderedConsumer(ctx, topology.Default().ResultsStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
-	if err != nil {
-		return err
-	}
 	jobs := rep.Setup.Jobs
 	published := make([]time.Time, jobs)
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	subject := topology.Default().BulkSubject("bench")
-	if b.o.lane == topology.LaneDefault {
-		subject = topology.Default().EventsSubject("bench")
-	}
-	pub := loader.NewPublisher(ctx, js, subject, 0)
+	pub := loader.NewPublisher(ctx, js, b.campaignSubject(), 0)
 	start := time.Now()
 	go func() {
 		for i := range jobs {

@@ -74,31 +74,19 @@ func (b *bench) startQueueOnly(ctx context.Context) error {
 // campaign of the day does. Its calls are not counted (the emulator is reset
 // after it).
 func (b *bench) warmUp(ctx context.Context) error {
-	nc, err := nats.Connect(b.natsURL)
+	nc, js, results, err := b.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		return err
-	}
-	results, err := js.OrderedConsumer(ctx, topology.Default().ResultsStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
-	if err != nil {
-		return err
-	}
 	msgs, stop, err := stream(results)
 	if err != nil {
 		return err
 	}
 	defer stop()
 	run := "warm" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	subject := topology.Default().BulkSubject("bench")
-	if b.o.lane == topology.LaneDefault {
-		subject = topology.Default().EventsSubject("bench")
-	}
 	jobs := (b.o.warmup + b.o.jobSize - 1) / b.o.jobSize
-	pub := loader.NewPublisher(ctx, js, subject, 0)
+	pub := loader.NewPublisher(ctx, js, b.campaignSubject(), 0)
 	for i := range jobs {
 		n := min(b.o.jobSize, b.o.warmup-i*b.o.jobSize)
 		j := b.newJob(fmt.Sprintf("%s.%d", run, i), "bench", "w", "m-"+run, i*b.o.jobSize, n)
