@@ -238,6 +238,32 @@ func (s *RedisTotals) Get(ctx context.Context, name string) (Totals, error) {
 	if err != nil {
 		return Totals{}, err
 	}
+	return totalsOf(m), nil
+}
+
+// GetMany reads the totals of every campaign in names in one round trip (a
+// worker's answer for all its campaigns); errs[i] is names[i]'s error.
+func (s *RedisTotals) GetMany(ctx context.Context, names []string) ([]Totals, []error) {
+	cmds := make([]*redis.MapStringStringCmd, len(names))
+	pipe := s.rdb.Pipeline()
+	for i, n := range names {
+		cmds[i] = pipe.HGetAll(ctx, s.prefix+n)
+	}
+	_, _ = pipe.Exec(ctx) // each command keeps its own error
+	out, errs := make([]Totals, len(names)), make([]error, len(names))
+	for i, c := range cmds {
+		m, err := c.Result()
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		out[i] = totalsOf(m)
+	}
+	return out, errs
+}
+
+// totalsOf reads a campaign's totals from its hash's fields.
+func totalsOf(m map[string]string) Totals {
 	t := Totals{FailedBy: map[string]int{}}
 	for k, v := range m {
 		n, _ := strconv.Atoi(v)
@@ -271,7 +297,7 @@ func (s *RedisTotals) Get(ctx context.Context, name string) (Totals, error) {
 			}
 		}
 	}
-	return t, nil
+	return t
 }
 
 // MemoryTotals keeps the totals in the process (dev mode).
@@ -334,6 +360,15 @@ func (s *MemoryTotals) Get(_ context.Context, name string) (Totals, error) {
 		}
 	}
 	return out, nil
+}
+
+// GetMany reads the totals of every campaign in names.
+func (s *MemoryTotals) GetMany(ctx context.Context, names []string) ([]Totals, []error) {
+	out, errs := make([]Totals, len(names)), make([]error, len(names))
+	for i, n := range names {
+		out[i], errs[i] = s.Get(ctx, n)
+	}
+	return out, errs
 }
 
 // Report is one worker's answer to a status request: what it has in flight for

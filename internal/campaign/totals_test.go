@@ -40,6 +40,7 @@ func TestRecallIsCountedApartFromPushes(t *testing.T) {
 		Add(ctx context.Context, name string, r *job.Result) error
 		AddRecall(ctx context.Context, name string, r *job.Result) error
 		Get(ctx context.Context, name string) (campaign.Totals, error)
+		GetMany(ctx context.Context, names []string) ([]campaign.Totals, []error)
 	}
 	for name, s := range map[string]store{
 		"redis":  campaign.NewRedisTotals(redisbatch.New(rdb), testenv.Prefix(t, rdb)+"campaign:"),
@@ -55,9 +56,15 @@ func TestRecallIsCountedApartFromPushes(t *testing.T) {
 			}
 		}
 		got, err := s.Get(ctx, "fall")
+		// Every campaign in one read: the same totals, and none for a campaign without.
+		many, errs := s.GetMany(ctx, []string{"none", "fall"})
 		done()
 		if err != nil || !reflect.DeepEqual(got, want) || !got.Recalled() {
 			t.Fatalf("%s: %v\n got %+v\nwant %+v", name, err, got, want)
+		}
+		if len(many) != 2 || errs[0] != nil || errs[1] != nil || !reflect.DeepEqual(many[1], want) ||
+			!reflect.DeepEqual(many[0], campaign.Totals{FailedBy: map[string]int{}}) {
+			t.Fatalf("%s: GetMany: %+v %v", name, many, errs)
 		}
 	}
 	var sum campaign.Totals

@@ -79,10 +79,15 @@ func statusRequest(data []byte) (campaign.StatusRequest, error) {
 
 // report is this worker's view of one campaign.
 func (c *campaignStatus) report(ctx context.Context, name string) campaign.Report {
+	totals, err := c.totals.Get(ctx, name)
+	return c.reportOf(name, totals, err)
+}
+
+// reportOf is this worker's view of one campaign whose totals were read (or not: err).
+func (c *campaignStatus) reportOf(name string, totals campaign.Totals, err error) campaign.Report {
 	rep := campaign.Report{Campaign: name, Worker: c.worker, InFlight: c.pipe.InFlight(name), State: c.control.Get(name),
-		Invalid: c.control.Invalid(name)}
-	var err error
-	if rep.Totals, err = c.totals.Get(ctx, name); err != nil {
+		Invalid: c.control.Invalid(name), Totals: totals}
+	if err != nil {
 		c.log.Warn("campaign totals not read", zap.String("campaign", name), zap.Error(err))
 		rep.Totals, rep.TotalsError = campaign.Totals{}, "totals not read: the worker could not reach its Redis in "+statusWait.String()
 	}
@@ -110,9 +115,12 @@ func (c *campaignStatus) all(ctx context.Context) ([]campaign.Report, error) {
 			seen[n], names = true, append(names, n)
 		}
 	}
+	// Every campaign's totals in one round trip: one read each, one after the
+	// other, took more than statusWait for 200 campaigns on a loaded machine.
+	totals, errs := c.totals.GetMany(ctx, names)
 	out := make([]campaign.Report, 0, len(names))
-	for _, n := range names {
-		out = append(out, c.report(ctx, n))
+	for i, n := range names {
+		out = append(out, c.reportOf(n, totals[i], errs[i]))
 	}
 	return out, nil
 }

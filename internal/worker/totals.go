@@ -16,6 +16,7 @@ type campaignTotals interface {
 	Add(ctx context.Context, name string, r *job.Result) error       // a push job's result
 	AddRecall(ctx context.Context, name string, r *job.Result) error // an admin job's result
 	Get(ctx context.Context, name string) (campaign.Totals, error)
+	GetMany(ctx context.Context, names []string) ([]campaign.Totals, []error) // one round trip
 	Names(ctx context.Context) ([]string, error)
 }
 
