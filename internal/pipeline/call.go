@@ -266,7 +266,7 @@ func (p *Pipeline) decide(ctx context.Context, r *run, c *chunk, out push.CallRe
 	case out.Class == push.Success:
 		p.gate.Clear(pause.CauseCredentials)
 		p.gate.Clear(pause.CauseMPaaS)
-		// The mark is stored by the sender once the chunk is done (startNext),
+		// The mark is stored once the chunk is done (sendChunk),
 		// beside the building and publishing of the job's result.
 		c.mark = &dedupe.Mark{RequestID: out.RequestID, Attempts: t.attempts, Data: out.Data}
 		c.result = chunkResult(c.targets, out, t.attempts, job.ChunkSent)
