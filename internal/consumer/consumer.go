@@ -324,8 +324,17 @@ func (q *Consumer) deliver(ctx context.Context, lane string, msg jetstream.Msg) 
 	}
 	stop := q.heartbeat(msg)
 	out := q.handler.Handle(ctx, d)
-	stop()
-	q.finish(ctx, lane, msg, out)
+	var pending chan struct{}
+	if wait := out.Pending; wait != nil {
+		// The beats go on until Pending returned (the marks of what went out are
+		// stored: a Redis that does not answer holds the job here, as it does in
+		// Handle), beside the result's publish, which has no beats of its own.
+		pending = make(chan struct{})
+		q.pool.Go(func() { wait(); stop(); close(pending) })
+	} else {
+		stop()
+	}
+	q.finish(ctx, lane, msg, out, pending)
 	if r := out.Result; r != nil && span.IsRecording() {
 		span.SetAttributes(attribute.String("pushworker.job_id", r.JobID), attribute.String("pushworker.status", string(r.Status)))
 		if r.Status == job.StatusFailed || r.Status == job.StatusRejected {
@@ -334,8 +343,9 @@ func (q *Consumer) deliver(ctx context.Context, lane string, msg jetstream.Msg) 
 	}
 }
 
-// finish stores the dead letter and the result, then acks, terms or hands back.
-func (q *Consumer) finish(ctx context.Context, lane string, msg jetstream.Msg, out Outcome) {
+// finish stores the dead letter and the result, waits for pending (the
+// outcome's Pending) when there is one, then acks, terms or hands back.
+func (q *Consumer) finish(ctx context.Context, lane string, msg jetstream.Msg, out Outcome, pending <-chan struct{}) {
 	if dl := out.DeadLetter; dl != nil {
 		if err := q.publishDeadLetter(ctx, msg.Subject(), dl, msg); err != nil {
 			q.log.Error("dead letter not stored", zap.String("job", job.Clip(dl.JobID)), zap.Error(err))
@@ -385,8 +395,8 @@ func (q *Consumer) finish(ctx context.Context, lane string, msg jetstream.Msg, o
 			q.obs.Job(lane, string(out.Result.Status))
 		}
 	}
-	if out.Pending != nil {
-		out.Pending()
+	if pending != nil {
+		<-pending
 	}
 	q.settle(ctx, msg, action, out.Delay)
 }

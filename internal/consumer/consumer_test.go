@@ -159,11 +159,14 @@ func TestTermWithADeadLetter(t *testing.T) {
 }
 
 // Pending runs beside the result: the result is stored while it has not
-// returned, and the job leaves the stream only after it returned.
+// returned, the job leaves the stream only after it returned, and while it
+// runs, past the AckWait, the job stays this delivery's (no redelivery).
 func TestPendingEndsBeforeTheAckAndAfterTheResult(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
+	rec := &recorder{}
 	b := newBed(t, consumer.HandlerFunc(func(_ context.Context, d consumer.Delivery) consumer.Outcome {
+		rec.add(d)
 		return consumer.Outcome{Action: consumer.Ack, ResultSubject: "push.results.p1",
 			Result:  &job.Result{JobID: "p1", Status: job.StatusSucceeded, Targets: 1, Sent: 1},
 			Pending: func() { <-release }}
@@ -172,9 +175,9 @@ func TestPendingEndsBeforeTheAckAndAfterTheResult(t *testing.T) {
 	if m := b.next(b.topo.ResultsStream, 5*time.Second); m.Subject() != "push.results.p1" {
 		t.Fatalf("result on %s", m.Subject())
 	}
-	// The result is in and Pending still waits: the job stays in the stream
-	// (an ack takes a round trip; 300 ms is hundreds of them).
-	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	// The result is in and Pending still waits: the job stays in the stream,
+	// this delivery's, past the bed's AckWait of 2 s.
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		s, err := b.js.Stream(context.Background(), b.topo.JobsStream)
 		if err != nil {
 			t.Fatal(err)
@@ -185,6 +188,9 @@ func TestPendingEndsBeforeTheAckAndAfterTheResult(t *testing.T) {
 	}
 	close(release)
 	b.jobsLeft(0)
+	if got, _ := rec.deliveries(); len(got) != 1 {
+		t.Fatalf("%d deliveries: the job came back while its Pending ran", len(got))
+	}
 }
 
 // Retry hands the job back for its delay; the last delivery says so.
